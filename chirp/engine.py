@@ -1,0 +1,403 @@
+"""The lane runner: one job at a time per lane slot, across every worker process.
+
+A lane (uploads, imports) runs at most N jobs at once (CHIRP_LANE_CONCURRENCY). A django-q2
+task `run_lane(lane)`:
+
+1. takes a free slot with a conditional UPDATE (a slot whose holder stopped beating for
+   CHIRP_LEASE_SECONDS counts as free: its worker died);
+2. takes the oldest runnable job (pending, handed back, or orphaned by a dead worker), again
+   with a conditional UPDATE;
+3. processes its items in a small thread pool, while a monitor thread beats the lease,
+   watches for cancellation and sends the job's progress live (at most a few times a second);
+4. after CHIRP_SLICE_SECONDS it hands the job back and queues itself again, so no task lives
+   longer than django-q2's timeout and a shutdown never waits for a whole job.
+
+Nothing here is held in memory across tasks: the database is the source of truth, so a worker
+killed at any point loses at most the item it was processing, and that item is redone.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import socket
+import threading
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+
+from django.apps import apps
+from django.conf import settings
+from django.db import close_old_connections, connections, transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from chirp.jobs import (
+    PENDING,
+    IllegalTransition,
+    Item,
+    ItemError,
+    ItemSkipped,
+    ItemStatus,
+    Job,
+    JobError,
+)
+from chirp.models import LaneSlot
+
+logger = logging.getLogger(__name__)
+
+# Set by chirp's qcluster command when the cluster is asked to stop (inherited by the forked
+# worker processes), so a running lane hands its job back within seconds.
+shutdown_event = None
+
+
+def shutting_down() -> bool:
+    return shutdown_event is not None and shutdown_event.is_set()
+
+
+def lanes() -> dict[str, type[Job]]:
+    """Every concrete job model, by lane."""
+    found: dict[str, type[Job]] = {}
+    for model in apps.get_models():
+        if issubclass(model, Job) and getattr(model, "lane", None):
+            if model.lane in found:
+                raise RuntimeError(f"Two job models claim the lane {model.lane!r}.")
+            found[model.lane] = model
+    return found
+
+
+def lane_model(lane: str) -> type[Job]:
+    try:
+        return lanes()[lane]
+    except KeyError:
+        raise ValueError(f"No job model runs in the lane {lane!r}.") from None
+
+
+def concurrency(lane: str) -> int:
+    return settings.CHIRP_LANE_CONCURRENCY.get(lane, 1)
+
+
+def lease_cutoff():
+    return timezone.now() - timedelta(seconds=settings.CHIRP_LEASE_SECONDS)
+
+
+def new_token() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
+
+
+# -- waking lanes -------------------------------------------------------------------------
+
+
+def wake_lane(lane: str) -> None:
+    from django_q.tasks import async_task
+
+    async_task("chirp.tasks.run_lane", lane, task_name=f"lane {lane}", group="chirp-lanes")
+
+
+def wake_lane_on_commit(lane: str) -> None:
+    transaction.on_commit(lambda: wake_lane(lane))
+
+
+def runnable_jobs(model: type[Job]):
+    stale = lease_cutoff()
+    active = model.active_statuses()
+    return model.objects.filter(
+        Q(status=PENDING)
+        | Q(status__in=active, worker="")
+        | Q(status__in=active, heartbeat__lt=stale)
+        | Q(status__in=active, heartbeat__isnull=True)
+    )
+
+
+def kick_lanes() -> dict[str, int]:
+    """Queue a runner for every lane with work waiting (periodic, and at worker start)."""
+    woken = {}
+    for lane, model in lanes().items():
+        waiting = runnable_jobs(model).count()
+        if waiting:
+            for _ in range(min(waiting, concurrency(lane))):
+                wake_lane(lane)
+            woken[lane] = waiting
+    return woken
+
+
+# -- slots ------------------------------------------------------------------------------
+
+
+def claim_slot(lane: str, token: str) -> LaneSlot | None:
+    for number in range(concurrency(lane)):
+        LaneSlot.objects.get_or_create(lane=lane, slot=number)
+    free = Q(holder="") | Q(heartbeat__lt=lease_cutoff()) | Q(heartbeat__isnull=True)
+    for slot in LaneSlot.objects.filter(free, lane=lane, slot__lt=concurrency(lane)):
+        taken = LaneSlot.objects.filter(
+            free, pk=slot.pk, holder=slot.holder, heartbeat=slot.heartbeat
+        ).update(holder=token, heartbeat=timezone.now())
+        if taken == 1:
+            slot.holder = token
+            return slot
+    return None
+
+
+def release_slot(slot: LaneSlot, token: str) -> None:
+    LaneSlot.objects.filter(pk=slot.pk, holder=token).update(holder="", heartbeat=None)
+
+
+# -- jobs -------------------------------------------------------------------------------
+
+
+def claim_job(model: type[Job], token: str) -> tuple[Job, bool] | None:
+    """Take the oldest runnable job. Returns (job, resumed_after_crash) or None."""
+    for job in runnable_jobs(model).order_by("enqueued", "pk")[:10]:
+        crashed = job.status != PENDING and job.worker != ""
+        counts_attempt = job.status == PENDING or crashed
+        status = (
+            job.status
+            if job.status != PENDING
+            else (model.PROCESSING if job.prepared else model.PREPARING)
+        )
+        now = timezone.now()
+        taken = model.objects.filter(
+            pk=job.pk, status=job.status, worker=job.worker, heartbeat=job.heartbeat
+        ).update(
+            status=status,
+            worker=token,
+            heartbeat=now,
+            updated=now,
+            started=job.started or now,
+            attempts=F("attempts") + (1 if counts_attempt else 0),
+        )
+        if taken == 1:
+            job.refresh_from_db()
+            return job, crashed
+    return None
+
+
+class RunContext:
+    """What item code may ask of the runner: stop early, say what it is doing."""
+
+    def __init__(self, job: Job, token: str, deadline: float) -> None:
+        self.job = job
+        self.token = token
+        self.deadline = deadline
+        self.stop_reason: str | None = None
+
+    def should_stop(self) -> bool:
+        if self.stop_reason is None:
+            if shutting_down():
+                self.stop_reason = "shutdown"
+            elif time.monotonic() > self.deadline:
+                self.stop_reason = "slice"
+        return self.stop_reason is not None
+
+    def set_step(self, step: str) -> None:
+        try:
+            self.job.set_step(step, self.token)
+        except IllegalTransition:
+            self.stop_reason = self.stop_reason or "lost"
+
+
+class Monitor(threading.Thread):
+    """Beats the lease, notices cancellation, and sends the job's progress while it runs."""
+
+    tick = 0.25
+
+    def __init__(self, slot: LaneSlot, token: str) -> None:
+        super().__init__(name=f"chirp-monitor-{slot}", daemon=True)
+        self.slot = slot
+        self.token = token
+        self.ctx: RunContext | None = None
+        self._halt = threading.Event()
+        self._last_beat = 0.0
+        self._shown: tuple | None = None
+        self.beat_every = max(0.2, settings.CHIRP_LEASE_SECONDS / 4)
+
+    def watch(self, ctx: RunContext | None) -> None:
+        self.ctx = ctx
+        self._shown = None
+
+    def stop(self) -> None:
+        self._halt.set()
+        self.join(timeout=10)
+
+    def run(self) -> None:
+        try:
+            while not self._halt.wait(self.tick):
+                try:
+                    self.check()
+                except Exception:
+                    logger.exception("Lane monitor check failed")
+                    connections["default"].close()
+        finally:
+            connections.close_all()
+
+    def check(self) -> None:
+        now = time.monotonic()
+        ctx = self.ctx
+        if now - self._last_beat >= self.beat_every:
+            self._last_beat = now
+            held = LaneSlot.objects.filter(pk=self.slot.pk, holder=self.token).update(
+                heartbeat=timezone.now()
+            )
+            if ctx is not None:
+                held &= (
+                    type(ctx.job)
+                    .objects.filter(pk=ctx.job.pk, worker=self.token)
+                    .update(heartbeat=timezone.now())
+                )
+            if not held and ctx is not None:
+                logger.warning("Lost the lease on %s; stopping", ctx.job)
+                ctx.stop_reason = ctx.stop_reason or "lost"
+        if ctx is None:
+            return
+        job = type(ctx.job).objects.get(pk=ctx.job.pk)
+        if job.status not in job.active_statuses():
+            ctx.stop_reason = ctx.stop_reason or "cancelled"
+            return
+        shown = (job.status, job.done, job.skipped, job.failed, job.cancelled, job.total, job.step)
+        if shown != self._shown:
+            if self._shown is not None:
+                from chirp import live
+
+                live.publish(job.owner_id, job.live_fragments())
+            self._shown = shown
+
+
+def process_one(job: Job, item: Item, ctx: RunContext) -> None:
+    """Run the job's item code; every outcome ends the item (never the worker)."""
+    try:
+        job.process_item(item, ctx)
+    except ItemSkipped as skip:
+        item.skip(str(skip))
+    except ItemError as exc:
+        item.fail(str(exc))
+    except IllegalTransition:
+        logger.warning("%s changed under %s (lease lost?)", item, job)
+    except Exception as exc:
+        logger.exception("Item %s of %s failed unexpectedly", item.pk, job)
+        item.fail(f"Unexpected error: {exc.__class__.__name__}: {exc}"[:2000])
+    else:
+        if item.status == ItemStatus.PROCESSING:
+            item.fail("Chirp could not finish this item (it reported no outcome).")
+
+
+def claim_item(job: Job) -> Item | None:
+    item_model = job.item_model()
+    queued = item_model.objects.filter(job=job, status=ItemStatus.QUEUED).order_by("pk")
+    while True:
+        item = queued.first()
+        if item is None:
+            return None
+        item.job = job
+        try:
+            item.start()
+        except IllegalTransition:
+            continue  # another thread took it
+        return item
+
+
+def _work_items(job: Job, ctx: RunContext) -> None:
+    try:
+        while not ctx.should_stop():
+            item = claim_item(job)
+            if item is None:
+                return
+            process_one(job, item, ctx)
+    finally:
+        connections.close_all()
+
+
+def recover_items(job: Job) -> None:
+    """Items left 'processing' by a worker that died: redo them, or set them aside."""
+    for item in job.item_model().objects.filter(job=job, status=ItemStatus.PROCESSING):
+        item.requeue_after_crash(settings.CHIRP_ITEM_MAX_ATTEMPTS)
+
+
+def run_job(job: Job, crashed: bool, token: str, monitor: Monitor, deadline: float) -> str:
+    """Run (a slice of) one job. Returns 'finished', 'yielded' or 'stopped'."""
+    ctx = RunContext(job, token, deadline)
+    if crashed and job.attempts > settings.CHIRP_JOB_MAX_ATTEMPTS:
+        job.fail(
+            f"The worker stopped unexpectedly {job.attempts - 1} times while running this job, "
+            "so Chirp gave up on it. Items that were done are kept.",
+            token,
+        )
+        return "finished"
+    job.publish()
+    monitor.watch(ctx)
+    try:
+        recover_items(job)
+        if not job.prepared:
+            items = list(job.prepare(ctx))
+            if ctx.should_stop():
+                return _hand_back(job, ctx)
+            job.mark_prepared(items, token)
+        while True:
+            pool = max(1, job.pool_size)
+            if pool == 1:
+                _work_items(job, ctx)
+            else:
+                with ThreadPoolExecutor(pool, thread_name_prefix=f"chirp-{job.lane}") as ex:
+                    for future in [ex.submit(_work_items, job, ctx) for _ in range(pool)]:
+                        future.result()
+            if ctx.should_stop():
+                return _hand_back(job, ctx)
+            if job.finish(token):
+                return "finished"
+    except JobError as exc:
+        _fail_quietly(job, str(exc), token)
+        return "finished"
+    except Exception as exc:
+        logger.exception("%s failed unexpectedly", job)
+        _fail_quietly(job, f"Unexpected error: {exc.__class__.__name__}: {exc}"[:2000], token)
+        return "finished"
+    finally:
+        monitor.watch(None)
+
+
+def _fail_quietly(job: Job, error: str, token: str) -> None:
+    # Cancelled meanwhile, or the lease was lost: nothing to record.
+    with contextlib.suppress(IllegalTransition):
+        job.fail(error, token)
+
+
+def _hand_back(job: Job, ctx: RunContext) -> str:
+    job.release(ctx.token)
+    if ctx.stop_reason in ("slice", "shutdown"):
+        return "yielded"
+    return "stopped"  # cancelled, or another worker took over
+
+
+def run_lane(lane: str) -> str:
+    """Run the lane's jobs for one slice. Meant to be a django-q2 task."""
+    model = lane_model(lane)
+    token = new_token()
+    slot = claim_slot(lane, token)
+    if slot is None:
+        return "busy"
+    deadline = time.monotonic() + settings.CHIRP_SLICE_SECONDS
+    monitor = Monitor(slot, token)
+    monitor.start()
+    more = False
+    ran = 0
+    try:
+        while True:
+            if shutting_down() or time.monotonic() > deadline:
+                more = True
+                break
+            claimed = claim_job(model, token)
+            if claimed is None:
+                break
+            job, crashed = claimed
+            ran += 1
+            if run_job(job, crashed, token, monitor, deadline) == "yielded":
+                more = True
+                break
+    finally:
+        monitor.stop()
+        release_slot(slot, token)
+        close_old_connections()
+    if more and not shutting_down():
+        wake_lane(lane)
+    return f"ran {ran} job(s)" + (", more to do" if more else "")

@@ -1,0 +1,459 @@
+"""The shared job machinery: abstract Job and Item models.
+
+An app declares a concrete job (with its lane, its two working statuses and how it prepares and
+processes items) and a concrete item. Every state change is a guarded, conditional UPDATE: it
+happens once or raises IllegalTransition, and counters move with F() in the same transaction
+as the item that changed them, so a crash can never leave them out of step.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from django.conf import settings
+from django.db import models, transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from chirp import live
+
+if TYPE_CHECKING:
+    from chirp.engine import RunContext
+
+logger = logging.getLogger(__name__)
+
+
+class IllegalTransition(Exception):
+    """A state change that the object's current state does not allow."""
+
+
+class JobError(Exception):
+    """A failure of a whole job, with a message meant for the person who started it."""
+
+
+class ItemError(Exception):
+    """A failure of one item, with a message meant for the person who started the job."""
+
+
+class ItemSkipped(Exception):
+    """The item needs no work (already known); the message says why."""
+
+
+PENDING = "pending"
+COMPLETED = "completed"
+FAILED = "failed"
+CANCELLED = "cancelled"
+TERMINAL = (COMPLETED, FAILED, CANCELLED)
+
+
+class ItemStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    PROCESSING = "processing", "Processing"
+    COMPLETED = "completed", "Completed"
+    SKIPPED = "skipped", "Skipped"
+    FAILED = "failed", "Failed"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+class Job(models.Model):
+    """A unit of background work owned by a user, made of items, run in a lane."""
+
+    lane: ClassVar[str]
+    # The two working statuses: while preparing (finding the items), then while processing them.
+    PREPARING: ClassVar[str] = "preparing"
+    PROCESSING: ClassVar[str] = "processing"
+    # How many items of one job are processed at once (threads in the worker).
+    pool_size: ClassVar[int] = 1
+
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        related_name="%(app_label)s_%(class)ss",
+    )
+    status = models.CharField(max_length=20, default=PENDING, db_index=True)
+    total = models.PositiveIntegerField(default=0)
+    done = models.PositiveIntegerField(default=0)
+    skipped = models.PositiveIntegerField(default=0)
+    failed = models.PositiveIntegerField(default=0)
+    cancelled = models.PositiveIntegerField(default=0)
+    step = models.CharField(max_length=255, blank=True)
+    error = models.TextField(blank=True)
+    prepared = models.BooleanField(default=False)
+    created = models.DateTimeField(default=timezone.now, db_index=True)
+    # Place in line: set when the job is created and when it is sent back by "retry failed".
+    enqueued = models.DateTimeField(default=timezone.now)
+    started = models.DateTimeField(null=True, blank=True)
+    finished = models.DateTimeField(null=True, blank=True)
+    updated = models.DateTimeField(auto_now=True)
+    heartbeat = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    # The lease: which worker runs the job now (empty while nobody does).
+    worker = models.CharField(max_length=100, blank=True)
+
+    class Meta:
+        abstract = True
+        ordering = ["-created", "-pk"]
+
+    def __str__(self) -> str:
+        return f"{self._meta.verbose_name} #{self.pk}"
+
+    # -- derived state -------------------------------------------------------------------
+
+    @classmethod
+    def active_statuses(cls) -> tuple[str, str]:
+        return (cls.PREPARING, cls.PROCESSING)
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in self.active_statuses()
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.status in TERMINAL
+
+    @property
+    def can_cancel(self) -> bool:
+        return self.status == PENDING or self.is_active
+
+    @property
+    def can_retry(self) -> bool:
+        return self.failed > 0 and (self.is_terminal or self.status == PENDING)
+
+    @property
+    def processed(self) -> int:
+        return self.done + self.skipped + self.failed + self.cancelled
+
+    @property
+    def percent(self) -> int:
+        if self.total == 0:
+            return 100 if self.is_terminal else 0
+        return min(100, round(100 * self.processed / self.total))
+
+    @classmethod
+    def item_model(cls) -> type[Item]:
+        return cls._meta.get_field("items").related_model  # type: ignore[return-value]
+
+    @property
+    def dom_id(self) -> str:
+        return f"{self._meta.model_name}-{self.pk}"
+
+    # -- what a concrete job provides ---------------------------------------------------
+
+    def prepare(self, ctx: RunContext) -> Iterable[Item]:
+        """Find the job's items (unsaved); the engine saves them in bulk. Runs once."""
+        return []
+
+    def process_item(self, item: Item, ctx: RunContext) -> None:
+        """Do one item's work, ending with item.complete(), item.skip() or raising ItemError."""
+        raise NotImplementedError
+
+    def final_status(self) -> str:
+        """Completed, unless there was work and none of it succeeded."""
+        if self.total and self.failed and not (self.done or self.skipped):
+            return FAILED
+        return COMPLETED
+
+    def live_fragments(self) -> list[tuple[str, str]]:
+        """(element id, HTML) pairs that show this job: sent live after every change."""
+        return []
+
+    def finished_summary(self) -> str:
+        parts = [f"{self.done} done"]
+        if self.skipped:
+            parts.append(f"{self.skipped} skipped")
+        if self.failed:
+            parts.append(f"{self.failed} failed")
+        return f"{self.total} items: " + ", ".join(parts)
+
+    # -- transitions -----------------------------------------------------------------------
+
+    def _transition(self, q: Q, **changes: Any) -> None:
+        """UPDATE this row where q holds; raise IllegalTransition when it did not."""
+        changes.setdefault("updated", timezone.now())
+        if type(self).objects.filter(q, pk=self.pk).update(**changes) != 1:
+            raise IllegalTransition(f"{self} cannot change to {changes.get('status')}")
+        for field, value in changes.items():
+            if not hasattr(value, "resolve_expression"):
+                setattr(self, field, value)
+        self.publish()
+
+    def publish(self) -> None:
+        """Send this job's fragments to its owner once the transaction commits."""
+        live.publish_on_commit(self.owner_id, self._fresh_fragments)
+
+    def _fresh_fragments(self) -> list[tuple[str, str]]:
+        self.refresh_from_db()
+        return self.live_fragments()
+
+    def advance(self, status: str, token: str, step: str = "") -> None:
+        """Move from one working status to the next, by the worker holding the lease."""
+        assert status in self.active_statuses()
+        self._transition(
+            Q(status__in=self.active_statuses(), worker=token), status=status, step=step
+        )
+
+    def set_step(self, step: str, token: str) -> None:
+        self._transition(Q(status__in=self.active_statuses(), worker=token), step=step[:255])
+
+    def mark_prepared(self, items: list[Item], token: str) -> None:
+        """Save the items found by prepare() and move to processing, all at once."""
+        item_model = self.item_model()
+        with transaction.atomic():
+            for item in items:
+                item.job = self
+            item_model.objects.bulk_create(items, batch_size=500)
+            self._transition(
+                Q(status__in=self.active_statuses(), worker=token, prepared=False),
+                status=self.PROCESSING,
+                prepared=True,
+                total=F("total") + len(items),
+                step="",
+            )
+
+    def finish(self, token: str) -> bool:
+        """End a running job whose items are all done. False if work was added meanwhile."""
+        item_model = self.item_model()
+        open_items = item_model.objects.filter(
+            job=models.OuterRef("pk"), status__in=[ItemStatus.QUEUED, ItemStatus.PROCESSING]
+        )
+        self.refresh_from_db()
+        status = self.final_status()
+        try:
+            self._transition(
+                Q(status__in=self.active_statuses(), worker=token) & ~Q(models.Exists(open_items)),
+                status=status,
+                finished=timezone.now(),
+                worker="",
+                step="",
+                error=self.error or ("Nothing could be processed." if status == FAILED else ""),
+            )
+        except IllegalTransition:
+            return False
+        live.publish_on_commit(self.owner_id, self._finished_toast)
+        return True
+
+    def _finished_toast(self) -> list[tuple[str, str]]:
+        return [live.toast(self.finished_summary(), level=self.status)]
+
+    def fail(self, error: str, token: str | None = None) -> None:
+        """Give up on the job: its unfinished items fail too, so 'retry failed' brings them back."""
+        lease = Q(worker=token) if token else Q()
+        item_model = self.item_model()
+        now = timezone.now()
+        with transaction.atomic():
+            self._transition(
+                lease & Q(status__in=(PENDING, *self.active_statuses())),
+                status=FAILED,
+                error=error,
+                finished=now,
+                worker="",
+                step="",
+            )
+            left = item_model.objects.filter(
+                job=self, status__in=[ItemStatus.QUEUED, ItemStatus.PROCESSING]
+            ).update(
+                status=ItemStatus.FAILED,
+                error="Not processed: the job failed.",
+                finished=now,
+                updated=now,
+            )
+            if left:
+                type(self).objects.filter(pk=self.pk).update(failed=F("failed") + left)
+        live.publish_on_commit(self.owner_id, self._finished_toast)
+
+    def cancel(self) -> None:
+        """Stop the job; its queued items are cancelled. A running worker stops within a tick."""
+        item_model = self.item_model()
+        now = timezone.now()
+        with transaction.atomic():
+            self._transition(
+                Q(status__in=(PENDING, *self.active_statuses())),
+                status=CANCELLED,
+                finished=now,
+                step="",
+            )
+            n = item_model.objects.filter(job=self, status=ItemStatus.QUEUED).update(
+                status=ItemStatus.CANCELLED, finished=now, updated=now
+            )
+            if n:
+                type(self).objects.filter(pk=self.pk).update(cancelled=F("cancelled") + n)
+
+    def retry_failed(self) -> int:
+        """Send failed items back to the queue and the job back in line. Returns how many."""
+        item_model = self.item_model()
+        now = timezone.now()
+        with transaction.atomic():
+            job = type(self).objects.select_for_update().get(pk=self.pk)
+            if not (job.is_terminal or job.status == PENDING):
+                raise IllegalTransition("Only a finished job's failed items can be retried.")
+            n = item_model.objects.filter(job=self, status=ItemStatus.FAILED).update(
+                status=ItemStatus.QUEUED, error="", finished=None, attempts=0, updated=now
+            )
+            if not n and job.prepared:
+                raise IllegalTransition("This job has no failed items to retry.")
+            self._transition(
+                Q(status__in=(PENDING, *TERMINAL)),
+                status=PENDING,
+                failed=F("failed") - n,
+                error="",
+                finished=None,
+                attempts=0,
+                enqueued=now,
+                worker="",
+            )
+            from chirp import engine
+
+            engine.wake_lane_on_commit(self.lane)
+        return n
+
+    def release(self, token: str) -> None:
+        """Hand the job back (end of a slice, or shutdown): the next worker resumes it."""
+        type(self).objects.filter(pk=self.pk, worker=token).update(worker="")
+        self.worker = ""
+
+
+class Item(models.Model):
+    """One piece of a job's work. The concrete model adds `job = ForeignKey(..., "items")`."""
+
+    status = models.CharField(
+        max_length=20, choices=ItemStatus.choices, default=ItemStatus.QUEUED, db_index=True
+    )
+    error = models.TextField(blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    created = models.DateTimeField(default=timezone.now)
+    started = models.DateTimeField(null=True, blank=True)
+    finished = models.DateTimeField(null=True, blank=True)
+    updated = models.DateTimeField(auto_now=True)
+
+    job_id: int
+
+    class Meta:
+        abstract = True
+        ordering = ["pk"]
+
+    def __str__(self) -> str:
+        return f"{self._meta.verbose_name} #{self.pk}"
+
+    @property
+    def dom_id(self) -> str:
+        return f"{self._meta.model_name}-{self.pk}"
+
+    @property
+    def is_open(self) -> bool:
+        return self.status in (ItemStatus.QUEUED, ItemStatus.PROCESSING)
+
+    @classmethod
+    def job_model(cls) -> type[Job]:
+        return cls._meta.get_field("job").related_model  # type: ignore[return-value]
+
+    def live_fragments(self) -> list[tuple[str, str]]:
+        return []
+
+    def publish(self) -> None:
+        live.publish_on_commit(self.job.owner_id, self.live_fragments)
+
+    def _move(
+        self,
+        source: str,
+        target: str,
+        counter: str | None = None,
+        delta: int = 1,
+        **changes: Any,
+    ) -> None:
+        now = timezone.now()
+        changes.setdefault("updated", now)
+        with transaction.atomic():
+            moved = (
+                type(self)
+                .objects.filter(pk=self.pk, status=source)
+                .update(status=target, **changes)
+            )
+            if moved != 1:
+                raise IllegalTransition(f"{self} is not {source}; it cannot become {target}.")
+            if counter:
+                self.job_model().objects.filter(pk=self.job_id).update(
+                    **{counter: F(counter) + delta, "updated": now}
+                )
+        for field, value in changes.items():
+            if not hasattr(value, "resolve_expression"):
+                setattr(self, field, value)
+        self.status = target
+        self.publish()
+
+    def start(self) -> None:
+        self._move(
+            ItemStatus.QUEUED,
+            ItemStatus.PROCESSING,
+            started=timezone.now(),
+            attempts=F("attempts") + 1,
+        )
+        self.attempts += 1
+
+    def complete(self, **fields: Any) -> None:
+        self._move(
+            ItemStatus.PROCESSING, ItemStatus.COMPLETED, "done", finished=timezone.now(), **fields
+        )
+
+    def skip(self, reason: str = "", **fields: Any) -> None:
+        self._move(
+            ItemStatus.PROCESSING,
+            ItemStatus.SKIPPED,
+            "skipped",
+            error=reason,
+            finished=timezone.now(),
+            **fields,
+        )
+
+    def fail(self, error: str, **fields: Any) -> None:
+        self._move(
+            ItemStatus.PROCESSING,
+            ItemStatus.FAILED,
+            "failed",
+            error=error,
+            finished=timezone.now(),
+            **fields,
+        )
+
+    def cancel(self) -> None:
+        self._move(ItemStatus.QUEUED, ItemStatus.CANCELLED, "cancelled", finished=timezone.now())
+
+    def retry(self) -> None:
+        """Send one failed item back to the queue (and its finished job back in line)."""
+        job = self.job_model().objects.get(pk=self.job_id)
+        with transaction.atomic():
+            self._move(
+                ItemStatus.FAILED,
+                ItemStatus.QUEUED,
+                "failed",
+                delta=-1,
+                error="",
+                finished=None,
+                attempts=0,
+            )
+            if job.is_terminal:
+                job._transition(
+                    Q(status__in=TERMINAL),
+                    status=PENDING,
+                    error="",
+                    finished=None,
+                    attempts=0,
+                    enqueued=timezone.now(),
+                    worker="",
+                )
+            else:
+                job.publish()
+            from chirp import engine
+
+            engine.wake_lane_on_commit(job.lane)
+
+    def requeue_after_crash(self, max_attempts: int) -> None:
+        """An item found 'processing' when its job resumes: the worker died during it."""
+        if self.attempts >= max_attempts:
+            self.fail(
+                f"The worker stopped while processing this item {self.attempts} times; "
+                "it was set aside so the rest of the job could go on."
+            )
+        else:
+            self._move(ItemStatus.PROCESSING, ItemStatus.QUEUED)

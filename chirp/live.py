@@ -1,0 +1,197 @@
+"""Live updates: each user's event stream, and how events get there from any process.
+
+Events are HTML fragments rendered from the same partials the pages use; htmx's SSE extension
+swaps them into elements whose id is the event's name. Every event is stored (so a browser that
+reconnects with Last-Event-ID gets what it missed) and then reaches the web processes:
+
+- with REDIS_URL, through django-eventstream's Redis pub/sub;
+- without it, through a relay thread in each web process that polls the event table
+  (django-eventstream would otherwise deliver only events sent by the web process itself).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.template.loader import render_to_string
+from django.utils import timezone
+from django_eventstream import send_event
+from django_eventstream.channelmanager import DefaultChannelManager
+from django_eventstream.storage import DjangoModelStorage
+
+logger = logging.getLogger(__name__)
+
+Fragments = list[tuple[str, str]]
+
+
+def user_channel(user_id: int) -> str:
+    return f"user-{user_id}"
+
+
+def publish(user_id: int, fragments: Fragments) -> None:
+    """Send fragments to one user's stream now. A failure is logged, never raised: a lost
+    live update must not undo the work it reports (a reload shows the truth)."""
+    channel = user_channel(user_id)
+    for name, html in fragments:
+        try:
+            send_event(channel, name, html, json_encode=False)
+        except Exception:
+            logger.exception("Could not send live event %s to %s", name, channel)
+
+
+def publish_on_commit(user_id: int, render: Callable[[], Fragments]) -> None:
+    """Render and send once the current transaction commits (at once outside one)."""
+
+    def send() -> None:
+        try:
+            fragments = render()
+        except Exception:
+            logger.exception("Could not render live fragments for user %s", user_id)
+            return
+        publish(user_id, fragments)
+
+    transaction.on_commit(send)
+
+
+def toast(message: str, level: str = "info") -> tuple[str, str]:
+    return ("toast", render_to_string("includes/toast.html", {"message": message, "level": level}))
+
+
+class UserChannelManager(DefaultChannelManager):
+    """A user reads only their own channel."""
+
+    def can_read_channel(self, user, channel: str) -> bool:
+        return bool(user and user.is_authenticated and channel == user_channel(user.pk))
+
+
+def _release_connection() -> None:
+    # A stream waits for minutes between reads: holding a connection that long per stream
+    # exhausts the database (STACK-NOTES: 100 streams, "too many clients").
+    if not connection.in_atomic_block:
+        connection.close()
+
+
+class ConnectionFreeStorage(DjangoModelStorage):
+    """The model storage, but reads give their connection back, and trimming is occasional."""
+
+    trim_every = 200
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._appends = 0
+
+    def get_events(self, channel, last_id, limit=100):
+        try:
+            return super().get_events(channel, last_id, limit=limit)
+        finally:
+            _release_connection()
+
+    def get_current_id(self, channel):
+        try:
+            return super().get_current_id(channel)
+        finally:
+            _release_connection()
+
+    def trim_event_log(self) -> None:
+        # The stock storage runs a query on every append to trim events older than a day.
+        self._appends += 1
+        if self._appends % self.trim_every == 1:
+            super().trim_event_log()
+
+
+class EventRelay:
+    """Polls the event table and hands new events to this process's waiting streams.
+
+    Ids are allocated at insert but become visible at commit, so a lower id can appear after a
+    higher one: the relay keeps a short window of recent rows and remembers what it delivered.
+    """
+
+    window_seconds = 5.0
+
+    def __init__(self, deliver: Callable[[str, object], None], interval: float) -> None:
+        self.deliver = deliver
+        self.interval = interval
+        self.floor = 0
+        self.seen: set[int] = set()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+
+    def start(self) -> None:
+        with self._lock:
+            if self._thread is not None:
+                return
+            from django.db.models import Max
+            from django_eventstream.models import Event as EventRow
+
+            try:
+                self.floor = EventRow.objects.aggregate(m=Max("id"))["m"] or 0
+            finally:
+                connection.close()
+            self._thread = threading.Thread(target=self._run, name="chirp-event-relay", daemon=True)
+            self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                self.poll()
+            except Exception:
+                logger.exception("Event relay poll failed; retrying")
+                connection.close()
+                time.sleep(1)
+
+    def poll(self) -> int:
+        from django_eventstream.event import Event
+        from django_eventstream.models import Event as EventRow
+
+        rows = list(
+            EventRow.objects.filter(id__gt=self.floor)
+            .order_by("id")
+            .values_list("id", "channel", "type", "data", "eid", "created")[:1000]
+        )
+        cutoff = timezone.now() - timedelta(seconds=self.window_seconds)
+        delivered = 0
+        for row_id, channel, kind, data, eid, created in rows:
+            if row_id not in self.seen:
+                self.seen.add(row_id)
+                if eid:  # eid 0 is the storage's placeholder row, not an event
+                    self.deliver(channel, Event(channel, kind, json.loads(data), id=eid))
+                    delivered += 1
+            if created < cutoff:
+                self.floor = max(self.floor, row_id)
+        self.seen = {i for i in self.seen if i > self.floor}
+        return delivered
+
+
+def install_relay() -> None:
+    """Without Redis, make django-eventstream deliver through the relay (called at start-up)."""
+    from django_eventstream import views
+
+    class RelayListenerManager(views.ListenerManager):
+        def __init__(self) -> None:
+            super().__init__()
+            self.relay = EventRelay(self.relay_to_queues, settings.CHIRP_EVENT_RELAY_INTERVAL)
+
+        def add_listener(self, listener) -> None:
+            self.relay.start()
+            super().add_listener(listener)
+
+        def add_to_queues(self, channel, event) -> None:
+            # send_event() in this process: the relay will deliver it from the table, once.
+            return
+
+        def relay_to_queues(self, channel, event) -> None:
+            super().add_to_queues(channel, event)
+
+    if not isinstance(views.listener_manager, RelayListenerManager):
+        views.listener_manager = RelayListenerManager()

@@ -1,0 +1,35 @@
+"""django-q2's qcluster, with a clean hand-back of running jobs on SIGTERM / SIGINT.
+
+The stock cluster lets a running task finish before it stops. A lane task may run for a slice
+of a minute, so this command shares an event with the worker processes it forks: when the
+cluster is told to stop, running lanes finish (or hand back) their current item and return.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+
+from django_q.cluster import Cluster
+from django_q.management.commands import qcluster
+
+from chirp import engine
+
+
+class ChirpCluster(Cluster):
+    def sig_handler(self, signum, frame) -> None:
+        if engine.shutdown_event is not None:
+            engine.shutdown_event.set()
+        super().sig_handler(signum, frame)
+
+
+class Command(qcluster.Command):
+    def handle(self, *args, **options) -> None:
+        # Created before the cluster forks its sentinel and workers, so they all share it.
+        engine.shutdown_event = multiprocessing.get_context("fork").Event()
+        if options.get("cluster_name"):
+            os.environ["Q_CLUSTER_NAME"] = options["cluster_name"]
+        cluster = ChirpCluster()
+        cluster.start()
+        if options.get("run_once"):
+            cluster.stop()

@@ -1,0 +1,280 @@
+"""Chirp's settings, read from the environment.
+
+Every knob is documented in README.md and .env.example. The helpers below fail loudly
+(ImproperlyConfigured) on a value they cannot read, so a typo never becomes a silent default.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+def env_str(name: str, default: str | None = None) -> str | None:
+    value = os.environ.get(name)
+    return default if value is None else value.strip()
+
+
+def env_bool(name: str, default: bool) -> bool:
+    value = os.environ.get(name)
+    if value is None:
+        return default
+    lowered = value.strip().lower()
+    if lowered in _TRUE:
+        return True
+    if lowered in _FALSE:
+        return False
+    raise ImproperlyConfigured(
+        f"{name} must be true or false (1/0, yes/no, on/off), not {value!r}."
+    )
+
+
+def env_int(name: str, default: int, *, minimum: int | None = None) -> int:
+    value = os.environ.get(name)
+    if value is None or not value.strip():
+        return default
+    try:
+        number = int(value)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be a whole number, not {value!r}.") from None
+    if minimum is not None and number < minimum:
+        raise ImproperlyConfigured(f"{name} must be at least {minimum}, not {number}.")
+    return number
+
+
+def env_float(name: str, default: float, *, minimum: float = 0.0) -> float:
+    value = os.environ.get(name)
+    if value is None or not value.strip():
+        return default
+    try:
+        number = float(value)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be a number, not {value!r}.") from None
+    if number < minimum:
+        raise ImproperlyConfigured(f"{name} must be at least {minimum}, not {number}.")
+    return number
+
+
+def env_list(name: str, default: list[str]) -> list[str]:
+    value = os.environ.get(name)
+    if value is None:
+        return default
+    return [part.strip() for part in value.split(",") if part.strip()]
+
+
+def env_path(name: str, default: Path) -> Path:
+    value = os.environ.get(name)
+    return Path(value).expanduser().resolve() if value else default
+
+
+DEBUG = env_bool("DEBUG", False)
+
+DATA_DIR = env_path("CHIRP_DATA_DIR", BASE_DIR / "data")
+MEDIA_ROOT = env_path("CHIRP_MEDIA_ROOT", DATA_DIR / "media")
+STATIC_ROOT = env_path("CHIRP_STATIC_ROOT", BASE_DIR / "staticfiles")
+
+
+def _secret_key() -> str:
+    key = env_str("SECRET_KEY")
+    if key:
+        return key
+    if not DEBUG:
+        raise ImproperlyConfigured(
+            "SECRET_KEY must be set when DEBUG is off. Generate one with: "
+            "python -c 'import secrets; print(secrets.token_urlsafe(50))'"
+        )
+    # Development: generate one key and keep it, so sessions survive restarts.
+    key_file = DATA_DIR / "secret_key"
+    if key_file.exists():
+        return key_file.read_text().strip()
+    DATA_DIR.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_urlsafe(50)
+    key_file.write_text(key)
+    key_file.chmod(0o600)
+    return key
+
+
+SECRET_KEY = _secret_key()
+
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"])
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
+
+INSTALLED_APPS = [
+    # chirp first: its qcluster command wraps django-q2's (clean shutdown of running jobs).
+    "chirp",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django_htmx",
+    "django_eventstream",
+    "django_q",
+    "template_partials",
+    "uploads",
+    "imports",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
+    "chirp.middleware.FirstRunSetupMiddleware",
+    "chirp.middleware.LoginRequiredMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "chirp.urls"
+ASGI_APPLICATION = "chirp.asgi.application"
+WSGI_APPLICATION = "chirp.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+            "builtins": ["template_partials.templatetags.partials"],
+        },
+    },
+]
+
+# Database: a SQLite file in the data folder unless DATABASE_URL says otherwise.
+_default_db_url = f"sqlite:///{DATA_DIR / 'chirp.sqlite3'}"
+try:
+    _db = dj_database_url.parse(
+        env_str("DATABASE_URL") or _default_db_url,
+        conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 0, minimum=0),
+    )
+except ValueError as exc:
+    raise ImproperlyConfigured(f"DATABASE_URL cannot be read: {exc}") from None
+if _db["ENGINE"] == "django.db.backends.sqlite3":
+    Path(_db["NAME"]).parent.mkdir(parents=True, exist_ok=True)
+    _db["OPTIONS"] = {
+        # WAL lets the web server read while the worker writes; IMMEDIATE transactions and a
+        # busy timeout make concurrent writers wait instead of failing with "database is locked".
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        "transaction_mode": "IMMEDIATE",
+        "timeout": 30,
+    }
+    _db["TEST"] = {"NAME": str(DATA_DIR / "test.sqlite3")}
+DATABASES = {"default": _db}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "home"
+LOGOUT_REDIRECT_URL = "login"
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = env_str("TIME_ZONE", "UTC")
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+MEDIA_URL = "media/"
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": (
+            "django.contrib.staticfiles.storage.StaticFilesStorage"
+            if DEBUG
+            else "whitenoise.storage.CompressedManifestStaticFilesStorage"
+        )
+    },
+}
+WHITENOISE_USE_FINDERS = DEBUG
+
+# Security. Behind a TLS-terminating proxy set SECURE_SSL_REDIRECT and the proxy header.
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", False)
+if env_bool("SECURE_PROXY_SSL_HEADER", False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", not DEBUG)
+CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0, minimum=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = SECURE_HSTS_SECONDS > 0
+SECURE_HSTS_PRELOAD = SECURE_HSTS_SECONDS > 0
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SESSION_COOKIE_HTTPONLY = True
+X_FRAME_OPTIONS = "DENY"
+SILENCED_SYSTEM_CHECKS = env_list("SILENCED_SYSTEM_CHECKS", [])
+
+# Redis is optional: when set, live events cross processes through Redis pub/sub.
+REDIS_URL = env_str("REDIS_URL") or None
+if REDIS_URL:
+    from redis.connection import parse_url
+
+    try:
+        EVENTSTREAM_REDIS = parse_url(REDIS_URL)
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"REDIS_URL cannot be read: {exc}") from None
+
+EVENTSTREAM_STORAGE_CLASS = "chirp.live.ConnectionFreeStorage"
+EVENTSTREAM_CHANNELMANAGER_CLASS = "chirp.live.UserChannelManager"
+# Without Redis, each web process polls the event table this often (seconds).
+CHIRP_EVENT_RELAY_INTERVAL = env_float("CHIRP_EVENT_RELAY_INTERVAL", 0.1, minimum=0.01)
+
+# The job engine (chirp/engine.py).
+CHIRP_LANE_CONCURRENCY = {
+    "uploads": env_int("CHIRP_UPLOADS_CONCURRENCY", 1, minimum=1),
+    "imports": env_int("CHIRP_IMPORTS_CONCURRENCY", 1, minimum=1),
+}
+CHIRP_LEASE_SECONDS = env_float("CHIRP_LEASE_SECONDS", 30, minimum=1)
+CHIRP_SLICE_SECONDS = env_float("CHIRP_SLICE_SECONDS", 60, minimum=1)
+CHIRP_JOB_MAX_ATTEMPTS = env_int("CHIRP_JOB_MAX_ATTEMPTS", 3, minimum=1)
+CHIRP_ITEM_MAX_ATTEMPTS = env_int("CHIRP_ITEM_MAX_ATTEMPTS", 3, minimum=1)
+CHIRP_IMAGE_THREADS = env_int("CHIRP_IMAGE_THREADS", 2, minimum=1)
+
+_q_timeout = env_int("CHIRP_TASK_TIMEOUT", 1800, minimum=30)
+Q_CLUSTER = {
+    "name": "chirp",
+    "orm": "default",
+    # One worker per lane slot, plus one for short housekeeping tasks.
+    "workers": env_int("CHIRP_WORKERS", sum(CHIRP_LANE_CONCURRENCY.values()) + 1, minimum=1),
+    # A lane task works in slices of CHIRP_SLICE_SECONDS and re-queues itself, so the timeout
+    # only bounds one item. retry > timeout, or django-q2 runs tasks twice.
+    "timeout": _q_timeout,
+    "retry": _q_timeout + 60,
+    "max_attempts": 1,
+    "recycle": 500,
+    "catch_up": False,
+    "poll": 0.1,
+    "ack_failures": True,
+    "save_limit": 1000,
+    "sync": env_bool("CHIRP_TASKS_SYNC", False),
+}
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
+    "loggers": {"django_eventstream": {"level": "WARNING"}},
+}

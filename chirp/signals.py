@@ -1,0 +1,45 @@
+from __future__ import annotations
+
+import logging
+
+from django.db.models.signals import post_migrate
+from django.dispatch import receiver
+from django_q.signals import post_spawn
+
+logger = logging.getLogger(__name__)
+
+
+@receiver(post_migrate)
+def create_schedules(sender, app_config=None, using="default", **kwargs) -> None:
+    """Create the periodic tasks once, idempotently; staff see them in the admin."""
+    if app_config is None or app_config.label != "chirp":
+        return
+    from django_q.models import Schedule
+
+    from chirp import schedules
+
+    for name, (func, minutes) in schedules.all_schedules().items():
+        Schedule.objects.using(using).update_or_create(
+            name=name,
+            defaults={
+                "func": func,
+                "schedule_type": Schedule.MINUTES,
+                "minutes": minutes,
+                "repeats": -1,
+            },
+        )
+
+
+@receiver(post_spawn)
+def resume_lanes_at_start(sender, proc_name: str = "", **kwargs) -> None:
+    """A worker process just started (or was reborn): resume lanes its predecessor held."""
+    from chirp import engine
+
+    try:
+        engine.kick_lanes()
+    except Exception:
+        logger.exception("Could not resume lanes at worker start")
+    finally:
+        from django.db import connections
+
+        connections.close_all()

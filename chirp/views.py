@@ -1,0 +1,49 @@
+from __future__ import annotations
+
+from django.contrib.auth import get_user_model, login
+from django.contrib.auth.decorators import login_not_required
+from django.db import transaction
+from django.http import HttpRequest, HttpResponse, HttpResponseForbidden
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_GET, require_http_methods
+from django_eventstream.views import events
+
+from chirp import live
+from chirp.forms import FirstUserForm
+
+
+@require_GET
+def home(request: HttpRequest) -> HttpResponse:
+    return render(request, "chirp/home.html")
+
+
+@login_not_required
+@require_http_methods(["GET", "POST"])
+def setup(request: HttpRequest) -> HttpResponse:
+    """One-time set-up: while no account exists, anyone who reaches the server creates the
+    first (admin) account. Afterwards this page is gone."""
+    users = get_user_model().objects
+    if users.exists():
+        return redirect("home")
+    form = FirstUserForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        with transaction.atomic():
+            if users.select_for_update().exists():
+                return redirect("login")
+            user = form.save()
+        login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+        return redirect("home")
+    return render(request, "chirp/setup.html", {"form": form})
+
+
+@login_not_required
+@require_GET
+def event_stream(request: HttpRequest) -> HttpResponse:
+    """The signed-in user's live events (server-sent). Anyone else gets a real 403."""
+    if not request.user.is_authenticated:
+        return HttpResponseForbidden("Sign in to receive live updates.")
+    own = live.user_channel(request.user.pk)
+    asked = request.GET.getlist("channel")
+    if any(channel != own for channel in asked):
+        return HttpResponseForbidden("You can only receive your own live updates.")
+    return events(request, channels=[own])
