@@ -235,7 +235,11 @@ class Job(models.Model):
         return True
 
     def _finished_toast(self) -> list[tuple[str, str]]:
-        return [live.toast(self.finished_summary(), level=self.status)]
+        return [
+            live.toast(
+                self.finished_summary(), level=self.status, key=f"{self.dom_id}-{self.finished:%s}"
+            )
+        ]
 
     def fail(self, error: str, token: str | None = None) -> None:
         """Give up on the job: its unfinished items fail too, so 'retry failed' brings them back."""

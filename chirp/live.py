@@ -60,8 +60,10 @@ def publish_on_commit(user_id: int, render: Callable[[], Fragments]) -> None:
     transaction.on_commit(send)
 
 
-def toast(message: str, level: str = "info") -> tuple[str, str]:
-    return ("toast", render_to_string("includes/toast.html", {"message": message, "level": level}))
+def toast(message: str, level: str = "info", key: str = "") -> tuple[str, str]:
+    """A toast; `key` lets the page drop a repeat of the same one (delivery is at least once)."""
+    context = {"message": message, "level": level, "key": key}
+    return ("toast", render_to_string("includes/toast.html", context))
 
 
 class UserChannelManager(DefaultChannelManager):
@@ -122,27 +124,36 @@ class EventRelay:
         self.seen: set[int] = set()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
-        self._stop = threading.Event()
+        self._halt = threading.Event()
+        self._ready = threading.Event()
 
     def start(self) -> None:
+        """Start polling from the newest row. May be called from the event loop: the database
+        is only touched in the relay's own thread (this waits for its first read, once)."""
         with self._lock:
             if self._thread is not None:
                 return
-            from django.db.models import Max
-            from django_eventstream.models import Event as EventRow
-
-            try:
-                self.floor = EventRow.objects.aggregate(m=Max("id"))["m"] or 0
-            finally:
-                connection.close()
             self._thread = threading.Thread(target=self._run, name="chirp-event-relay", daemon=True)
             self._thread.start()
+        self._ready.wait(timeout=10)
+
+    def _begin(self) -> None:
+        from django.db.models import Max
+        from django_eventstream.models import Event as EventRow
+
+        try:
+            self.floor = EventRow.objects.aggregate(m=Max("id"))["m"] or 0
+        except Exception:
+            logger.exception("Event relay could not read the event table")
+        finally:
+            self._ready.set()
 
     def stop(self) -> None:
-        self._stop.set()
+        self._halt.set()
 
     def _run(self) -> None:
-        while not self._stop.wait(self.interval):
+        self._begin()
+        while not self._halt.wait(self.interval):
             try:
                 self.poll()
             except Exception:

@@ -19,9 +19,8 @@ class FirstRunSetupMiddleware:
         if not self.has_users:
             self.has_users = get_user_model().objects.exists()
             setup_url = reverse("setup")
-            if not self.has_users and not request.path.startswith(
-                (setup_url, "/static/", "/favicon")
-            ):
+            exempt = (setup_url, reverse("events"), "/static/", "/favicon", "/api/")
+            if not self.has_users and not request.path.startswith(exempt):
                 if getattr(request, "htmx", False):
                     return HttpResponseClientRedirect(setup_url)
                 return redirect(setup_url)

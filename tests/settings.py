@@ -11,3 +11,7 @@ INSTALLED_APPS = [*INSTALLED_APPS, "tests.demo"]
 ROOT_URLCONF = "tests.urls"
 CHIRP_LANE_CONCURRENCY = {**CHIRP_LANE_CONCURRENCY, "demo": 1}
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+if DATABASES["default"]["ENGINE"].endswith("sqlite3"):  # noqa: F405
+    # A file (worker and web server processes open it too), one per test run.
+    DATABASES["default"]["TEST"] = {"NAME": str(DATA_DIR / f"test-{os.getpid()}.sqlite3")}  # noqa: F405

@@ -1,0 +1,758 @@
+"""YouTube through yt-dlp: what a person typed, a channel's listing, one video's metadata.
+
+Three parts:
+
+- `parse_channel_input` turns what someone pasted into a `ChannelRef` with one canonical URL,
+  or refuses it with a message that person can act on.
+- `YouTube` wraps `yt_dlp.YoutubeDL`. It lists a channel flat (one request per page of 30
+  videos, stopping early at a limit or at the first already-known video) and reads one
+  video's metadata. Nothing is downloaded.
+- `classify_error` turns whatever yt-dlp or requests raised into a `YouTubeError`: permanent
+  (private, removed...: never retried) or transient (429, the bot check, timeouts: retried).
+
+The only test seam is `Transport`: extra yt-dlp request handlers and a requests session
+factory that answer instead of the network. `get_transport()` builds one from the dotted path
+in the CHIRP_YOUTUBE_TRANSPORT setting; production leaves it unset.
+
+Settings (read with getattr, so each has a default):
+
+    CHIRP_YOUTUBE_TRANSPORT            None   dotted path of a zero-argument Transport factory
+    CHIRP_YOUTUBE_COOKIES_FILE         None   Netscape cookies file (the answer to the bot check)
+    CHIRP_YOUTUBE_SLEEP_REQUESTS       0.75   seconds between requests (yt-dlp's "-t sleep")
+    CHIRP_YOUTUBE_RETRIES              3      yt-dlp's extractor_retries (5xx, timeouts)
+    CHIRP_YOUTUBE_RETRY_BACKOFF        2.0    first pause between those retries, doubling
+    CHIRP_YOUTUBE_TIMEOUT              20.0   socket timeout, seconds
+    CHIRP_YOUTUBE_TRANSCRIPT_LANGUAGES ("en",) preferred caption languages (transcripts.py)
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import re
+import urllib.parse
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from enum import StrEnum
+from typing import Any
+
+import requests
+import yt_dlp
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+from django.utils.module_loading import import_string
+from yt_dlp.networking.common import RequestHandler
+from yt_dlp.networking.exceptions import HTTPError, TransportError
+from yt_dlp.utils import YoutubeDLError
+
+from imports.chapters import Chapter, extract_chapters
+
+logger = logging.getLogger(__name__)
+
+YOUTUBE = "https://www.youtube.com"
+MAX_INPUT_LENGTH = 2048
+LISTING_TABS = frozenset({"videos", "shorts", "streams"})
+
+# Tabs a channel URL may end with; anything after them is ignored, anything else is refused.
+_CHANNEL_TABS = frozenset(
+    {
+        "videos", "shorts", "streams", "live", "featured", "playlists", "community", "posts",
+        "about", "podcasts", "releases", "store", "courses", "membership", "channels", "search",
+    }
+)  # fmt: skip
+_YOUTUBE_HOSTS = frozenset({"youtube.com", "www.youtube.com", "m.youtube.com"})
+_SHORT_HOSTS = frozenset({"youtu.be", "www.youtu.be"})
+_NOCOOKIE_HOSTS = frozenset({"youtube-nocookie.com", "www.youtube-nocookie.com"})
+_VIDEO_PATHS = frozenset({"shorts", "live", "embed", "v", "e"})
+
+# YouTube's rules: handles are 3-30 letters (any script), digits, dots, dashes, underscores.
+_HANDLE_RE = re.compile(r"[\w.-]{3,30}")
+_CHANNEL_ID_RE = re.compile(r"UC[A-Za-z0-9_-]{22}")
+_VIDEO_ID_RE = re.compile(r"[A-Za-z0-9_-]{11}")
+_NAME_RE = re.compile(r"[\w.-]{1,100}")
+_SCHEME_RE = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*):(?!\d)")
+
+
+# --- Input --------------------------------------------------------------------------------------
+
+
+class InvalidChannelInput(ValueError):
+    """What was typed is not something Chirp can import; str() says why, for a person."""
+
+
+@dataclass(frozen=True)
+class ChannelRef:
+    """A channel as the user named it. `url` is the one canonical form of that name.
+
+    A video link is accepted as "the channel of this video": `video_id` is set and `url` is the
+    video's watch URL; `YouTube.resolve_channel` turns it into the channel (one network call).
+    """
+
+    url: str
+    handle: str | None = None
+    channel_id: str | None = None
+    custom_name: str | None = None
+    user_name: str | None = None
+    video_id: str | None = None
+
+    @classmethod
+    def for_handle(cls, handle: str) -> ChannelRef:
+        handle = handle.lower()
+        return cls(url=f"{YOUTUBE}/@{urllib.parse.quote(handle)}", handle=f"@{handle}")
+
+    @classmethod
+    def for_channel_id(cls, channel_id: str) -> ChannelRef:
+        return cls(url=f"{YOUTUBE}/channel/{channel_id}", channel_id=channel_id)
+
+    @classmethod
+    def for_video(cls, video_id: str) -> ChannelRef:
+        return cls(url=f"{YOUTUBE}/watch?v={video_id}", video_id=video_id)
+
+
+def parse_channel_input(text: str) -> ChannelRef:
+    """Normalise an @handle, a channel link or a video link; raise InvalidChannelInput."""
+    text = (text or "").strip()
+    if not text:
+        raise InvalidChannelInput("Enter a YouTube channel: its @handle or a link to it.")
+    if len(text) > MAX_INPUT_LENGTH:
+        raise InvalidChannelInput("That is too long to be a YouTube link.")
+    if any(ch.isspace() for ch in text):
+        raise InvalidChannelInput("A channel link or @handle cannot contain spaces.")
+    if not text.isprintable():
+        raise InvalidChannelInput("That contains characters that cannot be in a YouTube link.")
+
+    if text.startswith("@"):
+        return _parse_youtube_path("/" + text, "")
+    if _CHANNEL_ID_RE.fullmatch(text):
+        return ChannelRef.for_channel_id(text)
+    if text.startswith("/") and not text.startswith("//"):
+        parts = urllib.parse.urlsplit(text)
+        return _parse_youtube_path(parts.path, parts.query)
+    if _HANDLE_RE.fullmatch(text) and "." not in text:
+        raise InvalidChannelInput(f"Handles start with @: did you mean @{text}?")
+
+    scheme = _SCHEME_RE.match(text)
+    if scheme is None:
+        text = "https://" + text.lstrip("/")
+    elif scheme.group(1).lower() not in ("http", "https"):
+        raise InvalidChannelInput("Only web links (http or https) to YouTube are accepted.")
+
+    parts = urllib.parse.urlsplit(text)
+    try:
+        port = parts.port
+    except ValueError:
+        port = -1
+    host = (parts.hostname or "").rstrip(".")
+    if parts.username is not None or parts.password is not None or port is not None or not host:
+        raise InvalidChannelInput("Only YouTube links are accepted (youtube.com or youtu.be).")
+    if host in _SHORT_HOSTS:
+        return _video_ref(urllib.parse.unquote(parts.path).strip("/"))
+    if host in _NOCOOKIE_HOSTS:
+        segments = _segments(parts.path)
+        if len(segments) == 2 and segments[0] == "embed":
+            return _video_ref(segments[1])
+        raise InvalidChannelInput("That YouTube page is not a channel.")
+    if host not in _YOUTUBE_HOSTS:
+        raise InvalidChannelInput("Only YouTube links are accepted (youtube.com or youtu.be).")
+    return _parse_youtube_path(parts.path, parts.query)
+
+
+def _segments(path: str) -> list[str]:
+    return [segment for segment in urllib.parse.unquote(path).split("/") if segment]
+
+
+def _parse_youtube_path(path: str, query: str) -> ChannelRef:
+    segments = _segments(path)
+    if not segments:
+        raise InvalidChannelInput("That is YouTube's home page: paste a channel's link or @handle.")
+    first, rest = segments[0], segments[1:]
+    if first == "watch":
+        video_ids = urllib.parse.parse_qs(query).get("v") or [""]
+        return _video_ref(video_ids[0])
+    if first in _VIDEO_PATHS and rest:
+        if len(rest) > 1:
+            raise InvalidChannelInput("That video link has extra parts after the video ID.")
+        return _video_ref(rest[0])
+    if first == "playlist" or "list" in urllib.parse.parse_qs(query):
+        raise InvalidChannelInput(
+            "That is a playlist, not a channel: paste the channel's link or @handle."
+        )
+
+    if first.startswith("@"):
+        handle = first[1:]
+        if not _HANDLE_RE.fullmatch(handle):
+            raise InvalidChannelInput(
+                f"“{first[:40]}” is not a valid handle: handles have 3 to 30 letters, "
+                "numbers, dots, dashes or underscores."
+            )
+        ref = ChannelRef.for_handle(handle)
+    elif first == "channel" and rest:
+        channel_id, rest = rest[0], rest[1:]
+        if not _CHANNEL_ID_RE.fullmatch(channel_id):
+            raise InvalidChannelInput(
+                "That channel ID is not valid: it is UC followed by 22 letters, numbers, "
+                "dashes or underscores."
+            )
+        ref = ChannelRef.for_channel_id(channel_id)
+    elif first in ("c", "user") and rest:
+        name, rest = rest[0], rest[1:]
+        if not _NAME_RE.fullmatch(name):
+            raise InvalidChannelInput(f"“{name[:40]}” is not a valid channel name.")
+        quoted = urllib.parse.quote(name)
+        if first == "c":
+            ref = ChannelRef(url=f"{YOUTUBE}/c/{quoted}", custom_name=name)
+        else:
+            ref = ChannelRef(url=f"{YOUTUBE}/user/{quoted}", user_name=name)
+    else:
+        raise InvalidChannelInput(
+            "That YouTube page is not a channel: paste a link like "
+            "youtube.com/@name or youtube.com/channel/UC…"
+        )
+
+    if len(rest) > 1 or (rest and rest[0].lower() not in _CHANNEL_TABS):
+        raise InvalidChannelInput("That is a page inside a channel, not the channel itself.")
+    return ref
+
+
+def _video_ref(video_id: str) -> ChannelRef:
+    if not _VIDEO_ID_RE.fullmatch(video_id):
+        raise InvalidChannelInput("That video link has no valid video ID.")
+    return ChannelRef.for_video(video_id)
+
+
+# --- Errors -------------------------------------------------------------------------------------
+
+
+class Kind(StrEnum):
+    PERMANENT = "permanent"
+    TRANSIENT = "transient"
+
+
+class Reason(StrEnum):
+    PRIVATE = "private"
+    UNAVAILABLE = "unavailable"
+    MEMBERS_ONLY = "members_only"
+    AGE_RESTRICTED = "age_restricted"
+    REMOVED = "removed"
+    NOT_FOUND = "not_found"
+    RATE_LIMITED = "rate_limited"
+    BOT_CHECK = "bot_check"
+    IP_BLOCKED = "ip_blocked"
+    TIMEOUT = "timeout"
+    NETWORK = "network"
+    UNKNOWN = "unknown"
+
+
+_TRANSIENT = frozenset(
+    {Reason.RATE_LIMITED, Reason.BOT_CHECK, Reason.IP_BLOCKED, Reason.TIMEOUT, Reason.NETWORK}
+)
+_MESSAGES = {
+    Reason.PRIVATE: "This video is private.",
+    Reason.UNAVAILABLE: "This video is unavailable.",
+    Reason.MEMBERS_ONLY: "This video is for channel members only.",
+    Reason.AGE_RESTRICTED: "This video is age-restricted: only signed-in adults may watch it.",
+    Reason.REMOVED: "This video has been removed from YouTube.",
+    Reason.NOT_FOUND: "YouTube has no channel or video at that address.",
+    Reason.RATE_LIMITED: "YouTube is limiting how fast Chirp may ask (HTTP 429). Retrying later.",
+    Reason.BOT_CHECK: (
+        "YouTube asked Chirp to sign in to prove it is not a bot. "
+        "Add a YouTube cookies file to continue."
+    ),
+    Reason.IP_BLOCKED: "YouTube is blocking requests from this server's address.",
+    Reason.TIMEOUT: "YouTube did not answer in time.",
+    Reason.NETWORK: "Chirp could not reach YouTube.",
+    Reason.UNKNOWN: "YouTube answered in a way Chirp does not understand.",
+}
+
+
+class YouTubeError(Exception):
+    """A classified failure. str() is for a person; `detail` keeps what the library said."""
+
+    def __init__(self, reason: Reason, detail: str = "", message: str | None = None) -> None:
+        self.reason = Reason(reason)
+        self.kind = Kind.TRANSIENT if self.reason in _TRANSIENT else Kind.PERMANENT
+        self.message = message or _MESSAGES[self.reason]
+        self.detail = detail
+        super().__init__(self.message)
+
+    @property
+    def transient(self) -> bool:
+        return self.kind is Kind.TRANSIENT
+
+    def __repr__(self) -> str:
+        return f"YouTubeError({self.reason.value!r}, {self.kind.value})"
+
+
+# Checked in order on the error's own text: the first hit wins. Bot check before age (both
+# say "Sign in to confirm..."), members-only and removed before the generic "unavailable".
+_MESSAGE_PATTERNS: tuple[tuple[Reason, tuple[str, ...]], ...] = (
+    (Reason.BOT_CHECK, ("not a bot", "captcha")),
+    (Reason.AGE_RESTRICTED, ("confirm your age", "age-restricted", "age restricted",
+                             "inappropriate for some users", "age verification")),
+    (Reason.MEMBERS_ONLY, ("members-only", "members only", "join this channel")),
+    (Reason.PRIVATE, ("private video", "video is private")),
+    (Reason.REMOVED, ("has been removed", "been terminated", "violating", "no longer available")),
+    (Reason.IP_BLOCKED, ("ip is likely being blocked", "ip address is blocked")),
+    (Reason.RATE_LIMITED, ("http error 429", "too many requests", "rate-limited",
+                           "try again later")),
+    (Reason.NOT_FOUND, ("does not exist", "redirected to youtube.com home page",
+                        "does not have a", "failed to resolve url", "http error 404")),
+    (Reason.UNAVAILABLE, ("video unavailable", "video is unavailable", "not available")),
+)  # fmt: skip
+# What the warnings yt-dlp printed before failing can tell (a 429 on a video's pages is only
+# visible there: the error itself is "Failed to extract any player response").
+_WARNING_PATTERNS: tuple[tuple[Reason, tuple[str, ...]], ...] = (
+    (Reason.RATE_LIMITED, ("http error 429", "too many requests")),
+    (Reason.BOT_CHECK, ("not a bot",)),
+    (Reason.TIMEOUT, ("timed out",)),
+    (Reason.IP_BLOCKED, ("http error 403",)),
+)
+
+
+def reason_for_message(text: str) -> Reason | None:
+    """The reason a YouTube error message names, if it names one."""
+    return _match(text, _MESSAGE_PATTERNS)
+
+
+def reason_for_status(status: int) -> Reason:
+    if status == 429:
+        return Reason.RATE_LIMITED
+    if status in (404, 410):
+        return Reason.NOT_FOUND
+    if status == 403:
+        return Reason.IP_BLOCKED
+    if status >= 500:
+        return Reason.NETWORK
+    return Reason.UNKNOWN
+
+
+def _match(text: str, patterns: Sequence[tuple[Reason, tuple[str, ...]]]) -> Reason | None:
+    text = text.lower().replace("\u2019", "'")  # YouTube's curly apostrophe
+    for reason, needles in patterns:
+        if any(needle in text for needle in needles):
+            return reason
+    return None
+
+
+def _causes(exc: BaseException) -> list[BaseException]:
+    """The exception and what it wraps: DownloadError.exc_info, .cause, __cause__."""
+    seen: list[BaseException] = []
+    todo: list[Any] = [exc]
+    while todo and len(seen) < 10:
+        current = todo.pop(0)
+        if not isinstance(current, BaseException) or any(current is s for s in seen):
+            continue
+        seen.append(current)
+        exc_info = getattr(current, "exc_info", None)
+        if isinstance(exc_info, tuple) and len(exc_info) > 1:
+            todo.append(exc_info[1])
+        todo.extend([getattr(current, "cause", None), current.__cause__, current.__context__])
+    return seen
+
+
+def classify_error(exc: BaseException, warnings: Iterable[str] = ()) -> YouTubeError:
+    """Classify an exception from yt-dlp or requests; `warnings` are yt-dlp's, if captured."""
+    if isinstance(exc, YouTubeError):
+        return exc
+    chain = _causes(exc)
+    detail = str(exc)
+    warnings = list(warnings)
+
+    for cause in chain:
+        if isinstance(cause, (TimeoutError, requests.Timeout)):
+            return YouTubeError(Reason.TIMEOUT, detail)
+    for cause in chain:
+        status = None
+        if isinstance(cause, HTTPError):
+            status = cause.status
+        elif isinstance(cause, requests.HTTPError) and cause.response is not None:
+            status = cause.response.status_code
+        if status is not None:
+            return YouTubeError(reason_for_status(status), detail)
+
+    reason = _match(" ".join(str(cause) for cause in chain), _MESSAGE_PATTERNS)
+    if reason is None:
+        reason = _match(" ".join(warnings), _WARNING_PATTERNS)
+    if reason is None and any(
+        isinstance(cause, (TransportError, requests.ConnectionError)) for cause in chain
+    ):
+        reason = Reason.NETWORK
+    if reason is None and "failed to extract any player response" in detail.lower():
+        reason = Reason.NETWORK
+    return YouTubeError(reason or Reason.UNKNOWN, detail)
+
+
+# --- Settings and the transport seam ------------------------------------------------------------
+
+
+def read_setting(name: str, default: Any) -> Any:
+    if not settings.configured:
+        return default
+    return getattr(settings, name, default)
+
+
+@dataclass(frozen=True)
+class Transport:
+    """Where YouTube traffic goes instead of the network.
+
+    `request_handlers` replace yt-dlp's own (yt_dlp.networking RequestHandler classes);
+    `new_session` makes the requests.Session that transcripts use.
+    """
+
+    request_handlers: tuple[type[RequestHandler], ...] = ()
+    new_session: Callable[[], requests.Session] = requests.Session
+
+
+def get_transport() -> Transport | None:
+    """The transport named by settings.CHIRP_YOUTUBE_TRANSPORT, or None for the network."""
+    path = read_setting("CHIRP_YOUTUBE_TRANSPORT", None)
+    if not path:
+        return None
+    transport = import_string(path)()
+    if not isinstance(transport, Transport):
+        raise ImproperlyConfigured(
+            f"CHIRP_YOUTUBE_TRANSPORT={path!r} must return an imports.youtube.Transport."
+        )
+    return transport
+
+
+def new_http_session(transport: Transport | None = None) -> requests.Session:
+    """A requests session that goes where yt-dlp goes (the transport, or the network)."""
+    transport = transport or get_transport()
+    return transport.new_session() if transport else requests.Session()
+
+
+# --- Results ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ChannelEntry:
+    """One video as the channel's listing shows it."""
+
+    video_id: str
+    title: str
+    url: str
+    thumbnail_url: str | None = None
+    duration: int | None = None
+    view_count: int | None = None
+    availability: str | None = None
+
+    @classmethod
+    def from_info(cls, entry: Mapping[str, Any]) -> ChannelEntry:
+        video_id = entry["id"]
+        return cls(
+            video_id=video_id,
+            title=entry.get("title") or "",
+            url=entry.get("url") or f"{YOUTUBE}/watch?v={video_id}",
+            thumbnail_url=_best_thumbnail(entry.get("thumbnails")),
+            duration=_int(entry.get("duration")),
+            view_count=_int(entry.get("view_count")),
+            availability=entry.get("availability"),
+        )
+
+
+@dataclass(frozen=True)
+class ChannelListing:
+    """A channel's details and the videos listed, newest first.
+
+    `complete` means the listing was read to its end; `reached_known` that it stopped at a video
+    already known (re-imports). `video_count` is known only for a complete listing.
+    """
+
+    channel_id: str
+    title: str
+    url: str
+    handle: str | None = None
+    description: str = ""
+    avatar_url: str | None = None
+    subscriber_count: int | None = None
+    video_count: int | None = None
+    entries: tuple[ChannelEntry, ...] = ()
+    complete: bool = False
+    reached_known: bool = False
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    video_id: str
+    title: str
+    description: str = ""
+    duration: int | None = None
+    upload_date: date | None = None
+    published_at: datetime | None = None
+    view_count: int | None = None
+    like_count: int | None = None
+    tags: tuple[str, ...] = ()
+    categories: tuple[str, ...] = ()
+    chapters: tuple[Chapter, ...] = ()
+    channel_id: str | None = None
+    channel_title: str | None = None
+    channel_handle: str | None = None
+    availability: str | None = None
+    live_status: str | None = None
+    thumbnail_url: str | None = None
+
+    @classmethod
+    def from_info(cls, info: Mapping[str, Any]) -> VideoInfo:
+        duration = _int(info.get("duration"))
+        description = info.get("description") or ""
+        timestamp = info.get("timestamp")
+        upload_date = info.get("upload_date")
+        return cls(
+            video_id=info["id"],
+            title=info.get("title") or "",
+            description=description,
+            duration=duration,
+            upload_date=datetime.strptime(upload_date, "%Y%m%d").date() if upload_date else None,
+            published_at=datetime.fromtimestamp(timestamp, UTC) if timestamp else None,
+            view_count=_int(info.get("view_count")),
+            like_count=_int(info.get("like_count")),
+            tags=tuple(info.get("tags") or ()),
+            categories=tuple(info.get("categories") or ()),
+            chapters=tuple(
+                extract_chapters(
+                    chapters=info.get("chapters"), description=description, duration=duration
+                )
+            ),
+            channel_id=info.get("channel_id"),
+            channel_title=info.get("channel"),
+            channel_handle=info.get("uploader_id"),
+            availability=info.get("availability"),
+            live_status=info.get("live_status"),
+            thumbnail_url=info.get("thumbnail") or _best_thumbnail(info.get("thumbnails")),
+        )
+
+
+def _int(value: Any) -> int | None:
+    try:
+        return None if value is None else int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _best_thumbnail(thumbnails: Sequence[Mapping[str, Any]] | None) -> str | None:
+    sized = [t for t in thumbnails or () if t.get("url")]
+    if not sized:
+        return None
+    return max(sized, key=lambda t: (t.get("width") or 0) * (t.get("height") or 0))["url"]
+
+
+def _avatar(thumbnails: Sequence[Mapping[str, Any]] | None) -> str | None:
+    # yt-dlp lists the avatar (no preference), its uncropped copy (id avatar_uncropped), then
+    # banners (negative preference).
+    for thumbnail in thumbnails or ():
+        if thumbnail.get("id") is None and (thumbnail.get("preference") or 0) >= 0:
+            return thumbnail.get("url")
+    return None
+
+
+# --- The client ---------------------------------------------------------------------------------
+
+
+class _YtDlpLog:
+    """yt-dlp's logger: keeps the warnings of the current call, forwards all to logging."""
+
+    def __init__(self) -> None:
+        self.warnings: list[str] = []
+
+    def debug(self, msg: str) -> None:
+        logger.debug("yt-dlp: %s", msg)
+
+    def info(self, msg: str) -> None:
+        logger.debug("yt-dlp: %s", msg)
+
+    def warning(self, msg: str) -> None:
+        self.warnings.append(msg)
+        logger.warning("yt-dlp: %s", msg)
+
+    def error(self, msg: str) -> None:
+        # The error is raised as an exception too; the caller decides how loud it is.
+        logger.debug("yt-dlp: %s", msg)
+
+
+class _YoutubeDL(yt_dlp.YoutubeDL):
+    """YoutubeDL whose requests go through the given handlers when there are any."""
+
+    def __init__(self, params: dict[str, Any], handlers: Sequence[type[RequestHandler]]):
+        self._chirp_handlers = tuple(handlers)
+        super().__init__(params)
+
+    @functools.cached_property
+    def _request_director(self):  # type: ignore[override]
+        if self._chirp_handlers:
+            return self.build_request_director(self._chirp_handlers)
+        return yt_dlp.YoutubeDL._request_director.func(self)
+
+
+def _deno_path() -> str | None:
+    try:
+        import deno
+    except ImportError:
+        return None
+    try:
+        return deno.find_deno_bin()
+    except FileNotFoundError:
+        return None
+
+
+class YouTube:
+    """A yt-dlp session. Not thread-safe: one per task or thread.
+
+    One YoutubeDL is kept for the client's life, so `sleep_requests` spaces every request it
+    makes, across calls. Arguments left out come from the settings (see the module docstring).
+    """
+
+    def __init__(
+        self,
+        transport: Transport | None = None,
+        *,
+        cookies_file: str | None = None,
+        sleep_requests: float | None = None,
+        retries: int | None = None,
+        retry_backoff: float | None = None,
+        timeout: float | None = None,
+    ) -> None:
+        def default(value: Any, name: str, fallback: Any) -> Any:
+            return read_setting(name, fallback) if value is None else value
+
+        self.transport = transport or get_transport()
+        self.cookies_file: str | None = default(cookies_file, "CHIRP_YOUTUBE_COOKIES_FILE", None)
+        self.sleep_requests = float(default(sleep_requests, "CHIRP_YOUTUBE_SLEEP_REQUESTS", 0.75))
+        self.retries = int(default(retries, "CHIRP_YOUTUBE_RETRIES", 3))
+        self.retry_backoff = float(default(retry_backoff, "CHIRP_YOUTUBE_RETRY_BACKOFF", 2.0))
+        self.timeout = float(default(timeout, "CHIRP_YOUTUBE_TIMEOUT", 20.0))
+        self._log = _YtDlpLog()
+        self._ydl: _YoutubeDL | None = None
+
+    def __enter__(self) -> YouTube:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self._ydl is not None:
+            self._ydl.close()
+            self._ydl = None
+
+    @property
+    def warnings(self) -> list[str]:
+        """What yt-dlp warned about during the last call."""
+        return list(self._log.warnings)
+
+    def http_session(self) -> requests.Session:
+        return new_http_session(self.transport)
+
+    def _params(self) -> dict[str, Any]:
+        backoff = self.retry_backoff
+        deno = _deno_path()
+        return {
+            "quiet": True,
+            "noprogress": True,
+            "logger": self._log,
+            "color": {"stdout": "no_color", "stderr": "no_color"},
+            "skip_download": True,
+            "simulate": True,
+            "cachedir": False,
+            "cookiefile": self.cookies_file,
+            "socket_timeout": self.timeout,
+            "sleep_interval_requests": self.sleep_requests,
+            "extractor_retries": self.retries,
+            # Exponential backoff between yt-dlp's own retries (5xx, timeouts, bad pages).
+            "retry_sleep_functions": (
+                {"extractor": lambda n: min(backoff * 2**n, 60.0)} if backoff else {}
+            ),
+            "js_runtimes": {"deno": {"path": deno} if deno else {}},
+        }
+
+    def _youtube_dl(self) -> _YoutubeDL:
+        if self._ydl is None:
+            handlers = self.transport.request_handlers if self.transport else ()
+            self._ydl = _YoutubeDL(self._params(), handlers)
+        return self._ydl
+
+    def _extract(self, url: str) -> dict[str, Any]:
+        self._log.warnings.clear()
+        try:
+            info = self._youtube_dl().extract_info(url, download=False, process=False)
+        except YoutubeDLError as exc:
+            raise classify_error(exc, self._log.warnings) from exc
+        if not info:
+            raise YouTubeError(Reason.UNKNOWN, f"yt-dlp returned nothing for {url}")
+        return info
+
+    def fetch_video(self, video_id: str) -> VideoInfo:
+        """One video's metadata: two requests (watch page, player API) when all goes well."""
+        if not _VIDEO_ID_RE.fullmatch(video_id):
+            raise ValueError(f"Not a YouTube video ID: {video_id!r}")
+        info = self._extract(f"{YOUTUBE}/watch?v={video_id}")
+        if info.get("_type") in ("url", "url_transparent") and info.get("url"):
+            info = self._extract(info["url"])  # e.g. a paid video's page points to its trailer
+        return VideoInfo.from_info(info)
+
+    def resolve_channel(self, ref: ChannelRef) -> ChannelRef:
+        """The channel a video belongs to; other references are returned as they are."""
+        if ref.video_id is None:
+            return ref
+        video = self.fetch_video(ref.video_id)
+        if not video.channel_id:
+            raise YouTubeError(Reason.UNKNOWN, f"No channel found for video {ref.video_id}")
+        return ChannelRef.for_channel_id(video.channel_id)
+
+    def fetch_channel(
+        self,
+        ref: ChannelRef,
+        *,
+        tab: str = "videos",
+        limit: int | None = None,
+        known_ids: Iterable[str] = frozenset(),
+    ) -> ChannelListing:
+        """The channel's details and its listing, newest first.
+
+        Pages (30 videos each) are fetched only as they are read: the listing stops at `limit`
+        entries or just before the first video in `known_ids`, without asking for more pages.
+        (yt-dlp's own break_on_existing raises and throws the partial result away, so the
+        lazily extracted entries are read here instead.)
+        """
+        if tab not in LISTING_TABS:
+            raise ValueError(f"tab must be one of {sorted(LISTING_TABS)}, not {tab!r}")
+        if limit is not None and limit < 0:
+            raise ValueError("limit cannot be negative")
+        ref = self.resolve_channel(ref)
+        known = frozenset(known_ids)
+        info = self._extract(f"{ref.url}/{tab}")
+
+        entries: list[ChannelEntry] = []
+        complete = reached_known = False
+        end = object()
+        iterator = iter(info.get("entries") or ())
+        try:
+            while limit is None or len(entries) < limit:
+                entry = next(iterator, end)
+                if entry is end:
+                    complete = True
+                    break
+                if not entry or not entry.get("id"):
+                    continue
+                if entry["id"] in known:
+                    reached_known = True
+                    break
+                entries.append(ChannelEntry.from_info(entry))
+        except YoutubeDLError as exc:
+            raise classify_error(exc, self._log.warnings) from exc
+
+        channel_id = info.get("channel_id") or info.get("id")
+        return ChannelListing(
+            channel_id=channel_id,
+            title=info.get("channel") or info.get("title") or "",
+            url=f"{YOUTUBE}/channel/{channel_id}",
+            handle=info.get("uploader_id"),
+            description=info.get("description") or "",
+            avatar_url=_avatar(info.get("thumbnails")),
+            subscriber_count=_int(info.get("channel_follower_count")),
+            video_count=len(entries) if complete else None,
+            entries=tuple(entries),
+            complete=complete,
+            reached_known=reached_known,
+        )

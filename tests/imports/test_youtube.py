@@ -1,0 +1,551 @@
+"""imports/youtube.py against the fake YouTube: input, listings, metadata, errors, transport."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+import requests
+import yt_dlp
+from django.core.exceptions import ImproperlyConfigured
+from yt_dlp.networking.common import Request
+from yt_dlp.networking.exceptions import HTTPError, NoSupportingHandlers, TransportError
+from yt_dlp.utils import DownloadError, ExtractorError
+
+from imports.youtube import (
+    ChannelRef,
+    InvalidChannelInput,
+    Kind,
+    Reason,
+    YouTube,
+    YouTubeError,
+    classify_error,
+    get_transport,
+    parse_channel_input,
+)
+from tests.imports.fake_youtube import ENV_VAR, UnexpectedHost
+
+ROOT = Path(__file__).resolve().parents[2]
+UCID = "UCs9tQttw5RgKKH4oGOc4MdT"
+VIDEO = "dQw4w9WgXcQ"
+
+
+# --- Input --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "url"),
+    [
+        ("@Fixture95", "https://www.youtube.com/@fixture95"),
+        ("  @fixture95\t", "https://www.youtube.com/@fixture95"),
+        ("@fixture95/videos", "https://www.youtube.com/@fixture95"),
+        ("youtube.com/@fixture95", "https://www.youtube.com/@fixture95"),
+        ("https://www.youtube.com/@fixture95", "https://www.youtube.com/@fixture95"),
+        ("HTTPS://WWW.YOUTUBE.COM/@Fixture95", "https://www.youtube.com/@fixture95"),
+        ("http://m.youtube.com/@fixture95/videos", "https://www.youtube.com/@fixture95"),
+        ("www.youtube.com/@fixture95/shorts?si=abc#top", "https://www.youtube.com/@fixture95"),
+        ("https://youtube.com/@fixture95/streams/", "https://www.youtube.com/@fixture95"),
+        ("https://www.youtube.com/@fixture95/featured", "https://www.youtube.com/@fixture95"),
+        ("https://www.youtube.com/@fix.ture_95-x/about", "https://www.youtube.com/@fix.ture_95-x"),
+        (
+            "https://www.youtube.com/@%E6%97%A5%E6%9C%AC%E8%AA%9Ech",
+            "https://www.youtube.com/@%E6%97%A5%E6%9C%AC%E8%AA%9Ech",
+        ),
+        ("@日本語ch", "https://www.youtube.com/@%E6%97%A5%E6%9C%AC%E8%AA%9Ech"),
+        (UCID, f"https://www.youtube.com/channel/{UCID}"),
+        (f"/channel/{UCID}", f"https://www.youtube.com/channel/{UCID}"),
+        (f"youtube.com/channel/{UCID}/videos", f"https://www.youtube.com/channel/{UCID}"),
+        (
+            f"https://m.youtube.com/channel/{UCID}/about?view=1",
+            f"https://www.youtube.com/channel/{UCID}",
+        ),
+        ("https://www.youtube.com/c/FixtureCustom", "https://www.youtube.com/c/FixtureCustom"),
+        ("youtube.com/c/FixtureCustom/playlists", "https://www.youtube.com/c/FixtureCustom"),
+        (
+            "https://www.youtube.com/user/fixtureuser/videos",
+            "https://www.youtube.com/user/fixtureuser",
+        ),
+    ],
+)
+def test_channel_inputs_normalise_to_one_url(text, url):
+    ref = parse_channel_input(text)
+
+    assert ref.url == url
+    assert ref.video_id is None
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        f"https://www.youtube.com/watch?v={VIDEO}&t=42s",
+        f"https://www.youtube.com/watch?v={VIDEO}&list=PLabcdefghijklmnop",
+        f"youtu.be/{VIDEO}?si=share",
+        f"https://www.youtube.com/shorts/{VIDEO}",
+        f"https://m.youtube.com/live/{VIDEO}?feature=share",
+        f"https://www.youtube.com/embed/{VIDEO}",
+        f"https://www.youtube-nocookie.com/embed/{VIDEO}",
+    ],
+)
+def test_video_links_stand_for_their_channel(text):
+    ref = parse_channel_input(text)
+
+    assert ref == ChannelRef.for_video(VIDEO)
+    assert ref.url == f"https://www.youtube.com/watch?v={VIDEO}"
+
+
+def test_handles_keep_their_kind():
+    assert parse_channel_input("@Fixture95").handle == "@fixture95"
+    assert parse_channel_input(UCID).channel_id == UCID
+    assert parse_channel_input("youtube.com/c/Name").custom_name == "Name"
+    assert parse_channel_input("youtube.com/user/name").user_name == "name"
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("", "Enter a YouTube channel"),
+        ("   \t ", "Enter a YouTube channel"),
+        ("https://www.youtube.com/@" + "a" * 3000, "too long"),
+        ("@fix ture95", "cannot contain spaces"),
+        ("https://www.youtube.com/@fix\u00a0ture", "cannot contain spaces"),
+        ("@fixture95\x00", "characters that cannot be"),
+        ("https://vimeo.com/channels/staffpicks", "Only YouTube links"),
+        ("https://youtube.com.evil.com/@fixture95", "Only YouTube links"),
+        ("https://evilyoutube.com/@fixture95", "Only YouTube links"),
+        ("https://youtube.com@evil.com/@fixture95", "Only YouTube links"),
+        ("https://evil.com/https://www.youtube.com/@fixture95", "Only YouTube links"),
+        ("https://www.youtube.com:8443/@fixture95", "Only YouTube links"),
+        (f"https://music.youtube.com/channel/{UCID}", "Only YouTube links"),
+        ("javascript:alert(document.cookie)", "Only web links"),
+        ("ftp://www.youtube.com/@fixture95", "Only web links"),
+        ("https://www.youtube.com/playlist?list=PLabcdefghijklmnop", "playlist"),
+        ("https://www.youtube.com/@ab", "not a valid handle"),
+        ("@" + "a" * 31, "not a valid handle"),
+        ("@bad!handle", "not a valid handle"),
+        ("https://www.youtube.com/channel/UC123", "channel ID is not valid"),
+        ("https://www.youtube.com/watch?v=short", "no valid video ID"),
+        ("https://www.youtube.com/watch", "no valid video ID"),
+        ("https://youtu.be/", "no valid video ID"),
+        ("https://www.youtube.com/", "home page"),
+        ("https://www.youtube.com/results?search_query=cats", "not a channel"),
+        ("https://www.youtube.com/feed/subscriptions", "not a channel"),
+        ("https://www.youtube.com/@fixture95/videos/extra", "page inside a channel"),
+        ("https://www.youtube.com/@fixture95/not-a-tab", "page inside a channel"),
+        ("fixture95", "did you mean @fixture95"),
+    ],
+)
+def test_refused_inputs_say_why(text, message):
+    with pytest.raises(InvalidChannelInput, match=message):
+        parse_channel_input(text)
+
+
+# --- Listing ------------------------------------------------------------------------------------
+
+
+def test_lists_a_one_video_channel_in_one_request(fake_youtube, youtube):
+    channel = fake_youtube.add_channel("solo", videos=1, subscribers=1230)
+
+    listing = youtube.fetch_channel(parse_channel_input("@solo"))
+
+    assert listing.channel_id == channel.channel_id
+    assert listing.handle == "@solo"
+    assert listing.title == "Solo Channel"
+    assert listing.description.startswith("The solo channel")
+    assert listing.subscriber_count == 1230
+    assert listing.avatar_url == f"{channel.avatar}=s900-c-k-c0x00ffffff-no-rj"
+    assert listing.url == f"https://www.youtube.com/channel/{channel.channel_id}"
+    assert listing.complete and listing.video_count == 1
+    [entry] = listing.entries
+    video = channel.videos[0]
+    assert entry.video_id == video.id
+    assert entry.title == video.title
+    assert entry.duration == video.duration
+    assert entry.view_count == video.views
+    assert entry.thumbnail_url.startswith(f"https://i.ytimg.com/vi/{video.id}/hqdefault.jpg")
+    assert [r.kind for r in fake_youtube.requests] == ["channel_page"]
+
+
+@pytest.mark.parametrize("layout", ["videoRenderer", "lockupViewModel"])
+def test_lists_95_videos_over_4_pages(fake_youtube, youtube, layout):
+    channel = fake_youtube.add_channel("fixture95", videos=95, layout=layout)
+
+    listing = youtube.fetch_channel(parse_channel_input("https://www.youtube.com/@fixture95"))
+
+    ids = [entry.video_id for entry in listing.entries]
+    assert ids == channel.video_ids
+    assert len(set(ids)) == 95
+    assert listing.complete and listing.video_count == 95
+    assert all(entry.duration for entry in listing.entries)
+    assert fake_youtube.count("channel_page") == 1
+    assert [r.page for r in fake_youtube.requests_matching("browse")] == [2, 3, 4]
+
+
+def test_every_form_of_a_channel_reaches_it(fake_youtube, youtube):
+    channel = fake_youtube.add_channel(
+        "forms", videos=3, custom_url="FormsCustom", user="formsuser"
+    )
+    inputs = [
+        "@forms",
+        f"https://www.youtube.com/channel/{channel.channel_id}",
+        "youtube.com/c/FormsCustom",
+        "https://www.youtube.com/user/formsuser/videos",
+    ]
+
+    listings = [youtube.fetch_channel(parse_channel_input(text)) for text in inputs]
+
+    assert {listing.channel_id for listing in listings} == {channel.channel_id}
+    assert all(len(listing.entries) == 3 for listing in listings)
+
+
+def test_a_video_link_imports_its_channel(fake_youtube, youtube):
+    channel = fake_youtube.add_channel("owner", videos=5)
+    video = channel.videos[3]
+
+    listing = youtube.fetch_channel(parse_channel_input(f"https://youtu.be/{video.id}"))
+
+    assert listing.channel_id == channel.channel_id
+    assert len(listing.entries) == 5
+    assert [r.kind for r in fake_youtube.requests] == ["watch", "player", "channel_page"]
+
+
+@pytest.mark.parametrize(("limit", "pages"), [(10, 1), (30, 1), (31, 2), (95, 4)])
+def test_a_limit_stops_paging(fake_youtube, youtube, limit, pages):
+    channel = fake_youtube.add_channel("fixture95", videos=95)
+
+    listing = youtube.fetch_channel(parse_channel_input("@fixture95"), limit=limit)
+
+    assert [entry.video_id for entry in listing.entries] == channel.video_ids[:limit]
+    assert fake_youtube.count() == pages
+
+
+def test_only_new_videos_stops_at_the_first_known_one(fake_youtube, youtube):
+    channel = fake_youtube.add_channel("fixture95", videos=95)
+    ref = parse_channel_input("@fixture95")
+
+    first = youtube.fetch_channel(ref, known_ids=channel.video_ids[5:])
+    fake_youtube.clear_requests()
+    second = youtube.fetch_channel(ref, known_ids=channel.video_ids[40:])
+
+    assert [entry.video_id for entry in first.entries] == channel.video_ids[:5]
+    assert first.reached_known and not first.complete and first.video_count is None
+    assert len(second.entries) == 40
+    assert fake_youtube.count() == 2  # the page and one continuation, not four
+
+
+def test_members_only_videos_are_marked_in_the_listing(fake_youtube, youtube):
+    channel = fake_youtube.add_channel("members", videos=3, errors={1: "members_only"})
+
+    listing = youtube.fetch_channel(ChannelRef.for_channel_id(channel.channel_id))
+
+    assert [entry.availability for entry in listing.entries] == [None, "subscriber_only", None]
+
+
+def test_a_missing_tab_is_not_found(fake_youtube, youtube):
+    fake_youtube.add_channel("noshorts", videos=2)
+
+    with pytest.raises(YouTubeError) as caught:
+        youtube.fetch_channel(parse_channel_input("@noshorts"), tab="shorts")
+
+    assert caught.value.reason is Reason.NOT_FOUND
+
+
+def test_an_unknown_channel_is_not_found(fake_youtube, youtube):
+    with pytest.raises(YouTubeError) as caught:
+        youtube.fetch_channel(parse_channel_input("@nobodyhere"))
+
+    assert caught.value.reason is Reason.NOT_FOUND
+    assert caught.value.kind is Kind.PERMANENT
+    # yt-dlp retries the page, then asks the API to resolve the URL (and retries that too).
+    assert fake_youtube.count("channel_page") == 1 + youtube.retries
+    assert fake_youtube.count("resolve_url") == 1 + youtube.retries
+
+
+def test_429_on_a_continuation_is_transient_and_passes(fake_youtube, youtube):
+    channel = fake_youtube.add_channel("fixture95", videos=95)
+    fake_youtube.add_fault(kinds={"browse"}, page=3, status=429, times=2)
+    ref = parse_channel_input("@fixture95")
+
+    for _ in range(2):
+        with pytest.raises(YouTubeError) as caught:
+            youtube.fetch_channel(ref)
+        assert caught.value.reason is Reason.RATE_LIMITED
+        assert caught.value.transient
+    listing = youtube.fetch_channel(ref)
+
+    assert [entry.video_id for entry in listing.entries] == channel.video_ids
+    assert [r.status for r in fake_youtube.requests_matching("browse") if r.page == 3] == [
+        429,
+        429,
+        200,
+    ]
+
+
+@pytest.mark.slow
+def test_measure_a_thousand_video_listing(fake_youtube, youtube, capsys):
+    channel = fake_youtube.add_channel("fixture1000", videos=1000)
+
+    started = time.perf_counter()
+    listing = youtube.fetch_channel(parse_channel_input("@fixture1000"))
+    elapsed = time.perf_counter() - started
+
+    assert len({entry.video_id for entry in listing.entries}) == 1000
+    assert [entry.video_id for entry in listing.entries] == channel.video_ids
+    with capsys.disabled():
+        print(
+            f"\n1,000-video listing: {fake_youtube.count()} requests "
+            f"({fake_youtube.count('browse')} continuations), {elapsed:.2f} s"
+        )
+
+
+# --- Video metadata -----------------------------------------------------------------------------
+
+
+def test_video_metadata_with_chapters(fake_youtube, youtube):
+    channel = fake_youtube.add_channel("meta", videos=2, chapters=[0])
+    video = channel.videos[0]
+
+    info = youtube.fetch_video(video.id)
+
+    assert info.video_id == video.id
+    assert info.title == video.title
+    assert info.description == video.description
+    assert info.duration == video.duration
+    assert info.published_at == video.published
+    assert info.upload_date == video.published.date()
+    assert info.view_count == video.views
+    assert info.like_count == video.likes
+    assert info.tags == video.tags
+    assert info.categories == ("Education",)
+    assert info.channel_id == channel.channel_id
+    assert info.channel_title == channel.title
+    assert info.channel_handle == "@meta"
+    assert info.availability == "public"
+    assert [(c.start, c.title) for c in info.chapters] == [(float(s), t) for s, t in video.chapters]
+    assert info.chapters[-1].end == video.duration
+    # The watch page, then one player API call; the web client's answer is in the page.
+    assert [(r.kind, r.client) for r in fake_youtube.requests] == [
+        ("watch", None),
+        ("player", "VISIONOS"),
+    ]
+    assert fake_youtube.count("media") == 0
+
+
+def test_a_video_without_chapters_has_none(fake_youtube, youtube):
+    channel = fake_youtube.add_channel("plain", videos=1)
+
+    assert youtube.fetch_video(channel.videos[0].id).chapters == ()
+
+
+def test_requests_are_spaced_by_sleep_requests(fake_youtube):
+    channel = fake_youtube.add_channel("spaced", videos=1)
+
+    with YouTube(sleep_requests=0.2, retry_backoff=0) as client:
+        client.fetch_video(channel.videos[0].id)
+
+    first, second = fake_youtube.requests
+    assert second.at - first.at >= 0.2
+
+
+def test_cookies_file_is_sent(fake_youtube, tmp_path):
+    channel = fake_youtube.add_channel("cookies", videos=1)
+    cookies = tmp_path / "cookies.txt"
+    cookies.write_text(
+        "# Netscape HTTP Cookie File\n"
+        ".youtube.com\tTRUE\t/\tTRUE\t2147483647\tVISITOR_INFO1_LIVE\tfakevisitor\n"
+    )
+
+    with YouTube(cookies_file=str(cookies), sleep_requests=0, retry_backoff=0) as client:
+        client.fetch_video(channel.videos[0].id)
+
+    assert "VISITOR_INFO1_LIVE=fakevisitor" in fake_youtube.requests[0].headers.get("Cookie", "")
+
+
+# --- Errors -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("state", "reason", "kind", "requests_made"),
+    [
+        ("private", Reason.PRIVATE, Kind.PERMANENT, 2),
+        ("unavailable", Reason.UNAVAILABLE, Kind.PERMANENT, 2),
+        ("members_only", Reason.MEMBERS_ONLY, Kind.PERMANENT, 2),
+        ("removed", Reason.REMOVED, Kind.PERMANENT, 2),
+        # yt-dlp tries the embedded player as well (the embed page and its player call).
+        ("age_restricted", Reason.AGE_RESTRICTED, Kind.PERMANENT, 4),
+        ("bot_check", Reason.BOT_CHECK, Kind.TRANSIENT, 2),
+    ],
+)
+def test_video_errors_are_classified(fake_youtube, youtube, state, reason, kind, requests_made):
+    channel = fake_youtube.add_channel("errors", videos=1, errors={0: state})
+
+    with pytest.raises(YouTubeError) as caught:
+        youtube.fetch_video(channel.videos[0].id)
+
+    assert caught.value.reason is reason
+    assert caught.value.kind is kind
+    assert str(caught.value)  # a sentence for a person
+    assert fake_youtube.count() == requests_made
+
+
+def test_an_unknown_video_is_unavailable(fake_youtube, youtube):
+    with pytest.raises(YouTubeError) as caught:
+        youtube.fetch_video("zzzzzzzzzzz")
+
+    assert caught.value.reason is Reason.UNAVAILABLE
+
+
+def test_the_bot_check_everywhere_says_add_cookies(fake_youtube, youtube):
+    channel = fake_youtube.add_channel("bots", videos=2)
+    fake_youtube.add_fault(kinds={"watch", "player", "embed"}, playability="bot_check")
+
+    with pytest.raises(YouTubeError) as caught:
+        youtube.fetch_video(channel.videos[1].id)
+
+    assert caught.value.reason is Reason.BOT_CHECK
+    assert "cookies" in str(caught.value)
+
+
+def test_429_on_a_video_is_rate_limited(fake_youtube, youtube):
+    channel = fake_youtube.add_channel("limited", videos=1)
+    fake_youtube.add_fault(status=429, video_id=channel.videos[0].id)
+
+    with pytest.raises(YouTubeError) as caught:
+        youtube.fetch_video(channel.videos[0].id)
+
+    # yt-dlp's own error is "Failed to extract any player response"; the 429s are warnings.
+    assert "player response" in caught.value.detail
+    assert caught.value.reason is Reason.RATE_LIMITED
+    assert any("429" in warning for warning in youtube.warnings)
+
+
+def test_a_slow_answer_is_a_timeout(fake_youtube):
+    fake_youtube.add_channel("slow", videos=1)
+    fake_youtube.add_fault(kinds={"channel_page", "resolve_url"}, delay=1.0)
+
+    client = YouTube(sleep_requests=0, retries=0, retry_backoff=0, timeout=0.3)
+    with client, pytest.raises(YouTubeError) as caught:
+        client.fetch_channel(parse_channel_input("@slow"))
+
+    assert caught.value.reason is Reason.TIMEOUT
+    assert caught.value.transient
+
+
+def _http_error(status: int) -> HTTPError:
+    from yt_dlp.networking.common import Response
+
+    return HTTPError(Response(fp=None, url="https://www.youtube.com/", headers={}, status=status))
+
+
+@pytest.mark.parametrize(
+    ("exc", "reason"),
+    [
+        (
+            DownloadError("ERROR: x", (None, ExtractorError("x", cause=_http_error(429)), None)),
+            Reason.RATE_LIMITED,
+        ),
+        (ExtractorError("Unable to download", cause=_http_error(503)), Reason.NETWORK),
+        (ExtractorError("Unable to download", cause=_http_error(403)), Reason.IP_BLOCKED),
+        (
+            ExtractorError("x", cause=TransportError(cause=TimeoutError("timed out"))),
+            Reason.TIMEOUT,
+        ),
+        (ExtractorError("x", cause=TransportError(cause=ConnectionRefusedError())), Reason.NETWORK),
+        (
+            ExtractorError(
+                "All player responses are invalid. Your IP is likely being blocked by Youtube"
+            ),
+            Reason.IP_BLOCKED,
+        ),
+        (
+            ExtractorError("This video has been removed for violating YouTube's Terms of Service"),
+            Reason.REMOVED,
+        ),
+        (
+            ExtractorError(
+                "This content isn't available, try again later. "
+                "The current session has been rate-limited"
+            ),
+            Reason.RATE_LIMITED,
+        ),
+        (ExtractorError("Video unavailable. This video is unavailable"), Reason.UNAVAILABLE),
+        (requests.ConnectionError("refused"), Reason.NETWORK),
+        (requests.Timeout("slow"), Reason.TIMEOUT),
+        (ExtractorError("Unable to extract yt initial data"), Reason.UNKNOWN),
+    ],
+)
+def test_classify_error(exc, reason):
+    assert classify_error(exc).reason is reason
+
+
+def test_warnings_tell_a_429_behind_a_vague_error():
+    exc = ExtractorError("Failed to extract any player response")
+
+    assert classify_error(exc).reason is Reason.NETWORK
+    assert (
+        classify_error(exc, ["Unable to download API page: HTTP Error 429"]).reason
+        is Reason.RATE_LIMITED
+    )
+
+
+# --- Transport ----------------------------------------------------------------------------------
+
+
+def test_get_transport_reads_the_setting(fake_youtube, settings):
+    assert get_transport() is not None
+    settings.CHIRP_YOUTUBE_TRANSPORT = None
+    assert get_transport() is None
+    settings.CHIRP_YOUTUBE_TRANSPORT = "tests.imports.fake_youtube.FakeYouTube"
+    with pytest.raises(ImproperlyConfigured):
+        get_transport()
+
+
+def test_the_transport_refuses_other_hosts(fake_youtube):
+    transport = fake_youtube.transport()
+
+    with yt_dlp.YoutubeDL({"quiet": True}) as ydl:
+        director = ydl.build_request_director(transport.request_handlers)
+        with pytest.raises(NoSupportingHandlers, match=r"refuses 'example\.com'"):
+            director.send(Request("https://example.com/"))
+        assert (
+            director.send(Request(f"https://i.ytimg.com/vi/{VIDEO}/hqdefault.jpg")).read()[:2]
+            == b"\xff\xd8"
+        )
+    with pytest.raises(UnexpectedHost):
+        transport.new_session().get("https://example.com/")
+    assert [r.kind for r in fake_youtube.requests] == ["image"]
+
+
+def test_another_process_reaches_the_same_fake(fake_youtube):
+    channel = fake_youtube.add_channel("remote", videos=40)
+    script = textwrap.dedent(
+        """
+        import os
+        from django.conf import settings
+        settings.configure(CHIRP_YOUTUBE_TRANSPORT=os.environ["CHIRP_YOUTUBE_TRANSPORT"])
+        from imports.youtube import YouTube, parse_channel_input
+        with YouTube(sleep_requests=0, retry_backoff=0) as client:
+            listing = client.fetch_channel(parse_channel_input("@remote"))
+        print(len(listing.entries))
+        """
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    assert env[ENV_VAR] == fake_youtube.url
+
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "40"
+    assert [r.kind for r in fake_youtube.requests] == ["channel_page", "browse"]
+    assert channel.videos
