@@ -21,6 +21,9 @@ import pytest
 from django.db import connection
 
 ROOT = Path(__file__).resolve().parent.parent
+# Playwright's sync API keeps an event loop running in the test thread; the tests' own ORM
+# calls are still synchronous. (Not passed on to the servers the tests start.)
+os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 PASSWORD = "correct horse battery staple"
 
 
@@ -64,6 +67,7 @@ def database_url() -> str:
 
 def server_env(*, redis: bool = True, **extra: str) -> dict[str, str]:
     env = dict(os.environ)
+    env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
     env.update(
         DJANGO_SETTINGS_MODULE="tests.settings",
         DATABASE_URL=database_url(),
@@ -209,3 +213,55 @@ def session_cookie_for(user) -> dict[str, str]:
     session[HASH_SESSION_KEY] = user.get_session_auth_hash()
     session.save()
     return {settings.SESSION_COOKIE_NAME: session.session_key}
+
+
+CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
+
+
+@pytest.fixture(scope="session")
+def chromium():
+    """Debian's chromium through Playwright (no downloaded browser)."""
+    from playwright.sync_api import sync_playwright
+
+    if not Path(CHROMIUM).exists():
+        pytest.fail(
+            f"Chromium is missing at {CHROMIUM}: run `make chromium` (or set CHROMIUM_PATH)."
+        )
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM,
+            args=[
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+            ],
+        )
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def browser_for(chromium, web_server):
+    """browser_for(user) -> a Playwright page signed in as `user` on the real web server."""
+    contexts = []
+
+    def open_as(user):
+        context = chromium.new_context(base_url=web_server.url)
+        context.add_cookies(
+            [
+                {"name": name, "value": value, "url": web_server.url}
+                for name, value in session_cookie_for(user).items()
+            ]
+        )
+        contexts.append(context)
+        page = context.new_page()
+        page.set_default_timeout(15_000)
+        return page
+
+    yield open_as
+    for context in contexts:
+        context.close()
