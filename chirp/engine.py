@@ -25,8 +25,9 @@ import socket
 import threading
 import time
 import uuid
+from collections import deque
 from concurrent.futures import ThreadPoolExecutor
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.apps import apps
 from django.conf import settings
@@ -43,6 +44,7 @@ from chirp.jobs import (
     ItemStatus,
     Job,
     JobError,
+    JobPaused,
 )
 from chirp.models import LaneSlot
 
@@ -182,6 +184,7 @@ class RunContext:
         self.token = token
         self.deadline = deadline
         self.stop_reason: str | None = None
+        self.paused: JobPaused | None = None
 
     def should_stop(self) -> bool:
         if self.stop_reason is None:
@@ -197,6 +200,12 @@ class RunContext:
         except IllegalTransition:
             self.stop_reason = self.stop_reason or "lost"
 
+    def pause(self, paused: JobPaused) -> None:
+        """Stop taking items: the lane waits until `paused.until` (the latest one asked for)."""
+        if self.paused is None or paused.until > self.paused.until:
+            self.paused = paused
+        self.stop_reason = self.stop_reason or "paused"
+
 
 class Monitor(threading.Thread):
     """Beats the lease, notices cancellation, and sends the job's progress while it runs."""
@@ -211,6 +220,9 @@ class Monitor(threading.Thread):
         self._halt = threading.Event()
         self._last_beat = 0.0
         self._shown: tuple | None = None
+        # Items being processed now; each is shown as "processing" once, at the first tick
+        # it is still running (a fast item goes straight to its final state).
+        self.in_flight: set[Item] = set()
         self.beat_every = max(0.2, settings.CHIRP_LEASE_SECONDS / 4)
 
     def watch(self, ctx: RunContext | None) -> None:
@@ -251,6 +263,7 @@ class Monitor(threading.Thread):
                 ctx.stop_reason = ctx.stop_reason or "lost"
         if ctx is None:
             return
+        self.show_in_flight()
         job = type(ctx.job).objects.get(pk=ctx.job.pk)
         if job.status not in job.active_statuses():
             ctx.stop_reason = ctx.stop_reason or "cancelled"
@@ -263,6 +276,17 @@ class Monitor(threading.Thread):
                 live.publish(job.owner_id, job.live_fragments())
             self._shown = shown
 
+    def show_in_flight(self) -> None:
+        from chirp import live
+
+        for item in list(self.in_flight):
+            if getattr(item, "shown_processing", False):
+                continue
+            with item.live_lock:
+                if item.status == ItemStatus.PROCESSING:
+                    live.publish(item.job.owner_id, item.live_fragments())
+                item.shown_processing = True
+
 
 def process_one(job: Job, item: Item, ctx: RunContext) -> None:
     """Run the job's item code; every outcome ends the item (never the worker)."""
@@ -270,6 +294,9 @@ def process_one(job: Job, item: Item, ctx: RunContext) -> None:
         job.process_item(item, ctx)
     except ItemSkipped as skip:
         item.skip(str(skip))
+    except JobPaused as paused:
+        item.defer()
+        ctx.pause(paused)
     except ItemError as exc:
         item.fail(str(exc))
     except IllegalTransition:
@@ -282,28 +309,47 @@ def process_one(job: Job, item: Item, ctx: RunContext) -> None:
             item.fail("Chirp could not finish this item (it reported no outcome).")
 
 
-def claim_item(job: Job) -> Item | None:
-    item_model = job.item_model()
-    queued = item_model.objects.filter(job=job, status=ItemStatus.QUEUED).order_by("pk")
-    while True:
-        item = queued.first()
-        if item is None:
-            return None
-        item.job = job
-        try:
-            item.start()
-        except IllegalTransition:
-            continue  # another thread took it
-        return item
+class ItemFeed:
+    """Hands a job's queued items to the runner's threads, reading them in batches (one
+    query per batch, not per item); each is still claimed with its own conditional UPDATE."""
+
+    batch = 100
+
+    def __init__(self, job: Job) -> None:
+        self.job = job
+        self.lock = threading.Lock()
+        self.buffer: deque[Item] = deque()
+
+    def next(self) -> Item | None:
+        while True:
+            with self.lock:
+                if not self.buffer:
+                    queued = self.job.item_model().objects.filter(
+                        job=self.job, status=ItemStatus.QUEUED
+                    )
+                    self.buffer.extend(queued.order_by("pk")[: self.batch])
+                    if not self.buffer:
+                        return None
+                item = self.buffer.popleft()
+            item.job = self.job
+            try:
+                item.start()
+            except IllegalTransition:
+                continue  # cancelled since it was read
+            return item
 
 
-def _work_items(job: Job, ctx: RunContext) -> None:
+def _work_items(job: Job, ctx: RunContext, monitor: Monitor, feed: ItemFeed) -> None:
     try:
         while not ctx.should_stop():
-            item = claim_item(job)
+            item = feed.next()
             if item is None:
                 return
-            process_one(job, item, ctx)
+            monitor.in_flight.add(item)
+            try:
+                process_one(job, item, ctx)
+            finally:
+                monitor.in_flight.discard(item)
     finally:
         connections.close_all()
 
@@ -314,9 +360,9 @@ def recover_items(job: Job) -> None:
         item.requeue_after_crash(settings.CHIRP_ITEM_MAX_ATTEMPTS)
 
 
-def run_job(job: Job, crashed: bool, token: str, monitor: Monitor, deadline: float) -> str:
-    """Run (a slice of) one job. Returns 'finished', 'yielded' or 'stopped'."""
-    ctx = RunContext(job, token, deadline)
+def run_job(ctx: RunContext, crashed: bool, monitor: Monitor) -> str:
+    """Run (a slice of) one job. Returns 'finished', 'yielded', 'paused' or 'stopped'."""
+    job, token = ctx.job, ctx.token
     if crashed and job.attempts > settings.CHIRP_JOB_MAX_ATTEMPTS:
         job.fail(
             f"The worker stopped unexpectedly {job.attempts - 1} times while running this job, "
@@ -335,16 +381,21 @@ def run_job(job: Job, crashed: bool, token: str, monitor: Monitor, deadline: flo
             job.mark_prepared(items, token)
         while True:
             pool = max(1, job.pool_size)
+            feed = ItemFeed(job)
             if pool == 1:
-                _work_items(job, ctx)
+                _work_items(job, ctx, monitor, feed)
             else:
                 with ThreadPoolExecutor(pool, thread_name_prefix=f"chirp-{job.lane}") as ex:
-                    for future in [ex.submit(_work_items, job, ctx) for _ in range(pool)]:
+                    workers = [ex.submit(_work_items, job, ctx, monitor, feed) for _ in range(pool)]
+                    for future in workers:
                         future.result()
             if ctx.should_stop():
                 return _hand_back(job, ctx)
             if job.finish(token):
                 return "finished"
+    except JobPaused as paused:
+        ctx.pause(paused)
+        return _hand_back(job, ctx)
     except JobError as exc:
         _fail_quietly(job, str(exc), token)
         return "finished"
@@ -363,10 +414,28 @@ def _fail_quietly(job: Job, error: str, token: str) -> None:
 
 
 def _hand_back(job: Job, ctx: RunContext) -> str:
+    if ctx.stop_reason == "paused" and ctx.paused is not None:
+        with contextlib.suppress(IllegalTransition):
+            job.set_step(str(ctx.paused), ctx.token)
     job.release(ctx.token)
     if ctx.stop_reason in ("slice", "shutdown"):
         return "yielded"
+    if ctx.stop_reason == "paused":
+        return "paused"
     return "stopped"  # cancelled, or another worker took over
+
+
+def _later(*moments: datetime | None) -> datetime | None:
+    return max((moment for moment in moments if moment is not None), default=None)
+
+
+def _wait_until(moment: datetime, deadline: float) -> bool:
+    """Sleep (holding the slot) until `moment`; False if the slice or the worker ends first."""
+    while timezone.now() < moment:
+        if shutting_down() or time.monotonic() > deadline:
+            return False
+        time.sleep(min(0.25, max(0.01, (moment - timezone.now()).total_seconds())))
+    return True
 
 
 def run_lane(lane: str) -> str:
@@ -381,19 +450,31 @@ def run_lane(lane: str) -> str:
     monitor.start()
     more = False
     ran = 0
+    held_until: datetime | None = None  # a job of this lane asked for a pause (JobPaused)
     try:
         while True:
             if shutting_down() or time.monotonic() > deadline:
                 more = True
                 break
+            pause = _later(held_until, model.paused_until())
+            if pause is not None and pause > timezone.now() and runnable_jobs(model).exists():
+                if not _wait_until(pause, deadline):
+                    more = True
+                    break
+                held_until = None
+                continue
             claimed = claim_job(model, token)
             if claimed is None:
                 break
             job, crashed = claimed
             ran += 1
-            if run_job(job, crashed, token, monitor, deadline) == "yielded":
+            ctx = RunContext(job, token, deadline)
+            outcome = run_job(ctx, crashed, monitor)
+            if outcome == "yielded":
                 more = True
                 break
+            if outcome == "paused" and ctx.paused is not None:
+                held_until = ctx.paused.until
     finally:
         monitor.stop()
         release_slot(slot, token)

@@ -9,13 +9,16 @@ as the item that changed them, so a crash can never leave them out of step.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Iterable
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from django.conf import settings
 from django.db import models, transaction
 from django.db.models import F, Q
 from django.utils import timezone
+from django.utils.functional import cached_property
 
 from chirp import live
 
@@ -39,6 +42,19 @@ class ItemError(Exception):
 
 class ItemSkipped(Exception):
     """The item needs no work (already known); the message says why."""
+
+
+class JobPaused(Exception):
+    """Leave the lane alone until `until` (an outside service asked to be left alone).
+
+    Raised by prepare() or process_item(): the item in hand goes back to the queue as if it had
+    not been started, the job is handed back with `str(exc)` as its step, and the lane's runner
+    claims no job before `until` (nor while the job model's `paused_until()` says so).
+    """
+
+    def __init__(self, until: datetime, message: str = "") -> None:
+        self.until = until
+        super().__init__(message or f"Paused until {until:%H:%M:%S}.")
 
 
 PENDING = "pending"
@@ -138,6 +154,12 @@ class Job(models.Model):
     @property
     def dom_id(self) -> str:
         return f"{self._meta.model_name}-{self.pk}"
+
+    @classmethod
+    def paused_until(cls) -> datetime | None:
+        """While this is a future time, the lane's runner starts none of its jobs (None: run).
+        A lane whose jobs depend on an outside service's patience overrides it."""
+        return None
 
     # -- what a concrete job provides ---------------------------------------------------
 
@@ -356,7 +378,12 @@ class Item(models.Model):
         return []
 
     def publish(self) -> None:
-        live.publish_on_commit(self.job.owner_id, self.live_fragments)
+        live.publish_on_commit(self.job.owner_id, self.live_fragments, self.live_lock)
+
+    @cached_property
+    def live_lock(self) -> threading.Lock:
+        """Orders this item's live updates when two threads send them (runner and monitor)."""
+        return threading.Lock()
 
     def _move(
         self,
@@ -380,19 +407,30 @@ class Item(models.Model):
                 self.job_model().objects.filter(pk=self.job_id).update(
                     **{counter: F(counter) + delta, "updated": now}
                 )
+        self._remember(target, changes)
+        self.publish()
+
+    def _remember(self, status: str, changes: dict[str, Any]) -> None:
         for field, value in changes.items():
             if not hasattr(value, "resolve_expression"):
                 setattr(self, field, value)
-        self.status = target
-        self.publish()
+        self.status = status
 
     def start(self) -> None:
-        self._move(
-            ItemStatus.QUEUED,
-            ItemStatus.PROCESSING,
-            started=timezone.now(),
-            attempts=F("attempts") + 1,
+        """Claim a queued item for processing. Not sent live here: the runner shows it as
+        processing only if it is still running at the monitor's next tick, so a fast item
+        costs one live update, not two."""
+        now = timezone.now()
+        moved = (
+            type(self)
+            .objects.filter(pk=self.pk, status=ItemStatus.QUEUED)
+            .update(
+                status=ItemStatus.PROCESSING, started=now, updated=now, attempts=F("attempts") + 1
+            )
         )
+        if moved != 1:
+            raise IllegalTransition(f"{self} is not queued; it cannot start.")
+        self._remember(ItemStatus.PROCESSING, {"started": now, "updated": now})
         self.attempts += 1
 
     def complete(self, **fields: Any) -> None:
@@ -422,6 +460,14 @@ class Item(models.Model):
 
     def cancel(self) -> None:
         self._move(ItemStatus.QUEUED, ItemStatus.CANCELLED, "cancelled", finished=timezone.now())
+
+    def defer(self) -> None:
+        """Back to the queue as if never started: its job was paused (JobPaused) before the
+        item's work could be done, so this neither counts as an attempt nor as a failure."""
+        self._move(
+            ItemStatus.PROCESSING, ItemStatus.QUEUED, started=None, attempts=F("attempts") - 1
+        )
+        self.attempts -= 1
 
     def retry(self) -> None:
         """Send one failed item back to the queue (and its finished job back in line)."""

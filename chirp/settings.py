@@ -6,6 +6,7 @@ Every knob is documented in README.md and .env.example. The helpers below fail l
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import secrets
 from pathlib import Path
@@ -278,3 +279,57 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
     "loggers": {"django_eventstream": {"level": "WARNING"}},
 }
+
+# Uploads (uploads/): fetching pages and images on a user's behalf, finding a page's images,
+# decoding them and finding faces. Private addresses stay refused unless allowed here.
+CHIRP_FETCH_ALLOW_PRIVATE = env_bool("CHIRP_FETCH_ALLOW_PRIVATE", False)
+CHIRP_FETCH_ALLOWED_NETWORKS = env_list("CHIRP_FETCH_ALLOWED_NETWORKS", [])
+for _network in CHIRP_FETCH_ALLOWED_NETWORKS:
+    try:
+        ipaddress.ip_network(_network, strict=False)
+    except ValueError:
+        raise ImproperlyConfigured(
+            f"CHIRP_FETCH_ALLOWED_NETWORKS: {_network!r} is not a network such as 10.0.0.0/8."
+        ) from None
+CHIRP_FETCH_PAGE_MAX_BYTES = env_int("CHIRP_FETCH_PAGE_MAX_BYTES", 5 * 1024 * 1024, minimum=1)
+CHIRP_FETCH_IMAGE_MAX_BYTES = env_int("CHIRP_FETCH_IMAGE_MAX_BYTES", 25 * 1024 * 1024, minimum=1)
+CHIRP_FETCH_TIMEOUT = env_float("CHIRP_FETCH_TIMEOUT", 30, minimum=0.1)
+CHIRP_FETCH_CONNECT_TIMEOUT = env_float("CHIRP_FETCH_CONNECT_TIMEOUT", 10, minimum=0.1)
+CHIRP_FETCH_READ_TIMEOUT = env_float("CHIRP_FETCH_READ_TIMEOUT", 15, minimum=0.1)
+CHIRP_FETCH_MAX_REDIRECTS = env_int("CHIRP_FETCH_MAX_REDIRECTS", 5, minimum=0)
+CHIRP_FETCH_USER_AGENT = env_str("CHIRP_FETCH_USER_AGENT", "Chirp/0.1 (self-hosted media importer)")
+CHIRP_FETCH_CA_CERTS = env_str("CHIRP_FETCH_CA_CERTS") or None
+CHIRP_SCRAPE_MAX_IMAGES = env_int("CHIRP_SCRAPE_MAX_IMAGES", 500, minimum=1)
+CHIRP_IMAGE_MAX_PIXELS = env_int("CHIRP_IMAGE_MAX_PIXELS", 89_478_485, minimum=1)
+CHIRP_THUMBNAIL_SIZE = env_int("CHIRP_THUMBNAIL_SIZE", 480, minimum=32)
+CHIRP_FACE_DETECTOR = env_str("CHIRP_FACE_DETECTOR", "opencv")
+if CHIRP_FACE_DETECTOR not in ("opencv", "dlib"):
+    raise ImproperlyConfigured(
+        f"CHIRP_FACE_DETECTOR must be opencv or dlib, not {CHIRP_FACE_DETECTOR!r}."
+    )
+CHIRP_FACE_MAX_SIDE = env_int("CHIRP_FACE_MAX_SIDE", 1024, minimum=64)
+# Finished scrape jobs are deleted this many days after they end (their images stay).
+CHIRP_UPLOADS_RETENTION_DAYS = env_int("CHIRP_UPLOADS_RETENTION_DAYS", 7, minimum=1)
+
+# -- Channels
+# Importing YouTube channels (imports/). The transport is a test seam: the dotted path of a
+# zero-argument factory returning imports.youtube.Transport; production leaves it unset.
+CHIRP_YOUTUBE_TRANSPORT = env_str("CHIRP_YOUTUBE_TRANSPORT") or None
+# A Netscape cookies file from a signed-in browser: the answer to YouTube's bot check.
+CHIRP_YOUTUBE_COOKIES_FILE = env_str("CHIRP_YOUTUBE_COOKIES_FILE") or None
+# yt-dlp's own sleep before each request, per process. The shared limiter below already spaces
+# every request across all workers, so this stays 0 unless you want both.
+CHIRP_YOUTUBE_SLEEP_REQUESTS = env_float("CHIRP_YOUTUBE_SLEEP_REQUESTS", 0.0)
+CHIRP_YOUTUBE_RETRIES = env_int("CHIRP_YOUTUBE_RETRIES", 3, minimum=0)
+CHIRP_YOUTUBE_RETRY_BACKOFF = env_float("CHIRP_YOUTUBE_RETRY_BACKOFF", 2.0)
+CHIRP_YOUTUBE_TIMEOUT = env_float("CHIRP_YOUTUBE_TIMEOUT", 20.0, minimum=0.1)
+CHIRP_YOUTUBE_TRANSCRIPT_LANGUAGES = env_list("CHIRP_YOUTUBE_TRANSCRIPT_LANGUAGES", ["en"])
+# The rate limiter shared by every worker (in the database, or in Redis when REDIS_URL is set).
+CHIRP_YOUTUBE_SPACING = env_float("CHIRP_YOUTUBE_SPACING", 1.0)
+CHIRP_YOUTUBE_JITTER = env_float("CHIRP_YOUTUBE_JITTER", 0.5)
+CHIRP_YOUTUBE_MAX_SPACING = env_float("CHIRP_YOUTUBE_MAX_SPACING", 30.0)
+CHIRP_YOUTUBE_CONCURRENCY = env_int("CHIRP_YOUTUBE_CONCURRENCY", 2, minimum=1)
+CHIRP_YOUTUBE_PAUSE_SECONDS = env_float("CHIRP_YOUTUBE_PAUSE_SECONDS", 300.0, minimum=0.1)
+CHIRP_YOUTUBE_MAX_PAUSE_SECONDS = env_float("CHIRP_YOUTUBE_MAX_PAUSE_SECONDS", 3600.0, minimum=0.1)
+# The default cap on a channel's first import (0: every video); the dialog can change it.
+CHIRP_IMPORT_FIRST_LIMIT = env_int("CHIRP_IMPORT_FIRST_LIMIT", 0, minimum=0)

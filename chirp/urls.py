@@ -1,6 +1,6 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
-from django.urls import path
+from django.urls import include, path
 
 from chirp import views
 
@@ -11,4 +11,8 @@ urlpatterns = [
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
+    path("uploads/", include("uploads.urls")),
+    path("channels/", include("imports.urls")),
+    path("api/channels/", include("imports.api_urls")),
+    path("api/", include("uploads.api_urls")),
 ]

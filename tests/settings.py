@@ -15,3 +15,18 @@ PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):  # noqa: F405
     # A file (worker and web server processes open it too), one per test run.
     DATABASES["default"]["TEST"] = {"NAME": str(DATA_DIR / f"test-{os.getpid()}.sqlite3")}  # noqa: F405
+
+# The tests' web sites run on loopback; everything else stays refused (tests/uploads).
+CHIRP_FETCH_ALLOWED_NETWORKS = ["127.0.0.0/8"]
+
+# Channels: the fake YouTube answers at once, so the limiter's spacing is zero and pauses are
+# short (a worker started by a test inherits these; its environment can still override them).
+from chirp.settings import env_float, env_int  # noqa: E402
+
+CHIRP_YOUTUBE_SPACING = env_float("CHIRP_YOUTUBE_SPACING", 0.0)
+CHIRP_YOUTUBE_JITTER = env_float("CHIRP_YOUTUBE_JITTER", 0.0)
+CHIRP_YOUTUBE_MAX_SPACING = env_float("CHIRP_YOUTUBE_MAX_SPACING", 0.0)
+CHIRP_YOUTUBE_PAUSE_SECONDS = env_float("CHIRP_YOUTUBE_PAUSE_SECONDS", 1.0, minimum=0.1)
+CHIRP_YOUTUBE_RETRIES = env_int("CHIRP_YOUTUBE_RETRIES", 1, minimum=0)
+CHIRP_YOUTUBE_RETRY_BACKOFF = env_float("CHIRP_YOUTUBE_RETRY_BACKOFF", 0.0)
+CHIRP_YOUTUBE_TIMEOUT = env_float("CHIRP_YOUTUBE_TIMEOUT", 5.0, minimum=0.1)

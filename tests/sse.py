@@ -45,8 +45,8 @@ class SSEClient:
         while True:
             try:
                 raw = self.response.readline()
-            except TimeoutError:
-                return
+            except (TimeoutError, AttributeError, ValueError, OSError):
+                return  # timed out, or closed by close() from another thread
             if not raw:
                 return
             line = raw.decode().rstrip("\r\n")

@@ -314,19 +314,33 @@ def test_a_slice_hands_the_job_back_and_the_next_one_resumes(alice, settings):
     assert set(DemoItem.objects.filter(job=job).values_list("runs", flat=True)) == {1}
 
 
+def item_events(owner, item) -> list[str]:
+    events = Event.objects.filter(channel=f"user-{owner.pk}", type=item.dom_id).order_by("eid")
+    return [json.loads(e.data) for e in events]
+
+
 def test_every_item_change_is_sent_to_the_owner_after_commit(alice):
-    job = make_job(alice, size=3)
+    job = make_job(alice, size=3, delay=0.6)
     engine.run_lane("demo")
 
+    for item in DemoItem.objects.filter(job=job):
+        sent = item_events(alice, item)
+        assert len(sent) == 2  # processing (it ran past a monitor tick), then completed
+        assert 'data-status="processing"' in sent[0] and 'data-status="completed"' in sent[1]
     events = Event.objects.filter(channel=f"user-{alice.pk}").exclude(eid=0)
-    item_ids = set(DemoItem.objects.filter(job=job).values_list("pk", flat=True))
-    for pk in item_ids:
-        kinds = [json.loads(e.data) for e in events.filter(type=f"demoitem-{pk}").order_by("eid")]
-        assert len(kinds) == 2  # processing, then completed
-        assert 'data-status="processing"' in kinds[0] and 'data-status="completed"' in kinds[1]
     final = events.filter(type=job.dom_id).order_by("eid").last()
     assert 'data-status="completed"' in json.loads(final.data)
     assert events.filter(type="toast").count() == 1
+
+
+def test_a_fast_item_is_sent_once_in_its_final_state(alice):
+    job = make_job(alice, size=20)
+    engine.run_lane("demo")
+
+    for item in DemoItem.objects.filter(job=job):
+        sent = item_events(alice, item)
+        assert sent[-1].count('data-status="completed"') == 1
+        assert len(sent) <= 2
 
 
 def test_nothing_is_sent_for_a_change_that_rolls_back(alice):

@@ -1,0 +1,80 @@
+"""What every JSON API view shares: who is calling, and answers in JSON.
+
+A caller is either a browser with a session (then CSRF applies to state changes, exactly as
+for forms) or a script with an API token (`Authorization: Bearer <key>`; a browser never
+sends that header by itself, so such requests cannot be forged cross-site). This is the
+approach of Django REST framework's SessionAuthentication, without the framework.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+
+from django.contrib.auth.decorators import login_not_required
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.middleware.csrf import CsrfViewMiddleware
+from django.views.decorators.csrf import csrf_exempt
+
+from chirp.models import ApiToken
+
+View = Callable[..., HttpResponse]
+
+
+class _CsrfCheck(CsrfViewMiddleware):
+    def _reject(self, request: HttpRequest, reason: str) -> str:  # type: ignore[override]
+        return reason
+
+
+def _csrf_failure(request: HttpRequest) -> str | None:
+    check = _CsrfCheck(lambda request: HttpResponse())
+    check.process_request(request)
+    return check.process_view(request, None, (), {})  # type: ignore[arg-type, return-value]
+
+
+def error(message: str, status: int, **extra: Any) -> JsonResponse:
+    return JsonResponse({"error": message, **extra}, status=status)
+
+
+def api_view(*methods: str) -> Callable[[View], View]:
+    """Authenticate (token or session), check the method and CSRF, then call the view."""
+
+    def decorate(view: View) -> View:
+        @csrf_exempt  # checked below for session callers only
+        @login_not_required  # answered below with 401 JSON rather than a login page
+        @wraps(view)
+        def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+            if request.method not in methods:
+                response = error("Method not allowed.", 405)
+                response["Allow"] = ", ".join(methods)
+                return response
+            scheme, _, key = request.headers.get("Authorization", "").partition(" ")
+            if scheme:
+                user = ApiToken.user_for_key(key) if scheme.lower() == "bearer" else None
+                if user is None:
+                    return error("Invalid API token.", 401)
+                request.user = user
+            elif not request.user.is_authenticated:
+                return error("Authentication required.", 401)
+            elif request.method not in ("GET", "HEAD", "OPTIONS") and (
+                reason := _csrf_failure(request)
+            ):
+                return error(f"CSRF check failed: {reason}", 403)
+            return view(request, *args, **kwargs)
+
+        return wrapped
+
+    return decorate
+
+
+def json_body(request: HttpRequest) -> dict[str, Any] | None:
+    """The request's JSON object, or its form fields; None when the body cannot be read."""
+    if request.content_type != "application/json":
+        return request.POST.dict()
+    try:
+        data = json.loads(request.body or b"{}")
+    except (ValueError, UnicodeDecodeError):
+        return None
+    return data if isinstance(data, dict) else None
