@@ -212,6 +212,26 @@ STORAGES = {
 }
 WHITENOISE_USE_FINDERS = DEBUG
 
+# Media (thumbnails, downloads) in S3 or any S3-compatible store when a bucket is named.
+CHIRP_S3_BUCKET = env_str("CHIRP_S3_BUCKET") or None
+if CHIRP_S3_BUCKET:
+    STORAGES["default"] = {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": CHIRP_S3_BUCKET,
+            "endpoint_url": env_str("CHIRP_S3_ENDPOINT_URL") or None,
+            "region_name": env_str("CHIRP_S3_REGION") or None,
+            "access_key": env_str("CHIRP_S3_ACCESS_KEY_ID") or None,
+            "secret_key": env_str("CHIRP_S3_SECRET_ACCESS_KEY") or None,
+            "custom_domain": env_str("CHIRP_S3_CUSTOM_DOMAIN") or None,
+            "addressing_style": env_str("CHIRP_S3_ADDRESSING_STYLE", "auto"),
+            "location": env_str("CHIRP_S3_PREFIX", ""),
+            "default_acl": None,
+            "file_overwrite": False,
+            "querystring_auth": True,
+        },
+    }
+
 # Security. Behind a TLS-terminating proxy set SECURE_SSL_REDIRECT and the proxy header.
 SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", False)
 if env_bool("SECURE_PROXY_SSL_HEADER", False):

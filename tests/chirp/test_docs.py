@@ -1,0 +1,29 @@
+"""Every environment variable Chirp reads is documented in README.md and .env.example."""
+
+from __future__ import annotations
+
+import re
+
+from tests.conftest import ROOT
+
+
+def variables_read() -> set[str]:
+    source = (ROOT / "chirp" / "settings.py").read_text()
+    return set(re.findall(r'env_(?:str|bool|int|float|list|path)\(\s*"([A-Z0-9_]+)"', source))
+
+
+def test_settings_read_the_variables_we_expect():
+    names = variables_read()
+    assert {"DATABASE_URL", "REDIS_URL", "SECRET_KEY", "DEBUG", "ALLOWED_HOSTS"} <= names
+
+
+def test_every_variable_is_in_the_readme_table():
+    readme = (ROOT / "README.md").read_text()
+    missing = sorted(n for n in variables_read() if f"`{n}`" not in readme)
+    assert missing == []
+
+
+def test_every_variable_is_in_env_example():
+    example = (ROOT / ".env.example").read_text()
+    listed = set(re.findall(r"^#?\s*([A-Z0-9_]+)=", example, re.MULTILINE))
+    assert sorted(variables_read() - listed) == []
