@@ -154,6 +154,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "chirp.context_processors.live_stream",
             ],
             "builtins": ["template_partials.templatetags.partials"],
         },

@@ -16,3 +16,18 @@ document.addEventListener("htmx:afterSwap", (event) => {
     seen.add(key);
   }
 });
+
+// When the server was away, the SSE extension opens a new stream, which (unlike the browser's
+// own reconnection) sends no Last-Event-ID: carry the last id seen in the URL instead, so the
+// stream starts where the old one stopped.
+let lastEventId = null;
+document.addEventListener("htmx:sseMessage", (event) => {
+  if (event.detail && event.detail.lastEventId) lastEventId = event.detail.lastEventId;
+});
+document.addEventListener("htmx:sseError", () => {
+  const live = document.getElementById("live");
+  if (!live || !lastEventId) return;
+  const url = new URL(live.getAttribute("sse-connect"), window.location.href);
+  url.searchParams.set("lastEventId", lastEventId);
+  live.setAttribute("sse-connect", url.pathname + url.search);
+});

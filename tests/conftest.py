@@ -140,10 +140,12 @@ class WebServer:
         self.url = f"http://127.0.0.1:{port}"
 
 
-def start_web_server(tmp_path: Path, *, redis: bool = True, **env: str) -> WebServer:
+def start_web_server(
+    tmp_path: Path, *, redis: bool = True, port: int | None = None, **env: str
+) -> WebServer:
     import urllib.request
 
-    port = free_port()
+    port = port or free_port()
     process = Process(
         [
             sys.executable,

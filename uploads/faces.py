@@ -18,6 +18,7 @@ import importlib.util
 import io
 import logging
 import threading
+from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -99,12 +100,43 @@ def detect_faces(image: Image.Image) -> list[Face]:
 
 
 def detector_for_thread() -> FaceDetector:
-    """The calling thread's own detector of the configured backend, built on first use."""
+    """The calling thread's own detector of the configured backend.
+
+    A detector whose thread has ended is handed to the next new thread rather than built
+    again: the job runner starts fresh image threads for every job, and building a detector
+    costs as much as a few detections.
+    """
     backend = getattr(settings, "CHIRP_FACE_DETECTOR", DEFAULT_BACKEND)
-    detector: FaceDetector | None = getattr(_local, "detector", None)
-    if detector is None or detector.backend != backend:
-        detector = _local.detector = FaceDetector(backend)
-    return detector
+    held: _HeldDetector | None = getattr(_local, "held", None)
+    if held is None or held.detector.backend != backend:
+        held = _local.held = _HeldDetector(_reusable(backend) or FaceDetector(backend))
+    return held.detector
+
+
+# Detectors of threads that have ended, free for the next thread (deque: append and pop are
+# atomic, so no lock is taken in __del__ below).
+_idle: deque[FaceDetector] = deque()
+
+
+class _HeldDetector:
+    """A thread's detector; when the thread ends (its locals are freed) the detector is put
+    back for reuse. Only one thread ever uses it at a time."""
+
+    def __init__(self, detector: FaceDetector) -> None:
+        self.detector = detector
+
+    def __del__(self) -> None:
+        _idle.append(self.detector)
+
+
+def _reusable(backend: str) -> FaceDetector | None:
+    while True:
+        try:
+            detector = _idle.pop()
+        except IndexError:
+            return None
+        if detector.backend == backend:
+            return detector
 
 
 def _to_face(region: Any, x_scale: float, y_scale: float, size: tuple[int, int]) -> Face:

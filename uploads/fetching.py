@@ -183,6 +183,17 @@ def fetch_image(url: str, policy: FetchPolicy | None = None) -> FetchedResource:
     return fetch(url, Expected.IMAGE, policy)
 
 
+def check_url(url: str, policy: FetchPolicy | None = None) -> str:
+    """Refuse now, with fetch()'s own message, a URL that fetch() would refuse before it
+    connects (scheme, credentials, an internal or unknown host). Returns it without fragment.
+
+    For telling a person at once; fetch() checks again, as the answer may change meanwhile.
+    """
+    target = _Target.parse(url)
+    _resolve_checked(target, policy or FetchPolicy.from_settings())
+    return target.url
+
+
 def fetch(url: str, expected: Expected, policy: FetchPolicy | None = None) -> FetchedResource:
     """Fetch ``url`` under ``policy`` (the settings' when None) or raise FetchError.
 

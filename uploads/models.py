@@ -1,1 +1,298 @@
-from django.db import models  # noqa: F401
+"""Scrape jobs (a page's images, processed in the uploads lane) and the images they find.
+
+`Image` is the canonical record of a picture: one per source URL and one per content (SHA-256),
+whoever found it. Jobs come and go (see `ScrapeJob.delete_expired`); images stay.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
+
+from django.conf import settings
+from django.db import models, transaction
+from django.db.models import Count, Max, Q
+from django.db.models.signals import post_delete
+from django.dispatch import receiver
+from django.template.loader import render_to_string
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.timesince import timesince
+
+from chirp.jobs import CANCELLED, COMPLETED, FAILED, PENDING, TERMINAL, Item, ItemStatus, Job
+
+if TYPE_CHECKING:
+    from chirp.engine import RunContext
+
+
+class ImageQuerySet(models.QuerySet):
+    def with_faces(self) -> ImageQuerySet:
+        return self.filter(face_count__gt=0)
+
+    def without_faces(self) -> ImageQuerySet:
+        return self.filter(face_count=0)
+
+    def counts(self) -> dict[str, int]:
+        return self.aggregate(
+            all=Count("pk"),
+            with_faces=Count("pk", filter=Q(face_count__gt=0)),
+            without_faces=Count("pk", filter=Q(face_count=0)),
+        )
+
+
+def _thumbnail_path(image: Image, filename: str) -> str:
+    # Named by content: the same picture never gets two thumbnails.
+    return f"uploads/thumbnails/{image.sha256[:2]}/{image.sha256}.jpg"
+
+
+class Image(models.Model):
+    """A picture Chirp has processed: found once, by URL or by identical bytes."""
+
+    source_url = models.URLField(max_length=2048, unique=True)
+    sha256 = models.CharField("SHA-256", max_length=64, unique=True)
+    width = models.PositiveIntegerField()
+    height = models.PositiveIntegerField()
+    format = models.CharField(max_length=10)
+    byte_size = models.PositiveIntegerField()
+    face_count = models.PositiveSmallIntegerField(db_index=True)
+    thumbnail = models.FileField(upload_to=_thumbnail_path, max_length=255)
+    found_on = models.URLField("found on page", max_length=2048, db_index=True)
+    first_seen = models.DateTimeField(default=timezone.now, db_index=True)
+
+    objects = ImageQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-first_seen", "-pk"]
+
+    def __str__(self) -> str:
+        return self.source_url
+
+    def get_absolute_url(self) -> str:
+        return reverse("uploads:image_detail", args=[self.pk])
+
+    @property
+    def thumbnail_url(self) -> str:
+        return reverse("uploads:thumbnail", args=[self.pk])
+
+
+@receiver(post_delete, sender=Image)
+def _delete_thumbnail_file(sender, instance: Image, **kwargs) -> None:
+    if instance.thumbnail:
+        storage, name = instance.thumbnail.storage, instance.thumbnail.name
+        transaction.on_commit(lambda: storage.delete(name))
+
+
+class DetectedFace(models.Model):
+    """A face's box, in the original picture's pixels."""
+
+    image = models.ForeignKey(Image, on_delete=models.CASCADE, related_name="faces")
+    x = models.PositiveIntegerField()
+    y = models.PositiveIntegerField()
+    w = models.PositiveIntegerField()
+    h = models.PositiveIntegerField()
+    confidence = models.FloatField()
+
+    class Meta:
+        ordering = ["image", "x", "y"]
+
+    def __str__(self) -> str:
+        return f"{self.w}x{self.h} at ({self.x}, {self.y})"
+
+    def percent_box(self) -> dict[str, float]:
+        """The box as percentages of the picture, to draw over it at any displayed size."""
+        width, height = self.image.width, self.image.height
+        return {
+            "left": 100 * self.x / width,
+            "top": 100 * self.y / height,
+            "width": 100 * self.w / width,
+            "height": 100 * self.h / height,
+        }
+
+
+class ScrapeJob(Job):
+    """One page: find its images (scraping), then process each one (processing)."""
+
+    lane = "uploads"
+    PREPARING = "scraping"
+    PROCESSING = "processing"
+
+    class Status(models.TextChoices):
+        PENDING = PENDING, "Pending"
+        SCRAPING = "scraping", "Scraping"
+        PROCESSING = "processing", "Processing"
+        COMPLETED = COMPLETED, "Completed"
+        FAILED = FAILED, "Failed"
+        CANCELLED = CANCELLED, "Cancelled"
+
+    status = models.CharField(
+        max_length=20, choices=Status.choices, default=Status.PENDING, db_index=True
+    )
+    url = models.URLField("page URL", max_length=2048)
+    # Distinct images on the page; more than `total` when the cap cut the list.
+    found = models.PositiveIntegerField("images found", default=0)
+
+    class Meta(Job.Meta):
+        verbose_name = "scrape job"
+        indexes = [
+            models.Index(fields=["owner", "-created"], name="uploads_job_owner_created"),
+            models.Index(fields=["owner", "url"], name="uploads_job_owner_url"),
+        ]
+
+    @property
+    def pool_size(self) -> int:  # type: ignore[override]
+        return settings.CHIRP_IMAGE_THREADS
+
+    # -- creating, finding ------------------------------------------------------------------
+
+    @classmethod
+    def start(cls, owner, url: str) -> ScrapeJob:
+        """A new job for `url`, queued in the uploads lane once the transaction commits."""
+        from chirp import engine
+
+        job = cls.objects.create(owner=owner, url=url)
+        engine.wake_lane_on_commit(cls.lane)
+        return job
+
+    @classmethod
+    def last_scraped(cls, owner, url: str) -> datetime | None:
+        """When `url` was last scraped: by this user's jobs, or as the page of known images
+        (jobs are deleted after a while; the images stay)."""
+        by_job = cls.objects.filter(owner=owner, url=url).aggregate(last=Max("created"))["last"]
+        by_image = Image.objects.filter(found_on=url).aggregate(last=Max("first_seen"))["last"]
+        return max((when for when in (by_job, by_image) if when), default=None)
+
+    @classmethod
+    def scraped_before_warning(cls, owner, url: str) -> str:
+        last = cls.last_scraped(owner, url)
+        if last is None:
+            return ""
+        if timezone.now() - last < timedelta(minutes=1):
+            when = "moments ago"
+        else:
+            when = timesince(last, depth=1).replace("\xa0", " ") + " ago"
+        return f"This page was scraped {when} — most images may be skipped."
+
+    @classmethod
+    def delete_expired(cls, days: int | None = None) -> int:
+        """Delete jobs that ended more than `days` ago (their images stay). Returns how many."""
+        days = settings.CHIRP_UPLOADS_RETENTION_DAYS if days is None else days
+        cutoff = timezone.now() - timedelta(days=days)
+        _, by_model = cls.objects.filter(
+            cls._idle(), status__in=TERMINAL, finished__lt=cutoff
+        ).delete()
+        return by_model.get(cls._meta.label, 0)
+
+    @classmethod
+    def _idle(cls) -> Q:
+        """Not running: waiting, or ended and let go by its worker (a cancelled job keeps its
+        worker until that worker notices; one that died meanwhile stops beating)."""
+        from chirp import engine
+
+        let_go = Q(worker="") | Q(heartbeat__isnull=True) | Q(heartbeat__lt=engine.lease_cutoff())
+        return Q(status__in=(PENDING, *TERMINAL)) & let_go
+
+    # -- state -------------------------------------------------------------------------------
+
+    @property
+    def can_retry(self) -> bool:
+        # A page that could not be scraped is retried whole: it has no items to retry.
+        return super().can_retry or (self.status == FAILED and not self.prepared)
+
+    @property
+    def can_delete(self) -> bool:
+        """What _idle() asks of the database, for this row as loaded."""
+        from chirp import engine
+
+        let_go = not self.worker or not self.heartbeat or self.heartbeat < engine.lease_cutoff()
+        return (self.status == PENDING or self.is_terminal) and let_go
+
+    def delete_if_idle(self) -> bool:
+        """Delete the job unless a worker is running it (cancel first). Images stay."""
+        deleted, _ = type(self).objects.filter(self._idle(), pk=self.pk).delete()
+        return bool(deleted)
+
+    @property
+    def cap_message(self) -> str:
+        if self.found <= self.total:
+            return ""
+        return (
+            f"The page shows {self.found} images; only the first {self.total} were taken "
+            "(the limit per page)."
+        )
+
+    def finished_summary(self) -> str:
+        if self.status == FAILED and not self.prepared:
+            return f"{self.url} could not be scraped: {self.error}"
+        summary = (
+            f"{self.total} images: {self.done} new, {self.skipped} skipped, {self.failed} failed"
+        )
+        if self.cancelled:
+            summary += f", {self.cancelled} cancelled"
+        return summary
+
+    # -- the work ----------------------------------------------------------------------------
+
+    def prepare(self, ctx: RunContext) -> Iterable[ScrapeJobItem]:
+        from uploads import pipeline
+
+        ctx.set_step("Fetching the page")
+        discovered = pipeline.discover(self.url)
+        type(self).objects.filter(pk=self.pk, worker=ctx.token).update(found=discovered.total_found)
+        self.found = discovered.total_found
+        return [ScrapeJobItem(source_url=url) for url in discovered.urls]
+
+    def process_item(self, item: ScrapeJobItem, ctx: RunContext) -> None:  # type: ignore[override]
+        from uploads import pipeline
+
+        pipeline.process(self, item)
+
+    # -- live ----------------------------------------------------------------------------------
+
+    def live_fragments(self) -> list[tuple[str, str]]:
+        fragments = [
+            (self.dom_id, render_to_string("uploads/partials/job_row.html", {"job": self})),
+            summary_fragment(self.owner_id),
+        ]
+        if self.is_terminal:
+            fragments.append(gallery_counts_fragment())
+        return fragments
+
+
+class ScrapeJobItem(Item):
+    job = models.ForeignKey(ScrapeJob, on_delete=models.CASCADE, related_name="items")
+    source_url = models.URLField(max_length=2048)
+    image = models.ForeignKey(
+        Image, null=True, blank=True, on_delete=models.SET_NULL, related_name="items"
+    )
+
+    class Meta(Item.Meta):
+        verbose_name = "scrape job item"
+        indexes = [models.Index(fields=["job", "status"], name="uploads_item_job_status")]
+
+    @classmethod
+    def summary_for(cls, owner_id: int) -> dict[str, int]:
+        """How many of the user's items are in each status."""
+        counts = dict.fromkeys(ItemStatus.values, 0)
+        rows = (
+            cls.objects.filter(job__owner_id=owner_id)
+            .values("status")
+            .annotate(n=Count("pk"))
+            .order_by()
+        )
+        counts.update((row["status"], row["n"]) for row in rows)
+        return counts
+
+    def live_fragments(self) -> list[tuple[str, str]]:
+        html = render_to_string("uploads/partials/item_row.html", {"item": self})
+        return [(self.dom_id, html)]
+
+
+def summary_fragment(owner_id: int) -> tuple[str, str]:
+    context = {"summary": ScrapeJobItem.summary_for(owner_id)}
+    return ("upload-summary", render_to_string("uploads/partials/summary_chips.html", context))
+
+
+def gallery_counts_fragment() -> tuple[str, str]:
+    context = {"counts": Image.objects.counts()}
+    return ("gallery-counts", render_to_string("uploads/partials/gallery_counts.html", context))

@@ -93,4 +93,4 @@ def test_posts_without_a_csrf_token_are_refused(alice):
 def test_pages_send_the_csrf_token_to_htmx(alice_client):
     page = alice_client.get("/").content.decode()
     assert 'hx-headers=\'{"X-CSRFToken": "' in page
-    assert 'sse-connect="/events/"' in page
+    assert 'sse-connect="/events/?lastEventId=user-' in page

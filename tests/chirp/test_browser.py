@@ -2,13 +2,41 @@
 
 from __future__ import annotations
 
+import contextlib
+import http.server
+import threading
+
 import pytest
 from playwright.sync_api import expect
 
-from tests.conftest import PASSWORD
+from tests.conftest import PASSWORD, wait_for
 from tests.demo.models import DemoJob
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.browser]
+
+
+@contextlib.contextmanager
+def bad_gateway(port: int):
+    """What a reverse proxy answers while the app behind it is down."""
+    hits: list[str] = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            hits.append(self.path)
+            self.send_response(502)
+            self.end_headers()
+
+        def log_message(self, *args) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", port), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield hits
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 def test_a_status_chip_changes_live_without_reload(alice, browser_for, start_worker):
@@ -51,3 +79,37 @@ def test_signing_in_through_the_form_and_out_again(alice, browser_for, web_serve
     page.click("form.logout button")
     page.wait_for_url("**/accounts/login/")
     context.close()
+
+
+def test_after_the_server_comes_back_the_page_catches_up(alice, chromium, tmp_path):
+    from tests.conftest import session_cookie_for, start_web_server
+
+    jobs = [DemoJob.objects.create(owner=alice) for _ in range(2)]
+    server = start_web_server(tmp_path)
+    port = int(server.url.rsplit(":", 1)[1])
+    context = chromium.new_context(base_url=server.url)
+    context.add_cookies(
+        [{"name": k, "value": v, "url": server.url} for k, v in session_cookie_for(alice).items()]
+    )
+    page = context.new_page()
+    try:
+        page.goto("/demo/")
+        page.evaluate("window.notReloaded = true")
+        chips = [page.locator(f"#{job.dom_id} .chip") for job in jobs]
+        expect(chips[0]).to_have_attribute("data-status", "pending")
+        jobs[0].cancel()  # seen live
+        expect(chips[0]).to_have_attribute("data-status", "cancelled")
+
+        # The app restarts behind a proxy, which answers 502 meanwhile: the browser's stream
+        # fails for good and htmx opens a new one later.
+        server.process.terminate(10)
+        with bad_gateway(port) as hits:
+            wait_for(lambda: hits, timeout=20)
+            jobs[1].cancel()  # missed while the app is away
+        server = start_web_server(tmp_path, port=port)
+
+        expect(chips[1]).to_have_attribute("data-status", "cancelled", timeout=30_000)
+        assert page.evaluate("window.notReloaded") is True
+    finally:
+        context.close()
+        server.process.terminate(10)

@@ -25,7 +25,9 @@ def pause_once_at(monkeypatch, number: int, seconds: float) -> dict:
         if item.number == number and seen["paused_at"] is None:
             DemoItem.objects.filter(pk=item.pk).update(runs=F("runs") + 1)
             seen["paused_at"] = timezone.now()
-            raise JobPaused(timezone.now() + timedelta(seconds=seconds), "Paused: the service asked")
+            raise JobPaused(
+                timezone.now() + timedelta(seconds=seconds), "Paused: the service asked"
+            )
         return original(self, item, ctx)
 
     monkeypatch.setattr(DemoJob, "process_item", process_item)

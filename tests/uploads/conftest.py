@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+import io
 import ipaddress
 import socket
 import ssl
@@ -249,3 +250,145 @@ def load_sample_pictures() -> dict[str, Image.Image]:
 @pytest.fixture(scope="session")
 def sample_pictures() -> dict[str, Image.Image]:
     return load_sample_pictures()
+
+
+# -- a small photo site, for the pipeline, worker and browser tests ------------------------
+
+# What opencv finds in the samples once served as JPEG (as the pipeline sees them).
+SAMPLE_FACES = {
+    "astronaut": 1,
+    "grace_hopper": 1,
+    "coffee": 0,
+    "chelsea": 0,
+    "rocket": 0,
+    "horse": 0,
+}
+SVG = b'<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"></svg>'
+
+
+def jpeg_bytes(picture: Image.Image, quality: int = 90) -> bytes:
+    out = io.BytesIO()
+    picture.save(out, format="JPEG", quality=quality)
+    return out.getvalue()
+
+
+@pytest.fixture(scope="session")
+def sample_jpegs(sample_pictures: dict[str, Image.Image]) -> dict[str, bytes]:
+    return {name: jpeg_bytes(picture) for name, picture in sample_pictures.items()}
+
+
+@dataclass
+class PhotoSite:
+    """A page showing the six samples, a copy of one under another name, an SVG logo and a
+    picture that fails (500) until `fix_broken()`."""
+
+    server: LocalHTTPServer
+    jpegs: dict[str, bytes]
+    fixed: bytes  # what broken.jpg serves once fixed: a picture without a face
+
+    @property
+    def page_url(self) -> str:
+        return self.server.url("/gallery.html")
+
+    def image_url(self, name: str) -> str:
+        return self.server.url(f"/img/{name}")
+
+    def image_requests(self) -> list[str]:
+        return [r.path for r in self.server.requests if r.path.startswith("/img/")]
+
+    def fix_broken(self) -> None:
+        self.server.respond("/img/broken.jpg", self.fixed, content_type="image/jpeg")
+
+
+PHOTO_PAGE_IMAGES = [
+    *(f"{name}.jpg" for name in SAMPLE_FACES),
+    "copy-of-coffee.jpg",
+    "logo.svg",
+    "broken.jpg",
+]
+
+
+@pytest.fixture
+def photo_site(
+    local_http_server: LocalHTTPServer,
+    sample_jpegs: dict[str, bytes],
+    sample_pictures: dict[str, Image.Image],
+) -> PhotoSite:
+    site = PhotoSite(local_http_server, sample_jpegs, jpeg_bytes(sample_pictures["coffee"], 60))
+    tags = "\n".join(f'<img src="/img/{name}" alt="">' for name in PHOTO_PAGE_IMAGES)
+    page = f"<!doctype html><title>Photos</title><h1>Photos</h1>{tags}".encode()
+    local_http_server.respond("/gallery.html", page)
+    for name, data in sample_jpegs.items():
+        local_http_server.respond(f"/img/{name}.jpg", data, content_type="image/jpeg")
+    local_http_server.respond(
+        "/img/copy-of-coffee.jpg", sample_jpegs["coffee"], content_type="image/jpeg"
+    )
+    local_http_server.respond("/img/logo.svg", SVG, content_type="image/svg+xml")
+    local_http_server.respond("/img/broken.jpg", b"oops", content_type="text/plain", status=500)
+    return site
+
+
+@pytest.fixture(autouse=True)
+def media_root(settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Thumbnails go to the test's own folder, in this process and in the web server and
+    worker processes a test starts (they inherit the environment)."""
+    settings.MEDIA_ROOT = str(tmp_path / "media")
+    monkeypatch.setenv("CHIRP_MEDIA_ROOT", settings.MEDIA_ROOT)
+    return tmp_path / "media"
+
+
+# -- rows for the view, API and admin tests -----------------------------------------------
+
+
+def make_image(name: str = "a", faces: int = 0, **fields):
+    from django.core.files.base import ContentFile
+
+    from uploads.models import DetectedFace
+    from uploads.models import Image as ImageRecord
+
+    values = {
+        "source_url": f"https://photos.example/{name}.jpg",
+        "sha256": f"{name:0>64}"[:64],
+        "width": 400,
+        "height": 200,
+        "format": "JPEG",
+        "byte_size": 1234,
+        "face_count": faces,
+        "found_on": "https://photos.example/",
+        **fields,
+    }
+    image = ImageRecord(**values)
+    thumbnail = jpeg_bytes(Image.new("RGB", (40, 20), "teal"))
+    image.thumbnail.save("t.jpg", ContentFile(thumbnail), save=False)
+    image.save()
+    for n in range(faces):
+        DetectedFace.objects.create(image=image, x=10 + 100 * n, y=20, w=80, h=100, confidence=0.9)
+    return image
+
+
+def make_job(owner, statuses: list[str] = (), url: str = "https://photos.example/", **fields):
+    """A job that has been prepared, with one item per status given (completed ones with an
+    image); the counters agree with the items."""
+    from uploads.models import ScrapeJob, ScrapeJobItem
+
+    counters = {
+        "completed": "done",
+        "skipped": "skipped",
+        "failed": "failed",
+        "cancelled": "cancelled",
+    }
+    values = {"total": len(statuses), "found": len(statuses), "prepared": bool(statuses)}
+    for status in statuses:
+        if status in counters:
+            values[counters[status]] = values.get(counters[status], 0) + 1
+    values.update(fields)
+    job = ScrapeJob.objects.create(owner=owner, url=url, **values)
+    for n, status in enumerate(statuses):
+        ScrapeJobItem.objects.create(
+            job=job,
+            source_url=f"{url}img/{n}.jpg",
+            status=status,
+            image=make_image(f"{job.pk}-{n}", faces=1) if status == "completed" else None,
+            error="The server answered 404 Not Found" if status == "failed" else "",
+        )
+    return job

@@ -127,6 +127,15 @@ def test_each_thread_has_its_own_detector() -> None:
     assert a != b
 
 
+def test_a_detector_outlives_its_thread_for_the_next_one() -> None:
+    with ThreadPoolExecutor(1) as pool:
+        first = pool.submit(detector_for_thread).result()
+    with ThreadPoolExecutor(1) as pool:
+        second = pool.submit(detector_for_thread).result()
+
+    assert second is first  # not built again
+
+
 def test_backend_comes_from_the_setting(settings) -> None:
     settings.CHIRP_FACE_DETECTOR = "nonsense"
 

@@ -1,0 +1,82 @@
+"""The Uploads page in a real browser, against the real ASGI server and a real worker."""
+
+from __future__ import annotations
+
+import threading
+from http.server import BaseHTTPRequestHandler
+
+import pytest
+from playwright.sync_api import expect
+
+from uploads.models import ScrapeJob
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.browser]
+
+PICTURES = ["astronaut", "coffee", "chelsea", "horse"]
+
+
+def test_a_submitted_page_shows_its_images_go_queued_processing_completed_live(
+    alice, bob, browser_for, start_worker, local_http_server, sample_jpegs
+):
+    # The pictures wait for the test's word, so every state can be seen on the page.
+    release = threading.Event()
+
+    def gated(data: bytes):
+        def handler(request: BaseHTTPRequestHandler) -> None:
+            release.wait(60)
+            request.send_response(200)
+            request.send_header("Content-Type", "image/jpeg")
+            request.send_header("Content-Length", str(len(data)))
+            request.end_headers()
+            request.wfile.write(data)
+
+        return handler
+
+    tags = "".join(f'<img src="/{name}.jpg">' for name in PICTURES)
+    local_http_server.respond("/photos.html", f"<h1>Photos</h1>{tags}".encode())
+    for name in PICTURES:
+        local_http_server.route(f"/{name}.jpg", gated(sample_jpegs[name]))
+    start_worker()
+
+    stranger = browser_for(bob)
+    stranger.goto("/uploads/")
+    overview = browser_for(alice)
+    overview.goto("/uploads/")
+    page = overview.context.new_page()
+    page.goto("/uploads/")
+    page.fill("#id_url", local_http_server.url("/photos.html"))
+    page.click("#scrape-form button[type=submit]")
+    page.wait_for_url("**/uploads/jobs/*/")
+    page.evaluate("window.notReloaded = true")
+    job = ScrapeJob.objects.get(owner=alice)
+
+    chips = page.locator("tr.item-row .chip")
+    expect(chips).to_have_count(4, timeout=30_000)  # the table arrives once the page is read
+    expect(page.locator('tr.item-row .chip[data-status="processing"]')).to_have_count(2)
+    expect(page.locator('tr.item-row .chip[data-status="queued"]')).to_have_count(2)
+    expect(page.locator(f"#{job.dom_id} .chip")).to_have_attribute("data-status", "processing")
+
+    release.set()
+    expect(page.locator('tr.item-row .chip[data-status="completed"]')).to_have_count(
+        4, timeout=60_000
+    )
+    expect(page.locator(f"#{job.dom_id} .chip")).to_have_attribute("data-status", "completed")
+    expect(page.locator('[data-summary="completed"]')).to_have_text("Completed: 4")
+    expect(page.locator("#toasts .toast").first).to_contain_text(
+        "4 images: 4 new, 0 skipped, 0 failed"
+    )
+    expect(page.locator("tr.item-row .faces").first).to_have_text("1")  # the astronaut
+    thumbnail = page.locator("tr.item-row img.thumb").first
+    expect(thumbnail).to_have_js_property("complete", True)
+    assert thumbnail.evaluate("img => img.naturalWidth") > 0
+    assert page.evaluate("window.notReloaded") is True
+    # The overview, open all along, shows the new images in the gallery counts.
+    expect(overview.locator('#gallery-counts [data-count="all"] .count')).to_have_text("4")
+
+    # bob saw nothing of it, and cannot reach the job or its stream.
+    assert stranger.locator(f"#{job.dom_id}").count() == 0
+    assert stranger.locator("#toasts .toast").count() == 0
+    expect(stranger.locator('[data-summary="completed"]')).to_have_text("Completed: 0")
+    assert stranger.goto(f"/uploads/jobs/{job.pk}/").status == 404
+    status = stranger.evaluate(f"fetch('/events/?channel=user-{alice.pk}').then(r => r.status)")
+    assert status == 403

@@ -1,0 +1,325 @@
+"""The Uploads pages: alice owns jobs, bob is the stranger."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.contrib.messages import get_messages
+from django.test import Client
+from django.urls import reverse
+from django.utils import timezone
+
+from uploads.models import ScrapeJob, ScrapeJobItem
+
+from .conftest import make_image, make_job
+
+pytestmark = pytest.mark.django_db
+
+PAGE_URL = "http://127.0.0.1:8123/gallery"  # loopback is allowed in the tests' settings
+
+
+@pytest.fixture
+def bob_client(bob):
+    client = Client()
+    client.force_login(bob)
+    return client
+
+
+def messages_of(response) -> list[str]:
+    return [str(message) for message in get_messages(response.wsgi_request)]
+
+
+# -- the page ------------------------------------------------------------------------------
+
+
+def test_signed_out_visitors_are_sent_to_sign_in(client, alice):
+    response = client.get(reverse("uploads:page"))
+    assert response.status_code == 302 and "/accounts/login/" in response["Location"]
+
+
+def test_the_page_shows_my_jobs_and_not_others(alice_client, alice, bob):
+    mine = make_job(alice, ["completed", "failed"])
+    theirs = make_job(bob, ["completed"])
+
+    response = alice_client.get(reverse("uploads:page"))
+
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert "Website Photo Scraper" in html
+    assert f'id="{mine.dom_id}" sse-swap="{mine.dom_id}"' in html
+    assert theirs.dom_id not in html
+    assert 'data-summary="completed">Completed: 1<' in html
+    assert 'data-summary="failed">Failed: 1<' in html
+
+
+def test_the_jobs_list_is_paginated(alice_client, alice):
+    jobs = [make_job(alice) for _ in range(21)]
+
+    first = alice_client.get(reverse("uploads:page")).content.decode()
+    second = alice_client.get(reverse("uploads:page"), {"page": 2}).content.decode()
+
+    assert jobs[-1].dom_id in first and f'id="{jobs[0].dom_id}"' not in first
+    assert f'id="{jobs[0].dom_id}"' in second and "Page 2 of 2" in second
+
+
+def test_submitting_a_page_starts_a_job_and_shows_it(alice_client, alice):
+    response = alice_client.post(reverse("uploads:page"), {"url": PAGE_URL + "#top"})
+
+    job = ScrapeJob.objects.get()
+    assert response.status_code == 302
+    assert response["Location"] == reverse("uploads:job_detail", args=[job.pk])
+    assert (job.owner, job.url, job.status) == (alice, PAGE_URL, "pending")
+    assert messages_of(response) == []
+
+
+def test_a_page_scraped_before_warns_without_blocking(alice_client, alice):
+    old = make_job(alice, ["completed"], url=PAGE_URL)
+    ScrapeJob.objects.filter(pk=old.pk).update(created=timezone.now() - timedelta(days=3))
+
+    response = alice_client.post(reverse("uploads:page"), {"url": PAGE_URL})
+
+    assert response.status_code == 302
+    assert ScrapeJob.objects.filter(url=PAGE_URL).count() == 2
+    assert messages_of(response) == [
+        "This page was scraped 3 days ago — most images may be skipped."
+    ]
+
+
+def test_a_page_whose_images_are_known_warns_even_after_its_jobs_were_deleted(alice_client, bob):
+    make_image("x", found_on=PAGE_URL, first_seen=timezone.now() - timedelta(days=10))
+
+    response = alice_client.post(reverse("uploads:page"), {"url": PAGE_URL})
+
+    assert messages_of(response) == [
+        "This page was scraped 1 week ago — most images may be skipped."
+    ]
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("", "Paste the address of a web page."),
+        ("not a web address", "Enter a valid URL."),
+        ("ftp://127.0.0.1/photos", "Only http and https addresses can be fetched"),
+        ("http://10.0.0.7/", "This address points inside the server&#x27;s network"),
+        ("http://169.254.169.254/latest/", "This address points inside the server&#x27;s network"),
+        ("http://user:pw@127.0.0.1/", "Addresses with a user name or password cannot be fetched"),
+    ],
+)
+def test_bad_input_gives_a_clear_form_error(alice_client, url, message):
+    response = alice_client.post(reverse("uploads:page"), {"url": url})
+
+    assert response.status_code == 200
+    assert message in response.content.decode()
+    assert not ScrapeJob.objects.exists()
+
+
+def test_posting_without_the_csrf_token_is_refused(alice):
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(alice)
+
+    response = client.post(reverse("uploads:page"), {"url": PAGE_URL})
+
+    assert response.status_code == 403
+    assert not ScrapeJob.objects.exists()
+
+
+# -- a job -------------------------------------------------------------------------------
+
+
+def test_the_job_page_shows_each_item_as_its_live_row(alice_client, alice):
+    job = make_job(alice, ["completed", "queued", "processing", "failed", "skipped"])
+    items = list(job.items.all())
+
+    html = alice_client.get(reverse("uploads:job_detail", args=[job.pk])).content.decode()
+
+    for item in items:
+        assert f'<tr id="{item.dom_id}" sse-swap="{item.dom_id}"' in html
+    completed = items[0]
+    assert f'src="{completed.image.thumbnail_url}"' in html
+    assert reverse("uploads:cancel_item", args=[items[1].pk]) in html
+    assert reverse("uploads:retry_item", args=[items[3].pk]) in html
+    assert 'class="spinner"' in html  # the processing item
+    assert html.count('class="thumb placeholder"') == 4
+
+
+def test_until_the_page_is_scraped_the_items_wait_for_the_job_to_change(alice_client, alice):
+    job = ScrapeJob.objects.create(owner=alice, url=PAGE_URL, status="scraping")
+
+    html = alice_client.get(reverse("uploads:job_detail", args=[job.pk])).content.decode()
+
+    assert f'hx-trigger="sse:{job.dom_id}"' in html
+    assert reverse("uploads:job_items", args=[job.pk]) in html
+
+
+def test_the_items_section_loads_alone(alice_client, alice):
+    job = make_job(alice, ["queued", "queued"])
+
+    response = alice_client.get(reverse("uploads:job_items", args=[job.pk]))
+
+    html = response.content.decode()
+    assert html.count("<tr id=") == 2 and "<html" not in html
+
+
+def test_items_are_paginated(alice_client, alice):
+    job = make_job(alice, ["queued"] * 101)
+
+    first = alice_client.get(reverse("uploads:job_detail", args=[job.pk])).content.decode()
+    second = alice_client.get(
+        reverse("uploads:job_detail", args=[job.pk]), {"page": 2}
+    ).content.decode()
+
+    assert first.count('class="item-row"') == 100
+    assert second.count('class="item-row"') == 1
+
+
+@pytest.mark.parametrize(
+    ("name", "method"),
+    [
+        ("uploads:job_detail", "get"),
+        ("uploads:job_items", "get"),
+        ("uploads:retry_failed_items", "post"),
+        ("uploads:cancel_job", "post"),
+        ("uploads:delete_job", "post"),
+    ],
+)
+def test_a_stranger_gets_404_for_my_job(bob_client, alice, name, method):
+    job = make_job(alice, ["failed"])
+
+    response = getattr(bob_client, method)(reverse(name, args=[job.pk]))
+
+    assert response.status_code == 404
+    job.refresh_from_db()
+    assert job.status == "pending" and job.failed == 1
+
+
+@pytest.mark.parametrize("name", ["uploads:cancel_item", "uploads:retry_item"])
+def test_a_stranger_gets_404_for_my_items(bob_client, alice, name):
+    job = make_job(alice, ["queued", "failed"])
+
+    for item in job.items.all():
+        assert bob_client.post(reverse(name, args=[item.pk])).status_code == 404
+    assert sorted(job.items.values_list("status", flat=True)) == ["failed", "queued"]
+
+
+def test_state_changes_need_post(alice_client, alice):
+    job = make_job(alice, ["failed"], status="completed")
+    for name in ("uploads:retry_failed_items", "uploads:cancel_job", "uploads:delete_job"):
+        assert alice_client.get(reverse(name, args=[job.pk])).status_code == 405
+
+
+def test_retrying_a_finished_jobs_failed_images(alice_client, alice):
+    job = make_job(alice, ["completed", "failed"], status="completed")
+
+    response = alice_client.post(reverse("uploads:retry_failed_items", args=[job.pk]))
+
+    assert response.status_code == 302
+    job.refresh_from_db()
+    assert (job.status, job.failed) == ("pending", 0)
+    assert messages_of(response) == ["Retrying 1 failed image(s)."]
+    assert job.items.filter(status="queued").count() == 1
+
+
+def test_cancelling_a_job_through_htmx_refreshes_the_page(alice_client, alice):
+    job = make_job(alice, ["queued", "queued"], status="processing")
+
+    response = alice_client.post(
+        reverse("uploads:cancel_job", args=[job.pk]), HTTP_HX_REQUEST="true"
+    )
+
+    assert response.status_code == 200 and response["HX-Refresh"] == "true"
+    job.refresh_from_db()
+    assert (job.status, job.cancelled) == ("cancelled", 2)
+
+
+def test_deleting_a_finished_job_keeps_its_images(alice_client, alice):
+    job = make_job(alice, ["completed"], status="completed")
+    image = job.items.get().image
+
+    response = alice_client.post(reverse("uploads:delete_job", args=[job.pk]))
+
+    assert response.status_code == 302 and response["Location"] == reverse("uploads:page")
+    assert not ScrapeJob.objects.exists() and not ScrapeJobItem.objects.exists()
+    image.refresh_from_db()
+
+
+def test_a_running_job_cannot_be_deleted(alice_client, alice):
+    job = make_job(
+        alice, ["queued"], status="processing", worker="host:1:abc", heartbeat=timezone.now()
+    )
+
+    response = alice_client.post(reverse("uploads:delete_job", args=[job.pk]))
+
+    assert response.status_code == 302
+    assert ScrapeJob.objects.filter(pk=job.pk).exists()
+    assert messages_of(response) == ["Cancel the job before deleting it (or let it finish)."]
+
+
+def test_cancelling_a_queued_item_answers_its_new_row(alice_client, alice):
+    job = make_job(alice, ["queued", "queued"], status="processing")
+    item = job.items.first()
+
+    response = alice_client.post(
+        reverse("uploads:cancel_item", args=[item.pk]), HTTP_HX_REQUEST="true"
+    )
+
+    html = response.content.decode()
+    assert html.strip().startswith(f'<tr id="{item.dom_id}"')
+    assert 'data-status="cancelled"' in html
+    job.refresh_from_db()
+    assert job.cancelled == 1
+
+
+def test_retrying_a_failed_item_queues_it_and_its_job(alice_client, alice):
+    job = make_job(alice, ["completed", "failed"], status="completed")
+    item = job.items.get(status="failed")
+
+    response = alice_client.post(reverse("uploads:retry_item", args=[item.pk]))
+
+    assert response.status_code == 302
+    item.refresh_from_db()
+    job.refresh_from_db()
+    assert (item.status, job.status, job.failed) == ("queued", "pending", 0)
+
+
+# -- images ------------------------------------------------------------------------------
+
+
+def test_the_gallery_filters_by_faces(alice_client):
+    with_face = make_image("with", faces=1)
+    without = make_image("without", faces=0)
+
+    every = alice_client.get(reverse("uploads:gallery")).content.decode()
+    faces = alice_client.get(reverse("uploads:gallery"), {"faces": "with"}).content.decode()
+    none = alice_client.get(reverse("uploads:gallery"), {"faces": "without"}).content.decode()
+    junk = alice_client.get(reverse("uploads:gallery"), {"faces": "<b>"})
+
+    assert with_face.get_absolute_url() in every and without.get_absolute_url() in every
+    assert with_face.get_absolute_url() in faces and without.get_absolute_url() not in faces
+    assert without.get_absolute_url() in none and with_face.get_absolute_url() not in none
+    assert junk.status_code == 200 and "<b>" not in junk.content.decode()
+    assert 'data-count="with">With faces <span class="count">1<' in every
+
+
+def test_image_review_draws_each_face_box(alice_client):
+    image = make_image("two", faces=2)
+
+    html = alice_client.get(image.get_absolute_url()).content.decode()
+
+    assert "2 faces" in html
+    # 400 by 200 pixels: the first box is at (10, 20), 80 by 100.
+    assert 'style="left: 2.50%; top: 10.00%; width: 20.00%; height: 50.00%"' in html
+    assert html.count('class="face-box"') == 2
+    assert image.found_on in html
+
+
+def test_the_thumbnail_is_served_to_signed_in_users_only(alice_client, client, alice):
+    image = make_image("thumb")
+
+    response = alice_client.get(image.thumbnail_url)
+
+    assert response.status_code == 200 and response["Content-Type"] == "image/jpeg"
+    assert b"".join(response.streaming_content)[:3] == b"\xff\xd8\xff"
+    client.logout()
+    assert client.get(image.thumbnail_url).status_code == 302

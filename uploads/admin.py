@@ -1,0 +1,165 @@
+from __future__ import annotations
+
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
+from django.utils.html import format_html
+
+from chirp.jobs import IllegalTransition
+from uploads.models import DetectedFace, Image, ScrapeJob, ScrapeJobItem
+
+
+class ScrapeJobItemInline(admin.TabularInline):
+    model = ScrapeJobItem
+    fields = ["source_url", "status", "image", "error", "attempts", "finished"]
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    show_change_link = False
+
+    def has_add_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+
+@admin.register(ScrapeJob)
+class ScrapeJobAdmin(admin.ModelAdmin):
+    list_display = ["id", "url", "owner", "status", "progress", "created", "finished"]
+    list_filter = ["status", "owner", "created"]
+    search_fields = ["url", "owner__username"]
+    date_hierarchy = "created"
+    inlines = [ScrapeJobItemInline]
+    actions = ["retry_failed", "cancel"]
+    readonly_fields = [
+        "owner",
+        "url",
+        "status",
+        "progress",
+        "found",
+        "total",
+        "done",
+        "skipped",
+        "failed",
+        "cancelled",
+        "step",
+        "error",
+        "prepared",
+        "created",
+        "enqueued",
+        "started",
+        "finished",
+        "heartbeat",
+        "attempts",
+        "worker",
+    ]
+    fields = readonly_fields
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # jobs start from the Uploads page or the API
+
+    @admin.display(description="progress")
+    def progress(self, job: ScrapeJob) -> str:
+        return (
+            f"{job.processed}/{job.total} ({job.percent}%): {job.done} new, "
+            f"{job.skipped} skipped, {job.failed} failed"
+        )
+
+    @admin.action(description="Retry the failed images of the selected jobs")
+    def retry_failed(self, request: HttpRequest, queryset: QuerySet[ScrapeJob]) -> None:
+        retried, refused = 0, 0
+        for job in queryset:
+            try:
+                retried += job.retry_failed()
+            except IllegalTransition:
+                refused += 1
+        self.message_user(request, f"{retried} failed image(s) sent back to the queue.")
+        if refused:
+            self.message_user(
+                request,
+                f"{refused} job(s) had nothing to retry or were still running.",
+                messages.WARNING,
+            )
+
+    @admin.action(description="Cancel the selected jobs")
+    def cancel(self, request: HttpRequest, queryset: QuerySet[ScrapeJob]) -> None:
+        cancelled = 0
+        for job in queryset:
+            try:
+                job.cancel()
+            except IllegalTransition:
+                continue
+            cancelled += 1
+        self.message_user(request, f"{cancelled} job(s) cancelled.")
+
+
+class DetectedFaceInline(admin.TabularInline):
+    model = DetectedFace
+    fields = ["x", "y", "w", "h", "confidence"]
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+
+class HasFacesFilter(admin.SimpleListFilter):
+    title = "faces"
+    parameter_name = "faces"
+
+    def lookups(self, request, model_admin):
+        return [("with", "With faces"), ("without", "Without faces")]
+
+    def queryset(self, request, queryset):
+        if self.value() == "with":
+            return queryset.with_faces()
+        if self.value() == "without":
+            return queryset.without_faces()
+        return queryset
+
+
+def _thumbnail_tag(image: Image, side: int) -> str:
+    return format_html(
+        '<img src="{}" alt="" style="max-width: {}px; max-height: {}px; border-radius: 4px">',
+        image.thumbnail_url,
+        side,
+        side,
+    )
+
+
+@admin.register(Image)
+class ImageAdmin(admin.ModelAdmin):
+    list_display = ["preview", "source_url", "face_count", "dimensions", "format", "first_seen"]
+    list_display_links = ["preview", "source_url"]
+    list_filter = [HasFacesFilter, "format", "first_seen"]
+    search_fields = ["source_url", "found_on", "sha256"]
+    date_hierarchy = "first_seen"
+    inlines = [DetectedFaceInline]
+    fields = [
+        "large_preview",
+        "source_url",
+        "found_on",
+        "face_count",
+        "width",
+        "height",
+        "format",
+        "byte_size",
+        "sha256",
+        "thumbnail",
+        "first_seen",
+    ]
+    readonly_fields = fields
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    @admin.display(description="preview")
+    def preview(self, image: Image) -> str:
+        return _thumbnail_tag(image, 64)
+
+    @admin.display(description="preview")
+    def large_preview(self, image: Image) -> str:
+        return _thumbnail_tag(image, 480)
+
+    @admin.display(description="size")
+    def dimensions(self, image: Image) -> str:
+        return f"{image.width} x {image.height}"

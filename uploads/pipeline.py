@@ -1,0 +1,99 @@
+"""A scrape job's work: find a page's images, then turn each one into an Image, or a skip.
+
+An image already known by its URL is skipped before it is fetched; one whose bytes are known
+under another URL is skipped before detection. Both are linked to the existing Image. Every
+failure becomes the item's readable error (ItemError); the engine never sees a crash.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from django.conf import settings
+from django.core.files.base import ContentFile
+from django.db import IntegrityError, transaction
+from django.db.models import Q
+
+from chirp.jobs import ItemError, ItemSkipped, JobError
+from uploads.faces import Face, detect_faces
+from uploads.fetching import FetchError, fetch_image, fetch_page
+from uploads.images import DecodedImage, ImageError, UnsupportedImage, decode_image, make_thumbnail
+from uploads.models import DetectedFace, Image, ScrapeJob, ScrapeJobItem
+from uploads.scraping import DiscoveredImages, find_images
+
+logger = logging.getLogger(__name__)
+
+ALREADY_KNOWN = "Already in the gallery."
+
+
+def discover(page_url: str) -> DiscoveredImages:
+    """The images the page shows (capped), or JobError with a reason for the user."""
+    try:
+        page = fetch_page(page_url)
+    except FetchError as exc:
+        raise JobError(f"The page could not be fetched: {exc}.") from None
+    found = find_images(page.body, page.url, encoding=page.charset)
+    if not found.urls:
+        raise JobError("No images were found on this page.")
+    return found
+
+
+def process(job: ScrapeJob, item: ScrapeJobItem) -> None:
+    known = Image.objects.filter(source_url=item.source_url).first()
+    if known is not None:
+        item.skip(ALREADY_KNOWN, image=known)
+        return
+    try:
+        fetched = fetch_image(item.source_url)
+        decoded = decode_image(fetched.body)
+    except UnsupportedImage as exc:
+        raise ItemSkipped(str(exc)) from None
+    except (FetchError, ImageError) as exc:
+        raise ItemError(str(exc)) from None
+    known = Image.objects.filter(sha256=decoded.sha256).first()
+    if known is not None:
+        item.skip(f"The same picture as {known.source_url}", image=known)
+        return
+    faces = detect_faces(decoded.image)
+    thumbnail = make_thumbnail(decoded.image, settings.CHIRP_THUMBNAIL_SIZE)
+    _record(job, item, decoded, faces, thumbnail)
+
+
+def _record(
+    job: ScrapeJob,
+    item: ScrapeJobItem,
+    decoded: DecodedImage,
+    faces: list[Face],
+    thumbnail: bytes,
+) -> None:
+    """Save the Image, its faces and the item's completion together, or none of them."""
+    image = Image(
+        source_url=item.source_url,
+        sha256=decoded.sha256,
+        width=decoded.width,
+        height=decoded.height,
+        format=decoded.format,
+        byte_size=decoded.size,
+        face_count=len(faces),
+        found_on=job.url,
+    )
+    image.thumbnail.save("thumbnail.jpg", ContentFile(thumbnail), save=False)
+    try:
+        with transaction.atomic():
+            image.save()
+            DetectedFace.objects.bulk_create(
+                DetectedFace(image=image, x=f.x, y=f.y, w=f.w, h=f.h, confidence=f.confidence)
+                for f in faces
+            )
+            item.complete(image=image)
+    except Exception as exc:
+        image.thumbnail.delete(save=False)
+        if not isinstance(exc, IntegrityError):
+            raise
+        # Another thread or worker recorded the same URL or picture meanwhile.
+        known = Image.objects.filter(
+            Q(source_url=item.source_url) | Q(sha256=decoded.sha256)
+        ).first()
+        if known is None:
+            raise
+        item.skip(ALREADY_KNOWN, image=known)

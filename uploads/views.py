@@ -1,0 +1,196 @@
+from __future__ import annotations
+
+from urllib.parse import urlencode
+
+from django.contrib import messages
+from django.core.paginator import Page, Paginator
+from django.db.models import QuerySet
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django_htmx.http import HttpResponseClientRedirect, HttpResponseClientRefresh
+
+from chirp.jobs import IllegalTransition
+from uploads.forms import GalleryFilterForm, PageForm, ScrapeJobForm
+from uploads.models import Image, ScrapeJob, ScrapeJobItem
+
+JOBS_PER_PAGE = 20
+ITEMS_PER_PAGE = 100
+IMAGES_PER_PAGE = 48
+
+
+def _get_job_for_user(request: HttpRequest, pk: int) -> ScrapeJob:
+    return get_object_or_404(ScrapeJob, pk=pk, owner=request.user)
+
+
+def _get_item_for_user(request: HttpRequest, pk: int) -> ScrapeJobItem:
+    return get_object_or_404(
+        ScrapeJobItem.objects.select_related("job", "image"), pk=pk, job__owner=request.user
+    )
+
+
+def _page(request: HttpRequest, queryset: QuerySet, per_page: int) -> Page:
+    form = PageForm(request.GET)
+    number = form.cleaned_data["page"] if form.is_valid() else None
+    return Paginator(queryset, per_page).get_page(number)
+
+
+@require_http_methods(["GET", "POST"])
+def uploads_page(request: HttpRequest) -> HttpResponse:
+    form = ScrapeJobForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        url = form.cleaned_data["url"]
+        warning = ScrapeJob.scraped_before_warning(request.user, url)
+        job = ScrapeJob.start(request.user, url)
+        if warning:
+            messages.warning(request, warning)
+        return redirect("uploads:job_detail", pk=job.pk)
+    jobs = ScrapeJob.objects.filter(owner=request.user)
+    return render(
+        request,
+        "uploads/page.html",
+        {
+            "form": form,
+            "jobs": _page(request, jobs, JOBS_PER_PAGE),
+            "summary": ScrapeJobItem.summary_for(request.user.pk),
+            "counts": Image.objects.counts(),
+        },
+    )
+
+
+@require_GET
+def job_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    job = _get_job_for_user(request, pk)
+    return render(
+        request,
+        "uploads/job_detail.html",
+        {
+            "job": job,
+            "items": _page(request, job.items.select_related("image"), ITEMS_PER_PAGE),
+            "summary": ScrapeJobItem.summary_for(request.user.pk),
+        },
+    )
+
+
+@require_GET
+def job_items(request: HttpRequest, pk: int) -> HttpResponse:
+    """The items table alone: loaded by the job page once the page's images are known."""
+    job = _get_job_for_user(request, pk)
+    return render(
+        request,
+        "uploads/partials/items_section.html",
+        {"job": job, "items": _page(request, job.items.select_related("image"), ITEMS_PER_PAGE)},
+    )
+
+
+def _after_job_action(request: HttpRequest, job: ScrapeJob) -> HttpResponse:
+    if request.htmx:
+        return HttpResponseClientRefresh()
+    return redirect("uploads:job_detail", pk=job.pk)
+
+
+@require_POST
+def retry_failed_items(request: HttpRequest, pk: int) -> HttpResponse:
+    job = _get_job_for_user(request, pk)
+    try:
+        count = job.retry_failed()
+    except IllegalTransition as exc:
+        messages.error(request, str(exc))
+    else:
+        what = f"{count} failed image(s)" if count else "the page"
+        messages.success(request, f"Retrying {what}.")
+    return _after_job_action(request, job)
+
+
+@require_POST
+def cancel_job(request: HttpRequest, pk: int) -> HttpResponse:
+    job = _get_job_for_user(request, pk)
+    try:
+        job.cancel()
+    except IllegalTransition:
+        messages.error(request, "This job has already ended.")
+    else:
+        messages.success(request, "Job cancelled.")
+    return _after_job_action(request, job)
+
+
+@require_POST
+def delete_job(request: HttpRequest, pk: int) -> HttpResponse:
+    job = _get_job_for_user(request, pk)
+    if not job.delete_if_idle():
+        messages.error(request, "Cancel the job before deleting it (or let it finish).")
+        return _after_job_action(request, job)
+    messages.success(request, "Job deleted. Its images stay in the gallery.")
+    if request.htmx:
+        return HttpResponseClientRedirect(reverse("uploads:page"))
+    return redirect("uploads:page")
+
+
+def _after_item_action(request: HttpRequest, item: ScrapeJobItem) -> HttpResponse:
+    if request.htmx:
+        item.refresh_from_db()
+        return render(request, "uploads/partials/item_row.html", {"item": item})
+    return redirect("uploads:job_detail", pk=item.job_id)
+
+
+@require_POST
+def cancel_item(request: HttpRequest, pk: int) -> HttpResponse:
+    item = _get_item_for_user(request, pk)
+    try:
+        item.cancel()
+    except IllegalTransition:
+        messages.error(request, "Only a queued image can be cancelled.")
+    return _after_item_action(request, item)
+
+
+@require_POST
+def retry_item(request: HttpRequest, pk: int) -> HttpResponse:
+    item = _get_item_for_user(request, pk)
+    try:
+        item.retry()
+    except IllegalTransition:
+        messages.error(request, "Only a failed image can be retried.")
+    return _after_item_action(request, item)
+
+
+@require_GET
+def gallery(request: HttpRequest) -> HttpResponse:
+    form = GalleryFilterForm(request.GET)
+    faces = form.cleaned_data["faces"] if form.is_valid() else ""
+    images = Image.objects.all()
+    if faces == "with":
+        images = images.with_faces()
+    elif faces == "without":
+        images = images.without_faces()
+    return render(
+        request,
+        "uploads/gallery.html",
+        {
+            "images": _page(request, images, IMAGES_PER_PAGE),
+            "query": urlencode({"faces": faces}) if faces else "",
+            "filter_label": dict(GalleryFilterForm.FACES_CHOICES)[faces],
+            "counts": Image.objects.counts(),
+        },
+    )
+
+
+@require_GET
+def image_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    image = get_object_or_404(Image, pk=pk)
+    return render(
+        request, "uploads/image_detail.html", {"image": image, "faces": image.faces.all()}
+    )
+
+
+@require_GET
+def thumbnail(request: HttpRequest, pk: int) -> FileResponse:
+    image = get_object_or_404(Image, pk=pk)
+    try:
+        file = image.thumbnail.open("rb")
+    except (FileNotFoundError, ValueError):
+        raise Http404("The thumbnail is missing.") from None
+    response = FileResponse(file, content_type="image/jpeg")
+    # Named by content (SHA-256): it never changes.
+    response["Cache-Control"] = "private, max-age=31536000, immutable"
+    return response
