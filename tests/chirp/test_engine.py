@@ -137,7 +137,7 @@ def test_a_busy_lane_runs_no_second_job(alice):
     assert not worker.is_alive()
 
 
-def test_another_lane_is_not_blocked(alice, settings):
+def test_a_lane_with_two_slots_runs_two_jobs_at_once(alice, settings):
     settings.CHIRP_LANE_CONCURRENCY = {**settings.CHIRP_LANE_CONCURRENCY, "demo": 2}
     slow = make_job(alice, size=40, delay=0.05)
     quick = make_job(alice, size=3)

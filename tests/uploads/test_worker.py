@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from chirp.engine import wake_lane
 from tests.conftest import wait_for
+from tests.demo.models import DemoJob
 from uploads.models import Image, ScrapeJob
 
 from .conftest import SAMPLE_FACES, PhotoSite
@@ -49,3 +51,20 @@ def test_a_site_is_scraped_exactly_retried_when_fixed_and_skipped_the_second_tim
         0,
     )
     assert Image.objects.count() == 7
+
+
+def test_a_long_job_in_another_lane_does_not_hold_up_uploads(
+    alice, photo_site: PhotoSite, start_worker, media_root
+):
+    long_job = DemoJob.objects.create(owner=alice, size=600, delay=0.1)  # a minute of work
+    start_worker()
+    wake_lane("demo")
+    wait_for(lambda: DemoJob.objects.get(pk=long_job.pk).status == "running", timeout=60)
+
+    job = ScrapeJob.start(alice, photo_site.page_url)
+    job = wait_for(lambda: finished(job), timeout=90)
+
+    assert job.status == "completed" and job.done == 6
+    long_job.refresh_from_db()
+    assert long_job.status == "running" and long_job.done < 600  # still at it meanwhile
+    long_job.cancel()
