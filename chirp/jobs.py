@@ -421,12 +421,9 @@ class Item(models.Model):
         processing only if it is still running at the monitor's next tick, so a fast item
         costs one live update, not two."""
         now = timezone.now()
-        moved = (
-            type(self)
-            .objects.filter(pk=self.pk, status=ItemStatus.QUEUED)
-            .update(
-                status=ItemStatus.PROCESSING, started=now, updated=now, attempts=F("attempts") + 1
-            )
+        queued = type(self).objects.filter(pk=self.pk, status=ItemStatus.QUEUED)
+        moved = queued.update(
+            status=ItemStatus.PROCESSING, started=now, updated=now, attempts=F("attempts") + 1
         )
         if moved != 1:
             raise IllegalTransition(f"{self} is not queued; it cannot start.")

@@ -80,6 +80,14 @@ class UserChannelManager(DefaultChannelManager):
         return bool(user and user.is_authenticated and channel == user_channel(user.pk))
 
 
+def without_waiting_for_the_disk(cursor) -> None:
+    """Commit the current PostgreSQL transaction without waiting for its WAL to be flushed.
+    For writes whose loss in a power cut is harmless (a live update, a claim that is simply
+    redone); everything else keeps the default, durable commit."""
+    if cursor.connection is not None and connection.vendor == "postgresql":
+        cursor.execute("SET LOCAL synchronous_commit TO OFF")
+
+
 def _release_connection() -> None:
     # A stream waits for minutes between reads: holding a connection that long per stream
     # exhausts the database (STACK-NOTES: 100 streams, "too many clients").
@@ -127,7 +135,8 @@ class ConnectionFreeStorage(DjangoModelStorage):
         from django_eventstream.models import EventCounter
 
         counters, events = EventCounter._meta.db_table, EventRow._meta.db_table
-        with connection.cursor() as cursor:
+        with transaction.atomic(), connection.cursor() as cursor:
+            without_waiting_for_the_disk(cursor)
             cursor.execute(
                 f"WITH c AS (UPDATE {counters} SET value = value + 1, updated = now() "  # noqa: S608
                 f"WHERE name = %s RETURNING value) "

@@ -177,7 +177,11 @@ def main() -> None:
         print("event latency, Redis:", _fmt(event_latency(url, user, tmp, redis=True)))
     print("event latency, relay:", _fmt(event_latency(url, user, tmp, redis=False)))
     print(f"{STREAMS} streams:", _fmt(many_streams(user, tmp)))
-    print("engine overhead (empty items, events on):", _fmt(engine_overhead(user)))
+    for threads in (1, 2):
+        print(
+            "engine overhead (empty items, events on):",
+            _fmt(engine_overhead(user, threads=threads)),
+        )
 
 
 def _fmt(result: dict[str, float]) -> str:
