@@ -354,3 +354,11 @@ CHIRP_YOUTUBE_PAUSE_SECONDS = env_float("CHIRP_YOUTUBE_PAUSE_SECONDS", 300.0, mi
 CHIRP_YOUTUBE_MAX_PAUSE_SECONDS = env_float("CHIRP_YOUTUBE_MAX_PAUSE_SECONDS", 3600.0, minimum=0.1)
 # The default cap on a channel's first import (0: every video); the dialog can change it.
 CHIRP_IMPORT_FIRST_LIMIT = env_int("CHIRP_IMPORT_FIRST_LIMIT", 0, minimum=0)
+# Speech to text when YouTube has no captions (off unless the URL is set): an OpenAI-compatible
+# API's base URL (e.g. https://api.groq.com/openai/v1), its key and model.
+CHIRP_WHISPER_URL = env_str("CHIRP_WHISPER_URL") or None
+CHIRP_WHISPER_API_KEY = env_str("CHIRP_WHISPER_API_KEY") or None
+CHIRP_WHISPER_MODEL = env_str("CHIRP_WHISPER_MODEL", "whisper-large-v3")
+CHIRP_WHISPER_TIMEOUT = env_float("CHIRP_WHISPER_TIMEOUT", 300.0, minimum=1)
+# The audio sent is the smallest stream YouTube has, up to this size (the APIs' own limit).
+CHIRP_WHISPER_MAX_MB = env_int("CHIRP_WHISPER_MAX_MB", 25, minimum=1)

@@ -12,5 +12,7 @@ urlpatterns = [
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
     path("uploads/", include("uploads.urls")),
+    path("channels/", include("imports.urls")),
+    path("api/channels/", include("imports.api_urls")),
     path("api/", include("uploads.api_urls")),
 ]

@@ -1,1 +1,672 @@
-from django.db import models  # noqa: F401
+"""YouTube channels and their videos (a catalog shared by the installation), and the import jobs
+that fill it (private to whoever started them).
+
+An import runs in the engine's "imports" lane in two phases: `prepare` lists the channel and
+creates every listed video at once (stage `created`), then `process_item` enriches one video
+in stages (metadata → captions → chapters → complete), each stage saved and pushed live.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from django.conf import settings
+from django.db import IntegrityError, connection, models, transaction
+from django.db.models import Count, Exists, OuterRef, Q, Subquery
+from django.db.models.expressions import RawSQL
+from django.db.models.functions import Coalesce
+from django.template.loader import render_to_string
+from django.urls import reverse
+from django.utils import timezone
+
+from chirp import live
+from chirp.jobs import CANCELLED, COMPLETED, FAILED, PENDING, Item, Job
+from imports.youtube import YOUTUBE, ChannelListing, ChannelRef, Reason, VideoInfo
+
+if TYPE_CHECKING:
+    from chirp.engine import RunContext
+    from imports.transcripts import Transcript
+
+
+class Channel(models.Model):
+    """A YouTube channel, upserted by its channel ID whoever imports it."""
+
+    youtube_id = models.CharField("YouTube channel ID", max_length=40, unique=True)
+    handle = models.CharField(max_length=100, blank=True, db_index=True)
+    title = models.CharField(max_length=255, blank=True)
+    description = models.TextField(blank=True)
+    avatar_url = models.URLField(max_length=2048, blank=True)
+    subscriber_count = models.PositiveBigIntegerField(null=True, blank=True)
+    # As YouTube lists them: known after a complete listing (a capped one does not tell).
+    video_count = models.PositiveIntegerField(null=True, blank=True)
+    last_imported = models.DateTimeField(null=True, blank=True)
+    created = models.DateTimeField(default=timezone.now)
+    updated = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["title", "pk"]
+
+    def __str__(self) -> str:
+        return self.title or self.handle or self.youtube_id
+
+    def get_absolute_url(self) -> str:
+        return reverse("imports:channel_detail", args=[self.pk])
+
+    @property
+    def youtube_url(self) -> str:
+        return f"{YOUTUBE}/channel/{self.youtube_id}"
+
+    @property
+    def dom_id(self) -> str:
+        return f"channel-{self.pk}"
+
+    @classmethod
+    def upsert(cls, listing: ChannelListing) -> Channel:
+        """Create or refresh the channel from its listing (by channel ID: one row per channel)."""
+        fields: dict[str, Any] = {
+            "handle": listing.handle or "",
+            "title": listing.title[:255],
+            "description": listing.description,
+            "avatar_url": listing.avatar_url or "",
+            "subscriber_count": listing.subscriber_count,
+        }
+        if listing.complete and listing.video_count is not None:
+            fields["video_count"] = listing.video_count
+        try:
+            with transaction.atomic():
+                channel, _ = cls.objects.update_or_create(
+                    youtube_id=listing.channel_id, defaults=fields
+                )
+        except IntegrityError:  # created meanwhile by another import of the same channel
+            channel, _ = cls.objects.update_or_create(
+                youtube_id=listing.channel_id, defaults=fields
+            )
+        return channel
+
+    def stats_for(self, user) -> dict[str, Any]:
+        """The channel's stat cards (and the API's /stats): its videos, and `user`'s imports."""
+        has_transcript = Video.has_transcript_q()
+        videos = self.videos.aggregate(
+            total=Count("pk"),
+            imported=Count("pk", filter=Q(stage=Video.Stage.COMPLETE)),
+            with_transcripts=Count("pk", filter=has_transcript),
+            failed=Count("pk", filter=Q(stage=Video.Stage.ERROR)),
+        )
+        jobs = ImportJob.objects.filter(channel=self, owner=user).aggregate(
+            active=Count("pk", filter=Q(status__in=ImportJob.OPEN_STATUSES)),
+            failed=Count("pk", filter=Q(status=FAILED)),
+            completed=Count("pk", filter=Q(status=COMPLETED)),
+        )
+        finished = jobs["completed"] + jobs["failed"]
+        return {
+            "totalVideos": videos["total"],
+            "importedVideos": videos["imported"],
+            "withTranscripts": videos["with_transcripts"],
+            "failedVideos": videos["failed"],
+            "activeJobs": jobs["active"],
+            "failedJobs": jobs["failed"],
+            "successRate": round(100 * jobs["completed"] / finished, 2) if finished else None,
+        }
+
+    @classmethod
+    def visible_to(cls, user) -> models.QuerySet[Channel]:
+        """The catalog's channels `user` has imported: the ones their pages show."""
+        return cls.objects.filter(
+            Exists(ImportJob.objects.filter(owner=user, channel=OuterRef("pk")))
+        )
+
+    @classmethod
+    def known_for(cls, ref: ChannelRef, channel_url: str) -> Channel | None:
+        """The channel a reference names, if Chirp has imported it before (no network)."""
+        if ref.channel_id:
+            return cls.objects.filter(youtube_id=ref.channel_id).first()
+        previous = (
+            ImportJob.objects.filter(channel_url=channel_url, channel__isnull=False)
+            .order_by("-created")
+            .values_list("channel", flat=True)
+            .first()
+        )
+        if previous:
+            return cls.objects.filter(pk=previous).first()
+        if ref.handle:
+            return cls.objects.filter(handle__iexact=ref.handle).first()
+        return None
+
+
+def channels_of(user) -> models.QuerySet[Channel]:
+    """The channels `user` has imported, with what the channel list shows about each."""
+    videos = Video.objects.filter(channel=OuterRef("pk")).order_by().values("channel")
+    jobs = ImportJob.objects.filter(owner=user, channel=OuterRef("pk")).order_by("-created", "-pk")
+
+    def count(queryset: models.QuerySet) -> Coalesce:
+        return Coalesce(Subquery(queryset.annotate(n=Count("pk")).values("n")), 0)
+
+    return (
+        Channel.objects.filter(Exists(jobs))
+        .annotate(
+            listed=count(videos),
+            imported=count(videos.filter(stage=Video.Stage.COMPLETE)),
+            with_transcripts=count(videos.filter(Video.has_transcript_q())),
+            last_import=Subquery(jobs.values("created")[:1]),
+            last_status=Subquery(jobs.values("status")[:1]),
+        )
+        .order_by("title", "pk")
+    )
+
+
+class VideoQuerySet(models.QuerySet):
+    def importing(self) -> VideoQuerySet:
+        return self.exclude(stage__in=[Video.Stage.COMPLETE, Video.Stage.ERROR])
+
+    def with_stage(self, stage: str) -> VideoQuerySet:
+        """ "importing" (any stage before complete), one stage, or everything ("")."""
+        if stage == "importing":
+            return self.importing()
+        return self.filter(stage=stage) if stage else self
+
+    def search(self, text: str) -> VideoQuerySet:
+        """Titles and transcripts: PostgreSQL's full-text search on the `search_document` column
+        that migration 0002 adds there (kept up to date by a trigger, GIN-indexed), a plain
+        case-insensitive match elsewhere."""
+        text = text.strip()
+        if not text:
+            return self
+        if connection.vendor == "postgresql":
+            table = connection.ops.quote_name(Video._meta.db_table)
+            matches = RawSQL(  # noqa: S611 (the table name is ours; the text is a parameter)
+                f"{table}.search_document @@ websearch_to_tsquery(%s::regconfig, %s)",
+                (SEARCH_CONFIG, text),
+                output_field=models.BooleanField(),
+            )
+            return self.filter(matches)
+        return self.filter(Q(title__icontains=text) | Q(transcript__icontains=text))
+
+
+SEARCH_CONFIG = "english"
+
+
+class Video(models.Model):
+    """A YouTube video: created from the channel's listing, then enriched stage by stage."""
+
+    class Stage(models.TextChoices):
+        CREATED = "created", "Queued"
+        METADATA = "metadata", "Metadata"
+        CAPTIONS = "captions", "Captions"
+        CHAPTERS = "chapters", "Chapters"
+        COMPLETE = "complete", "Complete"
+        ERROR = "error", "Failed"
+
+    class TranscriptSource(models.TextChoices):
+        MANUAL = "manual", "Manual captions"
+        AUTO = "auto", "Auto-generated captions"
+        WHISPER = "whisper", "Speech to text"
+        NONE = "none", "No transcript"
+
+    ERROR_REASONS = [
+        (reason.value, reason.value.replace("_", " ").capitalize()) for reason in Reason
+    ]
+
+    PROGRESS = {
+        Stage.CREATED: 0,
+        Stage.METADATA: 25,
+        Stage.CAPTIONS: 60,
+        Stage.CHAPTERS: 90,
+        Stage.COMPLETE: 100,
+    }
+
+    youtube_id = models.CharField("YouTube video ID", max_length=20, unique=True)
+    channel = models.ForeignKey(Channel, on_delete=models.CASCADE, related_name="videos")
+    title = models.CharField(max_length=500, blank=True)
+    thumbnail_url = models.URLField(max_length=2048, blank=True)
+    stage = models.CharField(max_length=20, choices=Stage.choices, default=Stage.CREATED)
+    progress = models.PositiveSmallIntegerField(default=0)
+    error_reason = models.CharField(max_length=30, choices=ERROR_REASONS, blank=True)
+    error = models.TextField(blank=True)
+    # Metadata
+    description = models.TextField(blank=True)
+    duration = models.PositiveIntegerField(null=True, blank=True, help_text="Seconds.")
+    published = models.DateTimeField(null=True, blank=True)
+    views = models.PositiveBigIntegerField(null=True, blank=True)
+    likes = models.PositiveBigIntegerField(null=True, blank=True)
+    tags = models.JSONField(default=list, blank=True)
+    category = models.CharField(max_length=100, blank=True)
+    # Captions: the text (searchable) and the timed segments, [[start, duration, text], ...].
+    transcript = models.TextField(blank=True)
+    transcript_segments = models.JSONField(default=list, blank=True)
+    transcript_source = models.CharField(
+        max_length=10, choices=TranscriptSource.choices, blank=True
+    )
+    transcript_language = models.CharField(max_length=20, blank=True)
+    # Chapters: [{"start": s, "end": s | null, "title": "..."}, ...]
+    chapters = models.JSONField(default=list, blank=True)
+    created = models.DateTimeField(default=timezone.now)
+    updated = models.DateTimeField(auto_now=True)
+    enriched = models.DateTimeField(null=True, blank=True)
+
+    objects = VideoQuerySet.as_manager()
+
+    class Meta:
+        # Newest first; videos not enriched yet (no date) after them, in listing order.
+        ordering = [models.F("published").desc(nulls_last=True), "pk"]
+        # No index on `stage`: a stage change then leaves every index untouched, so PostgreSQL
+        # updates the row in place (HOT, with the fill factor set in migration 0002); filtering
+        # a channel's videos by stage reads them through the channel's index anyway.
+        indexes = [
+            models.Index(fields=["channel", "-published"], name="imports_video_channel_pub"),
+        ]
+
+    def __str__(self) -> str:
+        return self.title or self.youtube_id
+
+    def get_absolute_url(self) -> str:
+        return reverse("imports:video_detail", args=[self.pk])
+
+    @property
+    def dom_id(self) -> str:
+        return f"video-{self.pk}"
+
+    @property
+    def youtube_url(self) -> str:
+        return f"{YOUTUBE}/watch?v={self.youtube_id}"
+
+    def youtube_url_at(self, seconds: float) -> str:
+        return f"{self.youtube_url}&t={int(seconds)}s"
+
+    @property
+    def is_importing(self) -> bool:
+        return self.stage not in (self.Stage.COMPLETE, self.Stage.ERROR)
+
+    @property
+    def has_transcript(self) -> bool:
+        return self.transcript_source in self.with_transcript_sources()
+
+    @staticmethod
+    def with_transcript_sources() -> tuple[str, ...]:
+        s = Video.TranscriptSource
+        return (s.MANUAL, s.AUTO, s.WHISPER)
+
+    @classmethod
+    def has_transcript_q(cls) -> Q:
+        return Q(transcript_source__in=cls.with_transcript_sources())
+
+    # -- stages: each change is one UPDATE, then pushed to whoever is importing -------------
+
+    def _save_stage(self, stage: str, **fields: Any) -> None:
+        fields.update(stage=stage, progress=self.PROGRESS.get(stage, self.progress))
+        if stage == self.Stage.COMPLETE:
+            fields["enriched"] = timezone.now()
+        fields["updated"] = timezone.now()
+        type(self).objects.filter(pk=self.pk).update(**fields)
+        for name, value in fields.items():
+            setattr(self, name, value)
+
+    def restart(self) -> None:
+        self._save_stage(self.Stage.CREATED, error="", error_reason="")
+
+    def start_metadata(self) -> None:
+        self._save_stage(self.Stage.METADATA, error="", error_reason="")
+
+    def save_metadata(self, info: VideoInfo) -> None:
+        """Store the metadata and move on to captions (one UPDATE)."""
+        self._save_stage(
+            self.Stage.CAPTIONS,
+            title=(info.title or self.title)[:500],
+            description=info.description,
+            duration=info.duration,
+            published=info.published_at
+            or (
+                datetime(*info.upload_date.timetuple()[:3], tzinfo=UTC)
+                if info.upload_date
+                else None
+            ),
+            views=info.view_count,
+            likes=info.like_count,
+            tags=list(info.tags),
+            category=(info.categories[0] if info.categories else "")[:100],
+            thumbnail_url=self.thumbnail_url or (info.thumbnail_url or ""),
+        )
+
+    def save_transcript(self, transcript: Transcript | None, source: str | None = None) -> None:
+        """Store the transcript (or that there is none) and move on to chapters."""
+        if transcript is None:
+            self._save_stage(
+                self.Stage.CHAPTERS,
+                transcript="",
+                transcript_segments=[],
+                transcript_source=self.TranscriptSource.NONE,
+                transcript_language="",
+            )
+            return
+        self._save_stage(
+            self.Stage.CHAPTERS,
+            transcript=transcript.text,
+            transcript_segments=[
+                [round(s.start, 3), round(s.duration, 3), s.text] for s in transcript.segments
+            ],
+            transcript_source=source or transcript.source,
+            transcript_language=transcript.language_code[:20],
+        )
+
+    def save_chapters(self, info: VideoInfo) -> None:
+        """Store the chapters: the video is complete."""
+        self._save_stage(
+            self.Stage.COMPLETE,
+            chapters=[{"start": c.start, "end": c.end, "title": c.title} for c in info.chapters],
+        )
+
+    def save_error(self, reason: str, message: str) -> None:
+        self._save_stage(self.Stage.ERROR, error_reason=reason, error=message[:2000])
+
+    # -- display -------------------------------------------------------------------------------
+
+    def card_html(self) -> str:
+        return render_to_string("imports/channel_detail.html#video_card", {"video": self})
+
+    def publish_to(self, user_id: int) -> None:
+        """Send this video's card to one user's stream now."""
+        live.publish(user_id, [(self.dom_id, self.card_html())])
+
+    @property
+    def segments(self) -> list[dict[str, Any]]:
+        return [
+            {"start": start, "duration": duration, "text": text, "url": self.youtube_url_at(start)}
+            for start, duration, text in self.transcript_segments
+        ]
+
+    @property
+    def chapter_links(self) -> list[dict[str, Any]]:
+        return [
+            {**chapter, "url": self.youtube_url_at(chapter["start"])} for chapter in self.chapters
+        ]
+
+
+class ImportJob(Job):
+    """Import one channel for one user: list it (listing), then enrich each video (enriching)."""
+
+    lane = "imports"
+    PREPARING = "listing"
+    PROCESSING = "enriching"
+
+    class Status(models.TextChoices):
+        PENDING = PENDING, "Pending"
+        LISTING = "listing", "Listing"
+        ENRICHING = "enriching", "Enriching"
+        COMPLETED = COMPLETED, "Completed"
+        FAILED = FAILED, "Failed"
+        CANCELLED = CANCELLED, "Cancelled"
+
+    class Tab(models.TextChoices):
+        VIDEOS = "videos", "Videos"
+        SHORTS = "shorts", "Shorts"
+        STREAMS = "streams", "Live streams"
+
+    OPEN_STATUSES = (PENDING, "listing", "enriching")
+
+    status = models.CharField(
+        max_length=20, choices=Status.choices, default=Status.PENDING, db_index=True
+    )
+    # The canonical URL of what the user named (imports.youtube.parse_channel_input).
+    channel_url = models.CharField("channel URL", max_length=2048)
+    channel = models.ForeignKey(
+        Channel,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="import_jobs",
+    )
+    tab = models.CharField(max_length=10, choices=Tab.choices, default=Tab.VIDEOS)
+    limit = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Import at most this many videos (newest first)."
+    )
+    only_new = models.BooleanField(
+        default=False, help_text="Stop at the first video already imported."
+    )
+
+    class Meta(Job.Meta):
+        verbose_name = "import job"
+        indexes = [
+            models.Index(fields=["owner", "-created"], name="imports_job_owner_created"),
+            models.Index(fields=["channel", "owner"], name="imports_job_channel_owner"),
+        ]
+        constraints = [
+            # The dedupe rule, held by the database: one open import per user and channel.
+            models.UniqueConstraint(
+                fields=["owner", "channel_url"],
+                condition=Q(status__in=["pending", "listing", "enriching"]),
+                name="imports_one_open_import_per_channel",
+            ),
+        ]
+
+    @property
+    def pool_size(self) -> int:  # type: ignore[override]
+        return settings.CHIRP_YOUTUBE_CONCURRENCY
+
+    @classmethod
+    def paused_until(cls) -> datetime | None:
+        from imports.limiter import Limiter
+
+        pause = Limiter().current_pause()
+        return pause.until if pause else None
+
+    # -- starting ------------------------------------------------------------------------------
+
+    @classmethod
+    def open_for(cls, owner, channel_url: str) -> ImportJob | None:
+        return cls.objects.filter(
+            owner=owner, channel_url=channel_url, status__in=cls.OPEN_STATUSES
+        ).first()
+
+    @classmethod
+    def start(
+        cls,
+        owner,
+        ref: ChannelRef,
+        *,
+        tab: str = "videos",
+        limit: int | None = None,
+        only_new: bool = False,
+    ) -> tuple[ImportJob, bool]:
+        """A new import of `ref` (queued once the transaction commits), or the open one.
+
+        Returns (job, created): an import of the same channel URL already pending or running
+        for this user is not duplicated.
+        """
+        from chirp import engine
+
+        existing = cls.open_for(owner, ref.url)
+        if existing is not None:
+            return existing, False
+        try:
+            with transaction.atomic():
+                job = cls.objects.create(
+                    owner=owner,
+                    channel_url=ref.url,
+                    channel=Channel.known_for(ref, ref.url),
+                    tab=tab,
+                    limit=limit or None,
+                    only_new=only_new,
+                )
+        except IntegrityError:  # another request created it a moment ago
+            existing = cls.open_for(owner, ref.url)
+            if existing is None:
+                raise
+            return existing, False
+        engine.wake_lane_on_commit(cls.lane)
+        return job, True
+
+    # -- state shown -----------------------------------------------------------------------------
+
+    @property
+    def is_open(self) -> bool:
+        return self.status in self.OPEN_STATUSES
+
+    @property
+    def title(self) -> str:
+        if self.channel_id and self.channel:
+            return str(self.channel)
+        return self.channel_url.removeprefix(f"{YOUTUBE}/")
+
+    @property
+    def pause(self):
+        """The limiter's pause, while this job waits for it (None otherwise)."""
+        if not self.is_open:
+            return None
+        from imports.limiter import Limiter
+
+        return Limiter().current_pause()
+
+    @property
+    def phase_label(self) -> str:
+        if self.status == PENDING:
+            return "Waiting for its turn"
+        if self.status == self.Status.LISTING:
+            return "Listing the channel's videos"
+        if self.status == self.Status.ENRICHING:
+            return f"Enriching videos: {self.processed} of {self.total}"
+        return ""
+
+    def without_captions(self) -> int:
+        return self.items.filter(
+            status="completed", video__transcript_source=Video.TranscriptSource.NONE
+        ).count()
+
+    def finished_summary(self) -> str:
+        if self.status == FAILED and not self.prepared:
+            return f"{self.title} could not be imported: {self.error}"
+        if self.status == CANCELLED:
+            return f"Import of {self.title} cancelled: {self.done} videos imported."
+        parts = [f"{self.done} videos imported"]
+        if self.done:
+            missing = self.without_captions()
+            if missing:
+                parts.append(f"{missing} without captions")
+        if self.skipped:
+            parts.append(f"{self.skipped} already there")
+        if self.failed:
+            parts.append(f"{self.failed} failed")
+        return ", ".join(parts)
+
+    def as_json(self) -> dict[str, Any]:
+        pause = self.pause
+        return {
+            "id": self.pk,
+            "status": self.status,
+            "channelUrl": self.channel_url,
+            "channelId": self.channel_id,
+            "channelTitle": self.channel.title if self.channel_id and self.channel else None,
+            "options": {"tab": self.tab, "limit": self.limit, "onlyNew": self.only_new},
+            "total": self.total,
+            "done": self.done,
+            "skipped": self.skipped,
+            "failed": self.failed,
+            "cancelled": self.cancelled,
+            "progress": self.percent,
+            "step": self.step,
+            "error": self.error,
+            "paused": (
+                {"until": pause.until.isoformat(), "reason": pause.reason, "message": pause.message}
+                if pause
+                else None
+            ),
+            "createdAt": self.created.isoformat(),
+            "startedAt": self.started.isoformat() if self.started else None,
+            "finishedAt": self.finished.isoformat() if self.finished else None,
+            "updatedAt": self.updated.isoformat(),
+        }
+
+    # -- the work ------------------------------------------------------------------------------
+
+    def prepare(self, ctx: RunContext) -> Iterable[ImportJobItem]:
+        from imports import enrichment
+
+        return enrichment.list_channel(self, ctx)
+
+    def process_item(self, item: ImportJobItem, ctx: RunContext) -> None:  # type: ignore[override]
+        from imports import enrichment
+
+        enrichment.enrich_item(self, item, ctx)
+
+    # -- live ----------------------------------------------------------------------------------
+
+    @classmethod
+    def banner_for(cls, owner_id: int) -> dict[str, Any]:
+        """What the importing banner shows: the owner's open imports, all together."""
+        totals = cls.objects.filter(owner_id=owner_id, status__in=cls.OPEN_STATUSES).aggregate(
+            jobs=Count("pk"),
+            total=Coalesce(models.Sum("total"), 0),
+            processed=Coalesce(
+                models.Sum(models.F("done") + models.F("skipped") + models.F("failed")), 0
+            ),
+        )
+        total, processed = totals["total"], totals["processed"]
+        from imports.limiter import Limiter
+
+        return {
+            "jobs": totals["jobs"],
+            "videos": total,
+            "percent": min(100, round(100 * processed / total)) if total else 0,
+            "pause": Limiter().current_pause() if totals["jobs"] else None,
+        }
+
+    def live_fragments(self) -> list[tuple[str, str]]:
+        fragments = [
+            (self.dom_id, render_to_string("imports/partials/job.html#job_card", {"job": self})),
+            (
+                f"{self.dom_id}-row",
+                render_to_string("imports/partials/job.html#job_row", {"job": self}),
+            ),
+            banner_fragment(self.owner_id),
+        ]
+        if self.channel_id:
+            row = channels_of(self.owner_id).filter(pk=self.channel_id).first()
+            if row is not None:
+                fragments.append(
+                    (
+                        row.dom_id,
+                        render_to_string("imports/channel_list.html#channel_row", {"channel": row}),
+                    )
+                )
+        return fragments
+
+
+def banner_fragment(owner_id: int) -> tuple[str, str]:
+    return (
+        "import-banner",
+        render_to_string(
+            "imports/partials/banner.html", {"banner": ImportJob.banner_for(owner_id)}
+        ),
+    )
+
+
+class ImportJobItem(Item):
+    """One listed video of one import: the unit of enrichment."""
+
+    job = models.ForeignKey(ImportJob, on_delete=models.CASCADE, related_name="items")
+    video = models.ForeignKey(Video, on_delete=models.CASCADE, related_name="import_items")
+
+    class Meta(Item.Meta):
+        verbose_name = "import job item"
+        constraints = [
+            models.UniqueConstraint(fields=["job", "video"], name="imports_item_once_per_job"),
+        ]
+
+
+class RateLimit(models.Model):
+    """The shared state of the YouTube rate limiter when it lives in the database
+    (imports/limiter.py): one row, read and written with conditional UPDATEs."""
+
+    key = models.CharField(max_length=50, unique=True)
+    # Epoch seconds: when the next request may start.
+    next_at = models.FloatField(default=0)
+    # Seconds between requests now: the base spacing, more after YouTube throttled.
+    spacing = models.FloatField(default=0)
+    # Blocks in a row (429s, bot checks): each one doubles the next pause.
+    strikes = models.PositiveIntegerField(default=0)
+    paused_until = models.FloatField(default=0)
+    reason = models.CharField(max_length=30, blank=True)
+    version = models.PositiveBigIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return self.key

@@ -48,7 +48,7 @@ class Transcript:
     video_id: str
     language_code: str
     language: str
-    source: Literal["manual", "auto"]
+    source: Literal["manual", "auto", "whisper"]
     segments: tuple[Segment, ...]
 
     @property

@@ -6,7 +6,8 @@ Three parts:
   or refuses it with a message that person can act on.
 - `YouTube` wraps `yt_dlp.YoutubeDL`. It lists a channel flat (one request per page of 30
   videos, stopping early at a limit or at the first already-known video) and reads one
-  video's metadata. Nothing is downloaded.
+  video's metadata. Media is downloaded only by `download_audio` (the speech-to-text fallback).
+  A `gate` (the shared rate limiter) is called before every request it makes.
 - `classify_error` turns whatever yt-dlp or requests raised into a `YouTubeError`: permanent
   (private, removed...: never retried) or transient (429, the bot check, timeouts: retried).
 
@@ -35,6 +36,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from enum import StrEnum
+from pathlib import Path
 from typing import Any
 
 import requests
@@ -417,10 +419,27 @@ def get_transport() -> Transport | None:
     return transport
 
 
-def new_http_session(transport: Transport | None = None) -> requests.Session:
-    """A requests session that goes where yt-dlp goes (the transport, or the network)."""
+def new_http_session(
+    transport: Transport | None = None,
+    gate: Callable[[], None] | None = None,
+    timeout: float | None = None,
+) -> requests.Session:
+    """A requests session that goes where yt-dlp goes (the transport, or the network), each
+    request after `gate()` when there is one, and with `timeout` unless the caller sets one."""
     transport = transport or get_transport()
-    return transport.new_session() if transport else requests.Session()
+    session = transport.new_session() if transport else requests.Session()
+    if gate is not None or timeout is not None:
+        send = session.send
+
+        def gated_send(request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
+            if gate is not None:
+                gate()
+            if timeout is not None and kwargs.get("timeout") is None:
+                kwargs["timeout"] = timeout
+            return send(request, **kwargs)
+
+        session.send = gated_send  # type: ignore[method-assign]
+    return session
 
 
 # --- Results ------------------------------------------------------------------------------------
@@ -572,11 +591,23 @@ class _YtDlpLog:
 
 
 class _YoutubeDL(yt_dlp.YoutubeDL):
-    """YoutubeDL whose requests go through the given handlers when there are any."""
+    """YoutubeDL whose requests go through the given handlers when there are any, each one
+    after `gate()` (the shared rate limiter) when there is one."""
 
-    def __init__(self, params: dict[str, Any], handlers: Sequence[type[RequestHandler]]):
+    def __init__(
+        self,
+        params: dict[str, Any],
+        handlers: Sequence[type[RequestHandler]],
+        gate: Callable[[], None] | None = None,
+    ):
         self._chirp_handlers = tuple(handlers)
+        self._chirp_gate = gate
         super().__init__(params)
+
+    def urlopen(self, req):  # type: ignore[no-untyped-def]
+        if self._chirp_gate is not None:
+            self._chirp_gate()
+        return super().urlopen(req)
 
     @functools.cached_property
     def _request_director(self):  # type: ignore[override]
@@ -612,6 +643,7 @@ class YouTube:
         retries: int | None = None,
         retry_backoff: float | None = None,
         timeout: float | None = None,
+        gate: Callable[[], None] | None = None,
     ) -> None:
         def default(value: Any, name: str, fallback: Any) -> Any:
             return read_setting(name, fallback) if value is None else value
@@ -622,6 +654,8 @@ class YouTube:
         self.retries = int(default(retries, "CHIRP_YOUTUBE_RETRIES", 3))
         self.retry_backoff = float(default(retry_backoff, "CHIRP_YOUTUBE_RETRY_BACKOFF", 2.0))
         self.timeout = float(default(timeout, "CHIRP_YOUTUBE_TIMEOUT", 20.0))
+        # Called before every request (yt-dlp's and the transcripts session's): the limiter.
+        self.gate = gate
         self._log = _YtDlpLog()
         self._ydl: _YoutubeDL | None = None
 
@@ -642,7 +676,7 @@ class YouTube:
         return list(self._log.warnings)
 
     def http_session(self) -> requests.Session:
-        return new_http_session(self.transport)
+        return new_http_session(self.transport, self.gate, self.timeout)
 
     def _params(self) -> dict[str, Any]:
         backoff = self.retry_backoff
@@ -669,7 +703,7 @@ class YouTube:
     def _youtube_dl(self) -> _YoutubeDL:
         if self._ydl is None:
             handlers = self.transport.request_handlers if self.transport else ()
-            self._ydl = _YoutubeDL(self._params(), handlers)
+            self._ydl = _YoutubeDL(self._params(), handlers, self.gate)
         return self._ydl
 
     def _extract(self, url: str) -> dict[str, Any]:
@@ -681,6 +715,41 @@ class YouTube:
         if not info:
             raise YouTubeError(Reason.UNKNOWN, f"yt-dlp returned nothing for {url}")
         return info
+
+    def download_audio(self, video_id: str, directory: Path, max_bytes: int) -> Path:
+        """The video's smallest audio-only stream, saved in `directory` (for speech to text).
+        Refused (YouTubeError, permanent) when it would be larger than `max_bytes`."""
+        if not _VIDEO_ID_RE.fullmatch(video_id):
+            raise ValueError(f"Not a YouTube video ID: {video_id!r}")
+        params = {
+            **self._params(),
+            "skip_download": False,
+            "simulate": False,
+            # The smallest audio-only stream that fits (or whose size YouTube does not say:
+            # then max_filesize stops the download); nothing is converted or fixed up.
+            "format": f"worstaudio[filesize<?{max_bytes}]",
+            "max_filesize": max_bytes,
+            "fixup": "never",
+            "outtmpl": {"default": str(directory / "%(id)s.%(ext)s")},
+            "noplaylist": True,
+            "overwrites": True,
+        }
+        handlers = self.transport.request_handlers if self.transport else ()
+        self._log.warnings.clear()
+        with _YoutubeDL(params, handlers, self.gate) as ydl:
+            try:
+                info = ydl.extract_info(f"{YOUTUBE}/watch?v={video_id}", download=True)
+            except YoutubeDLError as exc:
+                raise classify_error(exc, self._log.warnings) from exc
+        paths = [d.get("filepath") for d in (info or {}).get("requested_downloads") or ()]
+        found = [Path(p) for p in paths if p and Path(p).exists()]
+        if not found:
+            raise YouTubeError(
+                Reason.UNAVAILABLE,
+                "no audio was downloaded",
+                "YouTube has no audio stream of this video small enough to transcribe.",
+            )
+        return found[0]
 
     def fetch_video(self, video_id: str) -> VideoInfo:
         """One video's metadata: two requests (watch page, player API) when all goes well."""

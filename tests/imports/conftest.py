@@ -31,3 +31,57 @@ def youtube(fake_youtube) -> Iterator[YouTube]:
     """A client on the fake: no sleeping between requests or retries, so tests stay fast."""
     with YouTube(sleep_requests=0, retry_backoff=0, timeout=5) as client:
         yield client
+
+
+@pytest.fixture(autouse=True)
+def fresh_limiter(settings):
+    """The limiter's state outlives a test in Redis (the database is flushed anyway)."""
+    from imports.limiter import default_store
+
+    if settings.REDIS_URL:
+        default_store().reset()
+    yield
+    if settings.REDIS_URL:
+        default_store().reset()
+
+
+@pytest.fixture
+def make_channel():
+    """make_channel(owner, videos=3, **fields) -> a channel `owner` imported (no YouTube)."""
+    from django.utils import timezone
+
+    from imports.models import Channel, ImportJob, Video
+
+    counter = iter(range(1, 10_000))
+
+    def make(owner, videos: int = 3, stage: str = "complete", **fields):
+        n = next(counter)
+        channel = Channel.objects.create(
+            youtube_id=fields.pop("youtube_id", f"UC{n:022d}"),
+            handle=fields.pop("handle", f"@made{n}"),
+            title=fields.pop("title", f"Made channel {n}"),
+            **fields,
+        )
+        ImportJob.objects.create(
+            owner=owner,
+            channel=channel,
+            channel_url=channel.youtube_url,
+            status="completed",
+            total=videos,
+            done=videos,
+            prepared=True,
+            finished=timezone.now(),
+        )
+        Video.objects.bulk_create(
+            Video(
+                youtube_id=f"v{n:04d}{i:06d}",
+                channel=channel,
+                title=f"Video {i} of channel {n}",
+                stage=stage,
+                progress=Video.PROGRESS.get(stage, 0),
+            )
+            for i in range(videos)
+        )
+        return channel
+
+    return make

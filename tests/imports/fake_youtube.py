@@ -25,7 +25,7 @@ What it serves, per request kind (each request is recorded with its kind):
     iframe_api, player_js                         only asked for when the page lacks them
     timedtext     GET  /api/timedtext             srv1 XML (default), srv2, srv3, json3, vtt, ttml
     image         i.ytimg.com, yt3.* avatars      a tiny JPEG
-    media         *.googlevideo.com               refused (403): Chirp downloads no media
+    media         *.googlevideo.com               refused (403), or `media` bytes when set
 
 The transport forwards youtube.com, youtu.be, youtube-nocookie.com, ytimg.com, googlevideo.com
 and yt3 image hosts to the server (the original host in the X-Fake-YouTube-Host header) and
@@ -1307,6 +1307,9 @@ class FakeYouTube:
         self.videos: dict[str, FakeVideo] = {}
         self.faults: list[Fault] = []
         self.requests: list[RecordedRequest] = []
+        # What a media stream (googlevideo.com) answers: None refuses it (403), as Chirp
+        # downloads no media; bytes are served for the speech-to-text fallback's audio.
+        self.media: bytes | None = None
         self._lock = threading.Lock()
         self._ids: set[str] = set()
         self._httpd: ThreadingHTTPServer | None = None
@@ -1661,6 +1664,8 @@ class FakeYouTube:
         if kind == "image":
             return _Answer(200, tiny_jpeg(), "image/jpeg")
         if kind == "media":
+            if self.media is not None:
+                return _Answer(200, self.media, "audio/mp4")
             return _Answer(403, b"Chirp's fake YouTube serves no media.", "text/plain")
         return _error_page(404)
 

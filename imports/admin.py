@@ -1,0 +1,136 @@
+from __future__ import annotations
+
+from django.contrib import admin, messages
+from django.db import IntegrityError, models
+from django.db.models import QuerySet
+from django.http import HttpRequest
+
+from chirp.jobs import IllegalTransition, ItemStatus
+from imports.models import Channel, ImportJob, ImportJobItem, Video
+
+HTTPS_URLS = {models.URLField: {"assume_scheme": "https"}}
+
+
+@admin.register(Channel)
+class ChannelAdmin(admin.ModelAdmin):
+    formfield_overrides = HTTPS_URLS
+    list_display = [
+        "title",
+        "handle",
+        "youtube_id",
+        "subscriber_count",
+        "video_count",
+        "last_imported",
+    ]
+    search_fields = ["title", "handle", "youtube_id"]
+    readonly_fields = ["created", "updated", "last_imported"]
+
+
+@admin.register(Video)
+class VideoAdmin(admin.ModelAdmin):
+    formfield_overrides = HTTPS_URLS
+    list_display = [
+        "title",
+        "channel",
+        "stage",
+        "progress",
+        "transcript_source",
+        "error_reason",
+        "published",
+    ]
+    list_filter = ["stage", "transcript_source", "error_reason"]
+    search_fields = ["title", "youtube_id"]
+    list_select_related = ["channel"]
+    raw_id_fields = ["channel"]
+    readonly_fields = ["created", "updated", "enriched"]
+    actions = ["retry_enrichment"]
+
+    @admin.action(description="Retry enrichment of the selected failed videos")
+    def retry_enrichment(self, request: HttpRequest, queryset: QuerySet[Video]) -> None:
+        retried = 0
+        for video in queryset.exclude(stage=Video.Stage.COMPLETE):
+            item = (
+                ImportJobItem.objects.filter(video=video, status=ItemStatus.FAILED)
+                .select_related("job")
+                .order_by("-pk")
+                .first()
+            )
+            if item is None:
+                continue
+            try:
+                item.retry()
+            except (IllegalTransition, IntegrityError):
+                continue
+            video.restart()
+            retried += 1
+        left = queryset.count() - retried
+        messages.info(
+            request,
+            f"{retried} video(s) sent back to their import."
+            + (f" {left} had no failed import to retry." if left else ""),
+        )
+
+
+class ImportJobItemInline(admin.TabularInline):
+    model = ImportJobItem
+    fields = ["video", "status", "error", "attempts", "finished"]
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    show_change_link = False
+    max_num = 0
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[ImportJobItem]:
+        return (
+            super().get_queryset(request).filter(status=ItemStatus.FAILED).select_related("video")
+        )
+
+
+@admin.register(ImportJob)
+class ImportJobAdmin(admin.ModelAdmin):
+    list_display = [
+        "__str__",
+        "owner",
+        "channel_url",
+        "channel",
+        "status",
+        "total",
+        "done",
+        "failed",
+        "created",
+    ]
+    list_filter = ["status", "tab"]
+    search_fields = ["channel_url", "owner__username", "channel__title"]
+    list_select_related = ["owner", "channel"]
+    raw_id_fields = ["owner", "channel"]
+    readonly_fields = [
+        "status", "total", "done", "skipped", "failed", "cancelled", "step", "error", "prepared",
+        "created", "enqueued", "started", "finished", "updated", "heartbeat", "attempts", "worker",
+    ]  # fmt: skip
+    inlines = [ImportJobItemInline]
+    actions = ["retry_failed", "cancel"]
+
+    @admin.action(description="Retry the failed videos of the selected imports")
+    def retry_failed(self, request: HttpRequest, queryset: QuerySet[ImportJob]) -> None:
+        retried, refused = 0, 0
+        for job in queryset:
+            try:
+                retried += job.retry_failed()
+            except (IllegalTransition, IntegrityError):
+                refused += 1
+        messages.info(
+            request,
+            f"{retried} failed video(s) queued again."
+            + (f" {refused} import(s) could not be retried now." if refused else ""),
+        )
+
+    @admin.action(description="Cancel the selected imports")
+    def cancel(self, request: HttpRequest, queryset: QuerySet[ImportJob]) -> None:
+        cancelled = 0
+        for job in queryset:
+            try:
+                job.cancel()
+            except IllegalTransition:
+                continue
+            cancelled += 1
+        messages.info(request, f"{cancelled} import(s) cancelled.")

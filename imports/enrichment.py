@@ -1,0 +1,229 @@
+"""The two phases of an import, as the engine runs them.
+
+`list_channel` (prepare): resolve and list the channel flat (capped, or only what is new), upsert
+the channel, create every listed video at once (stage `created`) and one item per video.
+
+`enrich_item` (process_item): one video, stage by stage: metadata (25 %) → captions (60 %) →
+chapters (90 %) → complete (100 %). Each stage is one UPDATE and one live event to the owner.
+Every request waits for its turn at the shared limiter. What YouTube says decides what follows:
+
+- permanent (private, removed, members-only...): stage `error` with the reason, item failed,
+  never retried by itself;
+- a block (429, bot check, IP block): the limiter slows down and pauses the lane; the video goes
+  back to the queue untouched (chirp.jobs.JobPaused) and is done when the pause ends;
+- timeouts and network errors: retried here with exponential backoff, then failed.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, TypeVar
+
+from django.conf import settings
+from django.utils import timezone
+
+from chirp import live
+from chirp.jobs import ItemError, ItemSkipped, JobError
+from imports import speech
+from imports.limiter import BLOCKING_REASONS, Limiter, YouTubePaused
+from imports.models import Channel, ImportJob, ImportJobItem, Video
+from imports.transcripts import Transcript, fetch_transcript
+from imports.youtube import (
+    ChannelEntry,
+    InvalidChannelInput,
+    Reason,
+    YouTube,
+    YouTubeError,
+    parse_channel_input,
+)
+
+if TYPE_CHECKING:
+    from chirp.engine import RunContext
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+def youtube_client(limiter: Limiter) -> YouTube:
+    """A yt-dlp session whose every request goes through the shared limiter."""
+    return YouTube(gate=limiter.wait_turn)
+
+
+def with_retries(call: Callable[[], T], limiter: Limiter, ctx: RunContext | None = None) -> T:
+    """`call()`, retried with exponential backoff on timeouts and network errors. A block
+    (429, bot check, IP block) opens the limiter's breaker and raises YouTubePaused."""
+    retries = settings.CHIRP_YOUTUBE_RETRIES
+    backoff = settings.CHIRP_YOUTUBE_RETRY_BACKOFF
+    attempt = 0
+    while True:
+        try:
+            result = call()
+        except YouTubeError as exc:
+            if exc.reason in BLOCKING_REASONS:
+                raise YouTubePaused(limiter.throttled(exc.reason)) from exc
+            if not exc.transient or attempt >= retries or (ctx and ctx.should_stop()):
+                raise
+            pause = backoff * 2**attempt
+            logger.info("%s; retrying in %.1f s", exc.reason, pause)
+            time.sleep(pause)
+            attempt += 1
+        else:
+            limiter.succeeded()
+            return result
+
+
+# -- prepare --------------------------------------------------------------------------------------
+
+
+def list_channel(job: ImportJob, ctx: RunContext) -> list[ImportJobItem]:
+    try:
+        ref = parse_channel_input(job.channel_url)
+    except InvalidChannelInput as exc:
+        raise JobError(str(exc)) from exc
+    known: frozenset[str] = frozenset()
+    if job.only_new:
+        channel = job.channel or Channel.known_for(ref, job.channel_url)
+        if channel is not None:
+            known = frozenset(channel.videos.values_list("youtube_id", flat=True))
+
+    ctx.set_step("Listing the channel's videos")
+    limiter = Limiter()
+    with youtube_client(limiter) as client:
+        try:
+            listing = with_retries(
+                lambda: client.fetch_channel(
+                    ref, tab=job.tab, limit=job.limit or None, known_ids=known
+                ),
+                limiter,
+                ctx,
+            )
+        except YouTubeError as exc:
+            raise JobError(str(exc)) from exc
+
+    channel = Channel.upsert(listing)
+    Channel.objects.filter(pk=channel.pk).update(last_imported=timezone.now())
+    ImportJob.objects.filter(pk=job.pk).update(channel=channel)
+    job.channel = channel
+    live.publish(job.owner_id, [("channels-changed", channel.dom_id)])  # the list shows it
+    found = len(listing.entries)
+    if found == 0 and listing.reached_known:
+        ctx.set_step("No new videos since the last import")
+    else:
+        ctx.set_step(f"Found {found} video{'s' if found != 1 else ''}")
+    videos = create_videos(channel, listing.entries)
+    return [ImportJobItem(video_id=pk) for pk in videos]
+
+
+def create_videos(channel: Channel, entries: Sequence[ChannelEntry]) -> list[int]:
+    """Every listed video at once (stage `created`, with title and thumbnail); the ids of all
+    listed videos, in listing order (newest first). Known videos are kept as they are."""
+    ids = [entry.video_id for entry in entries]
+    known = dict(Video.objects.filter(youtube_id__in=ids).values_list("youtube_id", "pk"))
+    Video.objects.bulk_create(
+        [
+            Video(
+                youtube_id=entry.video_id,
+                channel=channel,
+                title=entry.title[:500],
+                thumbnail_url=entry.thumbnail_url or "",
+                duration=entry.duration,
+                views=entry.view_count,
+            )
+            for entry in entries
+            if entry.video_id not in known
+        ],
+        batch_size=500,
+        ignore_conflicts=True,  # listed by another import at the same moment
+    )
+    known.update(
+        Video.objects.filter(youtube_id__in=[i for i in ids if i not in known]).values_list(
+            "youtube_id", "pk"
+        )
+    )
+    seen: set[int] = set()
+    ordered = []
+    for youtube_id in ids:
+        pk = known[youtube_id]
+        if pk not in seen:  # a listing can repeat a video across pages
+            seen.add(pk)
+            ordered.append(pk)
+    return ordered
+
+
+# -- process_item --------------------------------------------------------------------------------
+
+
+def enrich_item(job: ImportJob, item: ImportJobItem, ctx: RunContext) -> None:
+    video = item.video
+    if video.stage == Video.Stage.COMPLETE:
+        raise ItemSkipped("Already imported.")
+    if job.step.startswith("Paused"):
+        ctx.set_step("")  # the pause is over
+    owner = job.owner_id
+    limiter = Limiter()
+
+    def stage(change: Callable[[], None]) -> None:
+        change()
+        video.publish_to(owner)
+
+    try:
+        with youtube_client(limiter) as client:
+            stage(video.start_metadata)
+            info = with_retries(lambda: client.fetch_video(video.youtube_id), limiter, ctx)
+            stage(lambda: video.save_metadata(info))
+            transcript = _transcript(video, client, limiter, ctx)
+            stage(lambda: video.save_transcript(transcript))
+            stage(lambda: video.save_chapters(info))
+    except YouTubePaused:
+        stage(video.restart)
+        raise
+    except YouTubeError as exc:
+        video.save_error(exc.reason, str(exc))
+        video.publish_to(owner)
+        raise ItemError(str(exc)) from exc
+    except Exception as exc:
+        logger.exception("Enriching %s failed unexpectedly", video.youtube_id)
+        message = f"Unexpected error: {exc.__class__.__name__}: {exc}"
+        video.save_error(Reason.UNKNOWN, message)
+        video.publish_to(owner)
+        raise ItemError(message) from exc
+    item.complete()
+
+
+def _transcript(
+    video: Video, client: YouTube, limiter: Limiter, ctx: RunContext
+) -> Transcript | None:
+    """The best transcript in the preferred languages; None when there is none. A permanent
+    refusal of the captions alone (the metadata came through) means no transcript."""
+    session = client.http_session()
+    try:
+        transcript = with_retries(
+            lambda: fetch_transcript(
+                video.youtube_id, settings.CHIRP_YOUTUBE_TRANSCRIPT_LANGUAGES, session=session
+            ),
+            limiter,
+            ctx,
+        )
+    except YouTubeError as exc:
+        if exc.transient:
+            raise
+        logger.info("No transcript for %s: %s", video.youtube_id, exc.reason)
+        transcript = None
+    if transcript is None and speech.configured():
+        return _speech_to_text(video, client, limiter, ctx)
+    return transcript
+
+
+def _speech_to_text(
+    video: Video, client: YouTube, limiter: Limiter, ctx: RunContext
+) -> Transcript | None:
+    """The fallback: the audio, transcribed by the speech-to-text service. Its failures leave
+    the video without a transcript (they are logged), they do not fail it."""
+    try:
+        return with_retries(lambda: speech.transcribe(video.youtube_id, client), limiter, ctx)
+    except (YouTubeError, speech.SpeechError) as exc:
+        logger.warning("Speech to text failed for %s: %s", video.youtube_id, exc)
+        return None

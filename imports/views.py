@@ -1,0 +1,173 @@
+from __future__ import annotations
+
+from urllib.parse import urlencode
+
+from django.contrib import messages
+from django.core.paginator import Page, Paginator
+from django.db import IntegrityError
+from django.db.models import Q, QuerySet
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from chirp.jobs import IllegalTransition
+from imports.forms import ChannelSearchForm, ImportForm, VideoFilterForm
+from imports.models import Channel, ImportJob, Video, channels_of
+
+CHANNELS_PER_PAGE = 50
+VIDEOS_PER_PAGE = 60
+JOBS_PER_PAGE = 10
+
+
+def _get_job_for_user(request: HttpRequest, pk: int) -> ImportJob:
+    return get_object_or_404(ImportJob.objects.select_related("channel"), pk=pk, owner=request.user)
+
+
+def _get_channel_for_user(request: HttpRequest, pk: int) -> Channel:
+    """A channel of the shared catalog, shown to those who imported it (404 for the rest)."""
+    return get_object_or_404(Channel.visible_to(request.user), pk=pk)
+
+
+def _get_video_for_user(request: HttpRequest, pk: int) -> Video:
+    return get_object_or_404(
+        Video.objects.select_related("channel").filter(
+            channel__in=Channel.visible_to(request.user)
+        ),
+        pk=pk,
+    )
+
+
+def _page(queryset: QuerySet, number: int | None, per_page: int) -> Page:
+    return Paginator(queryset, per_page).get_page(number)
+
+
+def _query(**values: object) -> str:
+    return urlencode({k: v for k, v in values.items() if v not in (None, "")})
+
+
+def _banner(request: HttpRequest) -> dict:
+    return ImportJob.banner_for(request.user.pk)
+
+
+@require_GET
+def channel_list(request: HttpRequest) -> HttpResponse:
+    search = ChannelSearchForm(request.GET)
+    q = search.cleaned_data["q"] if search.is_valid() else ""
+    channels = channels_of(request.user)
+    if q:
+        channels = channels.filter(Q(title__icontains=q) | Q(handle__icontains=q))
+    number = search.cleaned_data.get("page") if search.is_valid() else None
+    context = {
+        "search": search,
+        "page": _page(channels, number, CHANNELS_PER_PAGE),
+        "query": _query(q=q),
+        "form": ImportForm(),
+        "banner": _banner(request),
+    }
+    if request.htmx:
+        return render(request, "imports/channel_list.html#channel_table", context)
+    return render(request, "imports/channel_list.html", context)
+
+
+@require_http_methods(["GET", "POST"])
+def start_import(request: HttpRequest) -> HttpResponse:
+    """The "Add channel" form: in the dialog (HTMX: the form, then the job's live progress) or
+    as a page of its own."""
+    form = ImportForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            job, created = form.start(request.user)
+        except IntegrityError:  # the open import was retried into place meanwhile
+            job, created = ImportJob.open_for(request.user, form.cleaned_data["channel"]), False
+            if job is None:
+                raise
+        if request.htmx:
+            return render(
+                request, "imports/partials/import_started.html", {"job": job, "created": created}
+            )
+        if not created:
+            messages.info(request, "This channel is already being imported: here is its progress.")
+        return redirect("imports:job_detail", pk=job.pk)
+    if request.htmx:
+        return render(request, "imports/partials/import_form.html", {"form": form})
+    return render(request, "imports/start_import.html", {"form": form})
+
+
+@require_GET
+def job_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    job = _get_job_for_user(request, pk)
+    failed = job.items.filter(status="failed").select_related("video")[:200]
+    return render(
+        request,
+        "imports/job_detail.html",
+        {"job": job, "failed_items": failed, "banner": _banner(request)},
+    )
+
+
+def _job_answer(request: HttpRequest, job: ImportJob) -> HttpResponse:
+    if request.htmx:
+        job.refresh_from_db()
+        return render(request, "imports/partials/job.html#job_card", {"job": job})
+    return redirect("imports:job_detail", pk=job.pk)
+
+
+@require_POST
+def cancel_job(request: HttpRequest, pk: int) -> HttpResponse:
+    job = _get_job_for_user(request, pk)
+    try:
+        job.cancel()
+    except IllegalTransition:
+        messages.warning(request, "This import has already ended.")
+    return _job_answer(request, job)
+
+
+@require_POST
+def retry_job(request: HttpRequest, pk: int) -> HttpResponse:
+    job = _get_job_for_user(request, pk)
+    try:
+        job.retry_failed()
+    except IllegalTransition as exc:
+        messages.warning(request, str(exc))
+    except IntegrityError:
+        messages.warning(request, "Another import of this channel is running: retry when it ends.")
+    return _job_answer(request, job)
+
+
+@require_GET
+def channel_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    channel = _get_channel_for_user(request, pk)
+    filters = VideoFilterForm(request.GET)
+    if not filters.is_valid():
+        # A bad filter is not an error page: show everything, with the form's message.
+        data = {k: v for k, v in filters.cleaned_data.items() if k not in filters.errors}
+        q, stage = data.get("q", ""), data.get("stage", "")
+        page_number, jobs_page = data.get("page"), data.get("jobs_page")
+    else:
+        q, stage = filters.cleaned_data["q"], filters.cleaned_data["stage"]
+        page_number, jobs_page = filters.cleaned_data["page"], filters.cleaned_data["jobs_page"]
+
+    videos = channel.videos.with_stage(stage).search(q)
+    jobs = ImportJob.objects.filter(owner=request.user, channel=channel).select_related("channel")
+    context = {
+        "channel": channel,
+        "filters": filters,
+        "videos": _page(videos, page_number, VIDEOS_PER_PAGE),
+        "video_query": _query(q=q, stage=stage),
+        "jobs": _page(jobs, jobs_page, JOBS_PER_PAGE),
+        "jobs_query": _query(q=q, stage=stage, page=page_number),
+        "active_jobs": jobs.filter(status__in=ImportJob.OPEN_STATUSES),
+        "stats": channel.stats_for(request.user),
+        "banner": _banner(request),
+    }
+    target = request.headers.get("HX-Target", "")
+    if request.htmx and target == "video-grid":
+        return render(request, "imports/channel_detail.html#video_grid", context)
+    if request.htmx and target == "channel-jobs":
+        return render(request, "imports/channel_detail.html#jobs_table", context)
+    return render(request, "imports/channel_detail.html", context)
+
+
+@require_GET
+def video_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    video = _get_video_for_user(request, pk)
+    return render(request, "imports/video_detail.html", {"video": video})

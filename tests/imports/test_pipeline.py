@@ -1,0 +1,263 @@
+"""An import run by the engine in-process, on the fake YouTube: listing, stages, errors, pauses."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+
+import pytest
+from django.db import connections
+from django_eventstream.models import Event
+
+from chirp import engine
+from imports.limiter import Limiter
+from imports.models import Channel, ImportJob, ImportJobItem, Video
+from imports.youtube import parse_channel_input
+from tests.conftest import wait_for
+from tests.imports.fake_youtube import caption_segments
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+STAGES = ["metadata", "captions", "chapters", "complete"]
+
+
+def run_import(owner, text: str, **options) -> ImportJob:
+    job, created = ImportJob.start(owner, parse_channel_input(text), **options)
+    assert created
+    engine.run_lane("imports")
+    job.refresh_from_db()
+    return job
+
+
+def events_for(user, name: str | None = None) -> list[tuple[str, str]]:
+    rows = Event.objects.filter(channel=f"user-{user.pk}").order_by("id")
+    if name is not None:
+        rows = rows.filter(type=name)
+    return [(row.type, json.loads(row.data)) for row in rows]
+
+
+def stages_sent(user, video: Video) -> list[str]:
+    return [re.search(r'data-stage="(\w+)"', html)[1] for _, html in events_for(user, video.dom_id)]
+
+
+def test_a_channel_is_listed_then_enriched_in_stages(alice, fake_youtube):
+    fake = fake_youtube.add_channel(
+        "fixture12", videos=12, chapters=[0, 3], captions={1: "auto", 2: "none"}
+    )
+
+    job = run_import(alice, "@fixture12")
+
+    assert (job.status, job.total, job.done, job.failed, job.skipped) == ("completed", 12, 12, 0, 0)
+    channel = Channel.objects.get()
+    assert (channel.youtube_id, channel.handle, channel.title) == (
+        fake.channel_id,
+        "@fixture12",
+        "Fixture12 Channel",
+    )
+    assert channel.subscriber_count == 1230 and channel.video_count == 12
+    assert channel.last_imported is not None and job.channel == channel
+    videos = {v.youtube_id: v for v in Video.objects.all()}
+    assert set(videos) == set(fake.video_ids)
+    assert {(v.stage, v.progress) for v in videos.values()} == {("complete", 100)}
+
+    first, auto, silent, chaptered = (videos[fake.videos[i].id] for i in (0, 1, 2, 3))
+    source = fake.videos[0]
+    assert (first.title, first.description, first.duration) == (
+        source.title,
+        source.description,
+        source.duration,
+    )
+    assert (first.views, first.likes, first.tags, first.category) == (
+        source.views,
+        source.likes,
+        list(source.tags),
+        "Education",
+    )
+    assert first.published == source.published
+    assert first.thumbnail_url.startswith(f"https://i.ytimg.com/vi/{source.id}/")
+    assert (first.transcript_source, first.transcript_language) == ("manual", "en")
+    expected = caption_segments(source, "en", auto=False)
+    assert first.transcript_segments == [[round(s, 3), round(d, 3), t] for s, d, t in expected]
+    assert first.transcript == "\n".join(text for _, _, text in expected)
+    assert auto.transcript_source == "auto"
+    assert (silent.transcript_source, silent.transcript) == ("none", "")
+    assert [c["title"] for c in first.chapters] == ["Intro", "Setup", "The work", "Wrap-up"]
+    assert [c["start"] for c in chaptered.chapters] == [
+        float(s) for s, _ in fake.videos[3].chapters
+    ]
+    assert videos[fake.videos[1].id].chapters == []
+
+    # One live event per stage and video, in order.
+    for video in videos.values():
+        assert stages_sent(alice, video) == STAGES
+    toast = [html for name, html in events_for(alice, "toast")][-1]
+    assert "12 videos imported, 1 without captions" in toast
+
+
+def test_requests_per_video_and_listing_pages(alice, fake_youtube):
+    fake_youtube.add_channel("fixture95", videos=95)
+
+    job = run_import(alice, "https://www.youtube.com/@fixture95/videos")
+
+    assert (job.status, job.done) == ("completed", 95)
+    assert fake_youtube.count("channel_page") == 1
+    assert fake_youtube.count("browse") == 3  # 4 pages: one request per 30 videos
+    # Enrichment: yt-dlp's watch page and player call, then the transcript's three requests.
+    per_video = (fake_youtube.count() - 4) / 95
+    assert per_video == 5
+
+
+def test_a_cap_and_only_new_on_a_reimport(alice, fake_youtube):
+    fake = fake_youtube.add_channel("capped", videos=40)
+
+    first = run_import(alice, "@capped", limit=10)
+    assert (first.total, first.done) == (10, 10)
+    assert set(Video.objects.values_list("youtube_id", flat=True)) == set(fake.video_ids[:10])
+
+    # As if the five newest had been uploaded since: Chirp does not know them yet.
+    Video.objects.filter(youtube_id__in=fake.video_ids[:5]).delete()
+    fake_youtube.clear_requests()
+    again = run_import(alice, "@capped", only_new=True)
+
+    assert (again.status, again.total, again.done) == ("completed", 5, 5)
+    assert fake_youtube.count("channel_page") == 1 and fake_youtube.count("browse") == 0
+    assert Video.objects.count() == 10
+
+
+def test_reimporting_skips_what_is_already_complete(alice, bob, fake_youtube):
+    fake_youtube.add_channel("shared", videos=6)
+    run_import(alice, "@shared")
+    fake_youtube.clear_requests()
+
+    job = run_import(bob, "youtube.com/@shared")
+
+    assert (job.status, job.total, job.done, job.skipped) == ("completed", 6, 0, 6)
+    assert Channel.objects.count() == 1 and Video.objects.count() == 6
+    assert fake_youtube.count("player") == 0  # nothing was fetched again
+    assert "6 already there" in job.finished_summary()
+
+
+@pytest.mark.parametrize(
+    ("state", "reason"),
+    [
+        ("private", "private"),
+        ("members_only", "members_only"),
+        ("removed", "removed"),
+        ("unavailable", "unavailable"),
+        ("age_restricted", "age_restricted"),
+    ],
+)
+def test_permanent_errors_fail_the_video_once_and_are_not_retried(
+    alice, fake_youtube, state, reason
+):
+    fake = fake_youtube.add_channel("broken", videos=3, errors={1: state})
+
+    job = run_import(alice, "@broken")
+
+    assert (job.status, job.done, job.failed) == ("completed", 2, 1)
+    bad = Video.objects.get(youtube_id=fake.videos[1].id)
+    assert (bad.stage, bad.error_reason) == ("error", reason)
+    assert bad.error  # a sentence for a person
+    item = ImportJobItem.objects.get(video=bad)
+    assert (item.status, item.attempts, item.error) == ("failed", 1, bad.error)
+    assert fake_youtube.count("watch", video_id=bad.youtube_id) == 1
+    assert stages_sent(alice, bad) == ["metadata", "error"]
+    assert "2 videos imported, 1 failed" in job.finished_summary()
+
+
+def test_an_unknown_channel_fails_the_job_with_a_message(alice, fake_youtube):
+    job = run_import(alice, "@nobodyhere")
+
+    assert job.status == "failed" and job.total == 0
+    assert "no channel" in job.error.lower()
+    assert "could not be imported" in job.finished_summary()
+
+
+def test_a_video_link_imports_its_channel(alice, fake_youtube):
+    fake = fake_youtube.add_channel("owner", videos=4)
+
+    job = run_import(alice, f"https://youtu.be/{fake.videos[2].id}")
+
+    assert (job.status, job.done) == ("completed", 4)
+    assert job.channel.youtube_id == fake.channel_id
+
+
+def test_a_429_pauses_the_lane_and_the_import_resumes_by_itself(alice, fake_youtube, settings):
+    settings.CHIRP_YOUTUBE_PAUSE_SECONDS = 1.0
+    fake = fake_youtube.add_channel("throttled", videos=20)
+    victim = fake.videos[7].id
+    fake_youtube.add_fault(status=429, video_id=victim, times=4)  # every request of one try
+
+    started = time.monotonic()
+    job = run_import(alice, "@throttled")
+
+    assert (job.status, job.done, job.failed, job.total) == ("completed", 20, 0, 20)
+    assert time.monotonic() - started >= 1.0  # it waited for the pause
+    assert Video.objects.count() == 20
+    assert set(Video.objects.values_list("stage", flat=True)) == {"complete"}
+    item = ImportJobItem.objects.get(video__youtube_id=victim)
+    assert (item.status, item.attempts) == ("completed", 1)  # the paused try did not count
+    state = Limiter().state()
+    assert state.strikes == 0 and state.reason == "rate_limited"
+    steps = [html for _, html in events_for(alice, job.dom_id)]
+    assert any("Paused: YouTube is rate-limiting, resuming at" in html for html in steps)
+
+
+def test_the_bot_check_pauses_and_shows_the_cookies_banner(alice, fake_youtube, settings):
+    settings.CHIRP_YOUTUBE_PAUSE_SECONDS = 60
+    settings.CHIRP_SLICE_SECONDS = 3  # the runner waiting out the pause stops with its slice
+    fake_youtube.add_channel("bots", videos=3)
+    fake_youtube.add_fault(kinds={"watch", "player", "embed"}, playability="bot_check")
+    job, _ = ImportJob.start(alice, parse_channel_input("@bots"))
+
+    job_id = job.pk
+    from threading import Thread
+
+    def run() -> None:
+        try:
+            engine.run_lane("imports")
+        finally:
+            connections.close_all()
+
+    runner = Thread(target=run, daemon=True)
+    runner.start()
+    try:
+        deadline = time.monotonic() + 30
+        while Limiter().current_pause() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        pause = Limiter().current_pause()
+        assert pause is not None and pause.reason == "bot_check" and pause.needs_cookies
+        # The job is handed back showing the pause: the banner explains the cookies.
+        banners = lambda: [html for _, html in events_for(alice, "import-banner")]  # noqa: E731
+        wait_for(lambda: "CHIRP_YOUTUBE_COOKIES_FILE" in banners()[-1], timeout=10)
+        assert "Paused: YouTube asks Chirp to sign in" in banners()[-1]
+        assert Limiter().state().strikes == 1  # two videos in flight: still one block
+    finally:
+        ImportJob.objects.get(pk=job_id).cancel()
+        Limiter().reset()
+        runner.join(30)
+    assert not Video.objects.filter(stage="error").exists()
+
+
+def test_timeouts_are_retried_with_backoff(alice, fake_youtube, settings):
+    settings.CHIRP_YOUTUBE_TIMEOUT = 0.5
+    settings.CHIRP_YOUTUBE_RETRIES = 2
+    fake = fake_youtube.add_channel("slow", videos=2)
+    slow = fake.videos[0].id
+    fake_youtube.add_fault(kinds={"timedtext"}, video_id=slow, delay=1.5, times=1)
+
+    job = run_import(alice, "@slow")
+
+    assert (job.status, job.done, job.failed) == ("completed", 2, 0)
+    assert Video.objects.get(youtube_id=slow).transcript_source == "manual"
+    assert fake_youtube.count("timedtext", video_id=slow) == 2
+
+
+def test_an_import_is_not_duplicated(alice, bob, fake_youtube):
+    first, created = ImportJob.start(alice, parse_channel_input("@dupe"))
+    again, created_again = ImportJob.start(alice, parse_channel_input("youtube.com/@Dupe/videos"))
+    theirs, created_theirs = ImportJob.start(bob, parse_channel_input("@dupe"))
+
+    assert created and not created_again and again.pk == first.pk
+    assert created_theirs and theirs.pk != first.pk

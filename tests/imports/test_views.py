@@ -1,0 +1,227 @@
+"""The Channels pages: who sees what, the "Add channel" form, filters, search, HTMX partials."""
+
+from __future__ import annotations
+
+import pytest
+from django.urls import reverse
+
+from imports.models import ImportJob, Video
+
+pytestmark = pytest.mark.django_db
+
+HTMX = {"HTTP_HX_REQUEST": "true"}
+
+
+def test_the_channel_list_shows_my_channels_only(alice_client, alice, bob, make_channel):
+    mine = make_channel(alice, videos=4, title="Alice's Cooking")
+    make_channel(bob, videos=2, title="Bob's Garage")
+    Video.objects.filter(channel=mine).update(transcript_source="manual")
+    Video.objects.filter(pk=mine.videos.first().pk).update(stage="captions")
+
+    response = alice_client.get("/channels/")
+
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert "Alice&#x27;s Cooking" in html and "Bob&#x27;s Garage" not in html
+    row = html[html.index(f'id="{mine.dom_id}"') :]
+    assert 'data-imported="3"' in row[:2000] and "/ 4" in row[:2000]
+    assert 'href="/channels/add/"' in html  # the dialog's plain fallback
+    assert 'id="add-channel"' in html
+
+
+def test_the_channel_list_search(alice_client, alice, make_channel):
+    make_channel(alice, title="Woodworking weekly", handle="@wood")
+    make_channel(alice, title="Kitchen", handle="@cooks")
+
+    html = alice_client.get("/channels/?q=wood").content.decode()
+    assert "Woodworking weekly" in html and "Kitchen" not in html
+    html = alice_client.get("/channels/?q=COOKS").content.decode()
+    assert "Kitchen" in html and "Woodworking" not in html
+    partial = alice_client.get("/channels/?q=wood", **HTMX).content.decode()
+    assert partial.lstrip().startswith('<div id="channel-rows"') and "<html" not in partial
+    assert alice_client.get("/channels/?q=" + "x" * 500).status_code == 200  # refused, not 500
+
+
+def test_signed_out_visitors_are_sent_to_sign_in(client, alice):
+    response = client.get("/channels/")
+    assert response.status_code == 302 and "/accounts/login/" in response["Location"]
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("", "Enter a YouTube channel"),
+        ("fixture95", "did you mean @fixture95"),
+        ("https://vimeo.com/channels/staffpicks", "Only YouTube links"),
+        ("https://www.youtube.com/playlist?list=PL123", "playlist"),
+        ("@a", "not a valid handle"),
+    ],
+)
+def test_the_form_shows_errors_inline(alice_client, text, message):
+    response = alice_client.post("/channels/add/", {"channel": text, "tab": "videos"}, **HTMX)
+
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert html.lstrip().startswith('<form id="import-form"')
+    assert message in html.replace("&#x27;", "'")
+    assert 'aria-invalid="true"' in html
+    assert not ImportJob.objects.exists()
+
+
+def test_the_form_refuses_a_bad_option(alice_client):
+    response = alice_client.post("/channels/add/", {"channel": "@ok-handle", "tab": "podcasts"})
+    assert response.status_code == 200 and "Select a valid choice" in response.content.decode()
+    response = alice_client.post("/channels/add/", {"channel": "@ok-handle", "limit": "0"})
+    assert "greater than or equal to 1" in response.content.decode()
+    assert not ImportJob.objects.exists()
+
+
+def test_adding_a_channel_in_the_dialog_shows_its_progress(alice_client, alice, mocker_wake):
+    response = alice_client.post(
+        "/channels/add/", {"channel": "youtube.com/@Fixture95/videos", "tab": "videos"}, **HTMX
+    )
+
+    assert response.status_code == 200
+    job = ImportJob.objects.get()
+    assert (job.owner, job.channel_url, job.status) == (
+        alice,
+        "https://www.youtube.com/@fixture95",
+        "pending",
+    )
+    html = response.content.decode()
+    assert f'id="{job.dom_id}"' in html and f'sse-swap="{job.dom_id}"' in html
+    assert 'role="progressbar"' in html
+    assert mocker_wake == ["imports"]
+
+
+def test_adding_the_same_channel_again_leads_to_the_open_import(alice_client, alice):
+    first = alice_client.post("/channels/add/", {"channel": "@fixture95", "tab": "videos"})
+    job = ImportJob.objects.get()
+    assert first.status_code == 302 and first["Location"] == f"/channels/imports/{job.pk}/"
+
+    again = alice_client.post("/channels/add/", {"channel": "https://m.youtube.com/@FIXTURE95"})
+    assert again.status_code == 302 and again["Location"] == f"/channels/imports/{job.pk}/"
+    htmx = alice_client.post("/channels/add/", {"channel": "@fixture95"}, **HTMX)
+    assert "already being imported" in htmx.content.decode()
+    assert ImportJob.objects.count() == 1
+
+
+def test_the_plain_form_page(alice_client):
+    response = alice_client.get("/channels/add/")
+    assert response.status_code == 200 and "<html" in response.content.decode()
+    partial = alice_client.get("/channels/add/", **HTMX)
+    assert partial.content.decode().lstrip().startswith('<form id="import-form"')
+
+
+def test_a_job_page_is_its_owners_only(alice_client, alice, bob, client):
+    job = ImportJob.objects.create(owner=alice, channel_url="https://www.youtube.com/@x")
+
+    assert alice_client.get(f"/channels/imports/{job.pk}/").status_code == 200
+    client.force_login(bob)
+    assert client.get(f"/channels/imports/{job.pk}/").status_code == 404
+    assert client.post(f"/channels/imports/{job.pk}/cancel/").status_code == 404
+    assert client.post(f"/channels/imports/{job.pk}/retry/").status_code == 404
+
+
+def test_cancel_and_retry(alice_client, alice):
+    job = ImportJob.objects.create(owner=alice, channel_url="https://www.youtube.com/@x")
+
+    response = alice_client.post(f"/channels/imports/{job.pk}/cancel/", **HTMX)
+    assert response.status_code == 200 and 'data-status="cancelled"' in response.content.decode()
+    assert alice_client.get(f"/channels/imports/{job.pk}/cancel/").status_code == 405
+    again = alice_client.post(f"/channels/imports/{job.pk}/cancel/")
+    assert again.status_code == 302  # nothing to cancel: back to the job, with a message
+    job.refresh_from_db()
+    assert job.status == "cancelled"
+
+
+def test_the_channel_page(alice_client, alice, bob, client, make_channel):
+    channel = make_channel(alice, videos=5)
+    Video.objects.filter(channel=channel).update(transcript_source="auto")
+    failed = channel.videos.last()
+    Video.objects.filter(pk=failed.pk).update(
+        stage="error", error_reason="private", error="This video is private.", progress=0
+    )
+    importing = channel.videos.first()
+    Video.objects.filter(pk=importing.pk).update(stage="captions", progress=60)
+
+    response = alice_client.get(channel.get_absolute_url())
+
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert 'data-stat="totalVideos">5<' in html
+    assert 'data-stat="withTranscripts">5<' in html
+    assert 'data-stat="successRate">100 %<' in html
+    card = html[html.index(f'id="{importing.dom_id}"') :][:1500]
+    assert "importing" in card and 'stroke-dasharray="60 100"' in card and "Captions" in card
+    bad = html[html.index(f'id="{failed.dom_id}"') :][:800]
+    assert 'title="This video is private."' in bad
+    client.force_login(bob)
+    assert client.get(channel.get_absolute_url()).status_code == 404
+    assert client.get(failed.get_absolute_url()).status_code == 404
+
+
+def test_the_video_grid_filters_by_stage_and_searches(alice_client, alice, make_channel):
+    channel = make_channel(alice, videos=6)
+    videos = list(channel.videos.order_by("pk"))
+    Video.objects.filter(pk=videos[0].pk).update(title="Building a workbench")
+    Video.objects.filter(pk=videos[1].pk).update(transcript="today we sharpen a chisel")
+    Video.objects.filter(pk=videos[2].pk).update(stage="error", error_reason="removed")
+    Video.objects.filter(pk=videos[3].pk).update(stage="metadata", progress=25)
+    url = channel.get_absolute_url()
+
+    def shown(query: str) -> set[int]:
+        response = alice_client.get(
+            f"{url}?{query}", HTTP_HX_REQUEST="true", HTTP_HX_TARGET="video-grid"
+        )
+        assert response.status_code == 200
+        html = response.content.decode()
+        assert html.lstrip().startswith('<div id="video-grid"')
+        return {v.pk for v in videos if f'id="{v.dom_id}"' in html}
+
+    assert shown("stage=error") == {videos[2].pk}
+    assert shown("stage=importing") == {videos[3].pk}
+    assert shown("stage=complete") == {videos[0].pk, videos[1].pk, videos[4].pk, videos[5].pk}
+    assert shown("q=workbench") == {videos[0].pk}
+    assert shown("q=chisel") == {videos[1].pk}  # transcripts are searched too
+    assert shown("q=chisel&stage=error") == set()
+    assert shown("stage=bogus") == {v.pk for v in videos}  # a bad filter shows everything
+
+
+def test_the_video_page_links_timestamps_to_youtube(alice_client, alice, make_channel):
+    channel = make_channel(alice, videos=1)
+    video = channel.videos.get()
+    Video.objects.filter(pk=video.pk).update(
+        transcript_segments=[[0.0, 2.5, "Hello <b>there</b>"], [75.4, 3.0, "Second line"]],
+        transcript="Hello <b>there</b>\nSecond line",
+        transcript_source="manual",
+        chapters=[
+            {"start": 0.0, "end": 60.0, "title": "Intro"},
+            {"start": 60.0, "end": 3700.0, "title": "Main"},
+            {"start": 3700.0, "end": None, "title": "End"},
+        ],
+        description="A <script>alert(1)</script> description",
+    )
+
+    html = alice_client.get(video.get_absolute_url()).content.decode()
+
+    yt = f"https://www.youtube.com/watch?v={video.youtube_id}"
+    assert f'href="{yt}&amp;t=75s"' in html and ">1:15</a> Second line" in html
+    assert f'href="{yt}&amp;t=3700s"' in html and ">1:01:40</a> End" in html
+    assert "Hello &lt;b&gt;there&lt;/b&gt;" in html
+    assert "<script>alert(1)</script>" not in html
+
+
+@pytest.fixture
+def mocker_wake(monkeypatch):
+    woken = []
+    monkeypatch.setattr("chirp.engine.wake_lane", woken.append)
+    from django.db import transaction
+
+    monkeypatch.setattr(transaction, "on_commit", lambda fn, using=None, robust=False: fn())
+    return woken
+
+
+def test_channel_page_url_names():
+    assert reverse("imports:channel_list") == "/channels/"
+    assert reverse("imports:channel_detail", args=[3]) == "/channels/3/"
