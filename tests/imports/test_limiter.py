@@ -220,12 +220,17 @@ def test_every_yt_dlp_and_transcript_request_waits_its_turn(fake_youtube, limits
     channel = fake_youtube.add_channel("spaced", videos=1)
     video_id = channel.videos[0].id
     limiter = Limiter()
+    granted: list[float] = []
 
-    with YouTube(gate=limiter.wait_turn, retry_backoff=0) as client:
+    def gate(*args, **kwargs):
+        result = limiter.wait_turn(*args, **kwargs)
+        granted.append(time.monotonic())
+        return result
+
+    with YouTube(gate=gate, retry_backoff=0) as client:
         client.fetch_video(video_id)
         fetch_transcript(video_id, ["en"], session=client.http_session())
 
-    moments = [r.at for r in fake_youtube.requests]
     assert [r.kind for r in fake_youtube.requests] == [
         "watch",
         "player",
@@ -233,7 +238,10 @@ def test_every_yt_dlp_and_transcript_request_waits_its_turn(fake_youtube, limits
         "player",
         "timedtext",
     ]
-    assert min(later - earlier for earlier, later in pairwise(moments)) >= 0.15 - 0.02
+    # One turn per request, each at least the spacing after the previous one. (Measured where
+    # the turn is given: arrival times at the server also carry connection set-up jitter.)
+    assert len(granted) == len(fake_youtube.requests)
+    assert min(later - earlier for earlier, later in pairwise(granted)) >= 0.15 - 0.005
 
 
 def test_while_paused_no_request_leaves(fake_youtube, limits):
