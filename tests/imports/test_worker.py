@@ -100,14 +100,15 @@ def test_a_429_in_the_middle_pauses_and_resumes_by_itself(alice, fake_youtube, s
     assert ImportJobItem.objects.filter(job=job).count() == 95
     item = ImportJobItem.objects.get(video__youtube_id=victim)
     assert (item.status, item.attempts) == ("completed", 1)
-    # While the breaker was open nobody asked YouTube anything: after the last 429, at most
-    # the other thread's request already under way, then silence for the pause.
-    requests = sorted(fake_youtube.requests, key=lambda r: r.at)
-    last_429 = max(r.at for r in requests if r.status == 429)
-    after = [r.at for r in requests if r.at > last_429]
-    gaps = [later - earlier for earlier, later in zip([last_429, *after], after, strict=False)]
-    silence = next(i for i, gap in enumerate(gaps) if gap >= 2.5)
-    assert silence <= 1
+    # While the breaker was open nobody asked YouTube anything. (yt-dlp may still try other
+    # clients inside the attempt that met the 429, and a turn granted just before the breaker
+    # opened may still arrive: hence half a second of grace.)
+    requests = fake_youtube.requests
+    wall = time.time() - time.monotonic()
+    until = pause.until.timestamp()
+    opened = until - 3
+    during = [r for r in requests if opened + 0.5 < r.at + wall < until - 0.05]
+    assert during == []
     # Each video was enriched once (its watch page twice: metadata and transcript), but for the
     # one the other thread had under way when the breaker opened: it went back to the queue.
     watches = Counter(r.video_id for r in requests if r.kind == "watch" and r.status == 200)
