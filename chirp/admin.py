@@ -1,9 +1,47 @@
 from __future__ import annotations
 
 from django.contrib import admin, messages
+from django.db import IntegrityError
+from django.db.models import QuerySet
 from django.http import HttpRequest
 
+from chirp.jobs import IllegalTransition, Job
 from chirp.models import ApiToken
+
+
+class JobAdminMixin:
+    """The actions every job's admin has: retry the failed items, and cancel."""
+
+    actions = ["retry_failed", "cancel"]
+    item_noun = "item"
+    job_noun = "job"
+
+    @admin.action(description="Retry the failed items of the selected jobs")
+    def retry_failed(self, request: HttpRequest, queryset: QuerySet[Job]) -> None:
+        retried, refused = 0, 0
+        for job in queryset:
+            try:
+                retried += job.retry_failed()
+            except (IllegalTransition, IntegrityError):  # still running, or a duplicate
+                refused += 1
+        self.message_user(request, f"{retried} failed {self.item_noun}(s) sent back to the queue.")
+        if refused:
+            self.message_user(
+                request,
+                f"{refused} {self.job_noun}(s) had nothing to retry or were still running.",
+                messages.WARNING,
+            )
+
+    @admin.action(description="Cancel the selected jobs")
+    def cancel(self, request: HttpRequest, queryset: QuerySet[Job]) -> None:
+        cancelled = 0
+        for job in queryset:
+            try:
+                job.cancel()
+            except IllegalTransition:
+                continue
+            cancelled += 1
+        self.message_user(request, f"{cancelled} {self.job_noun}(s) cancelled.")
 
 
 @admin.register(ApiToken)

@@ -5,6 +5,7 @@ from django.db import IntegrityError, models
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
+from chirp.admin import JobAdminMixin
 from chirp.jobs import IllegalTransition, ItemStatus
 from imports.models import Channel, ImportJob, ImportJobItem, Video
 
@@ -87,7 +88,7 @@ class ImportJobItemInline(admin.TabularInline):
 
 
 @admin.register(ImportJob)
-class ImportJobAdmin(admin.ModelAdmin):
+class ImportJobAdmin(JobAdminMixin, admin.ModelAdmin):
     list_display = [
         "__str__",
         "owner",
@@ -108,29 +109,5 @@ class ImportJobAdmin(admin.ModelAdmin):
         "created", "enqueued", "started", "finished", "updated", "heartbeat", "attempts", "worker",
     ]  # fmt: skip
     inlines = [ImportJobItemInline]
-    actions = ["retry_failed", "cancel"]
-
-    @admin.action(description="Retry the failed videos of the selected imports")
-    def retry_failed(self, request: HttpRequest, queryset: QuerySet[ImportJob]) -> None:
-        retried, refused = 0, 0
-        for job in queryset:
-            try:
-                retried += job.retry_failed()
-            except (IllegalTransition, IntegrityError):
-                refused += 1
-        messages.info(
-            request,
-            f"{retried} failed video(s) queued again."
-            + (f" {refused} import(s) could not be retried now." if refused else ""),
-        )
-
-    @admin.action(description="Cancel the selected imports")
-    def cancel(self, request: HttpRequest, queryset: QuerySet[ImportJob]) -> None:
-        cancelled = 0
-        for job in queryset:
-            try:
-                job.cancel()
-            except IllegalTransition:
-                continue
-            cancelled += 1
-        messages.info(request, f"{cancelled} import(s) cancelled.")
+    item_noun = "video"
+    job_noun = "import"

@@ -1,11 +1,10 @@
 from __future__ import annotations
 
-from django.contrib import admin, messages
-from django.db.models import QuerySet
+from django.contrib import admin
 from django.http import HttpRequest
 from django.utils.html import format_html
 
-from chirp.jobs import IllegalTransition
+from chirp.admin import JobAdminMixin
 from uploads.models import DetectedFace, Image, ScrapeJob, ScrapeJobItem
 
 
@@ -22,13 +21,13 @@ class ScrapeJobItemInline(admin.TabularInline):
 
 
 @admin.register(ScrapeJob)
-class ScrapeJobAdmin(admin.ModelAdmin):
+class ScrapeJobAdmin(JobAdminMixin, admin.ModelAdmin):
     list_display = ["id", "url", "owner", "status", "progress", "created", "finished"]
     list_filter = ["status", "owner", "created"]
     search_fields = ["url", "owner__username"]
     date_hierarchy = "created"
     inlines = [ScrapeJobItemInline]
-    actions = ["retry_failed", "cancel"]
+    item_noun = "image"
     readonly_fields = [
         "owner",
         "url",
@@ -62,33 +61,6 @@ class ScrapeJobAdmin(admin.ModelAdmin):
             f"{job.processed}/{job.total} ({job.percent}%): {job.done} new, "
             f"{job.skipped} skipped, {job.failed} failed"
         )
-
-    @admin.action(description="Retry the failed images of the selected jobs")
-    def retry_failed(self, request: HttpRequest, queryset: QuerySet[ScrapeJob]) -> None:
-        retried, refused = 0, 0
-        for job in queryset:
-            try:
-                retried += job.retry_failed()
-            except IllegalTransition:
-                refused += 1
-        self.message_user(request, f"{retried} failed image(s) sent back to the queue.")
-        if refused:
-            self.message_user(
-                request,
-                f"{refused} job(s) had nothing to retry or were still running.",
-                messages.WARNING,
-            )
-
-    @admin.action(description="Cancel the selected jobs")
-    def cancel(self, request: HttpRequest, queryset: QuerySet[ScrapeJob]) -> None:
-        cancelled = 0
-        for job in queryset:
-            try:
-                job.cancel()
-            except IllegalTransition:
-                continue
-            cancelled += 1
-        self.message_user(request, f"{cancelled} job(s) cancelled.")
 
 
 class DetectedFaceInline(admin.TabularInline):
