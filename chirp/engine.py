@@ -35,6 +35,7 @@ from django.db import close_old_connections, connections, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
+from chirp.db import worker_commits
 from chirp.jobs import (
     PENDING,
     IllegalTransition,
@@ -235,12 +236,13 @@ class Monitor(threading.Thread):
 
     def run(self) -> None:
         try:
-            while not self._halt.wait(self.tick):
-                try:
-                    self.check()
-                except Exception:
-                    logger.exception("Lane monitor check failed")
-                    connections["default"].close()
+            with worker_commits():
+                while not self._halt.wait(self.tick):
+                    try:
+                        self.check()
+                    except Exception:
+                        logger.exception("Lane monitor check failed")
+                        connections["default"].close()
         finally:
             connections.close_all()
 
@@ -324,9 +326,10 @@ class ItemFeed:
         while True:
             with self.lock:
                 if not self.buffer:
-                    queued = self.job.item_model().objects.filter(
-                        job=self.job, status=ItemStatus.QUEUED
-                    )
+                    model = self.job.item_model()
+                    queued = model.objects.filter(job=self.job, status=ItemStatus.QUEUED)
+                    if model.work_related:  # (select_related() alone would follow every key)
+                        queued = queued.select_related(*model.work_related)
                     self.buffer.extend(queued.order_by("pk")[: self.batch])
                     if not self.buffer:
                         return None
@@ -341,15 +344,16 @@ class ItemFeed:
 
 def _work_items(job: Job, ctx: RunContext, monitor: Monitor, feed: ItemFeed) -> None:
     try:
-        while not ctx.should_stop():
-            item = feed.next()
-            if item is None:
-                return
-            monitor.in_flight.add(item)
-            try:
-                process_one(job, item, ctx)
-            finally:
-                monitor.in_flight.discard(item)
+        with worker_commits():
+            while not ctx.should_stop():
+                item = feed.next()
+                if item is None:
+                    return
+                monitor.in_flight.add(item)
+                try:
+                    process_one(job, item, ctx)
+                finally:
+                    monitor.in_flight.discard(item)
     finally:
         connections.close_all()
 
@@ -440,6 +444,11 @@ def _wait_until(moment: datetime, deadline: float) -> bool:
 
 def run_lane(lane: str) -> str:
     """Run the lane's jobs for one slice. Meant to be a django-q2 task."""
+    with worker_commits():
+        return _run_lane(lane)
+
+
+def _run_lane(lane: str) -> str:
     model = lane_model(lane)
     token = new_token()
     slot = claim_slot(lane, token)

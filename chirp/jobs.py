@@ -15,8 +15,9 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from django.conf import settings
-from django.db import models, transaction
-from django.db.models import F, Q
+from django.db import connections, models, transaction
+from django.db.models import F, Q, QuerySet
+from django.db.models.sql import UpdateQuery
 from django.utils import timezone
 from django.utils.functional import cached_property
 
@@ -354,6 +355,8 @@ class Item(models.Model):
     updated = models.DateTimeField(auto_now=True)
 
     job_id: int
+    # Related rows the item's work reads, fetched with each batch the runner takes.
+    work_related: ClassVar[tuple[str, ...]] = ()
 
     class Meta:
         abstract = True
@@ -395,18 +398,18 @@ class Item(models.Model):
     ) -> None:
         now = timezone.now()
         changes.setdefault("updated", now)
-        with transaction.atomic():
-            moved = (
-                type(self)
-                .objects.filter(pk=self.pk, status=source)
-                .update(status=target, **changes)
-            )
-            if moved != 1:
-                raise IllegalTransition(f"{self} is not {source}; it cannot become {target}.")
-            if counter:
-                self.job_model().objects.filter(pk=self.job_id).update(
-                    **{counter: F(counter) + delta, "updated": now}
-                )
+        items = type(self).objects.filter(pk=self.pk, status=source)
+        if counter and connections[items.db].vendor == "postgresql":
+            moved = _update_and_count(items, {"status": target, **changes}, counter, delta, now)
+        else:
+            with transaction.atomic():
+                moved = items.update(status=target, **changes)
+                if moved == 1 and counter:
+                    self.job_model().objects.filter(pk=self.job_id).update(
+                        **{counter: F(counter) + delta, "updated": now}
+                    )
+        if moved != 1:
+            raise IllegalTransition(f"{self} is not {source}; it cannot become {target}.")
         self._remember(target, changes)
         self.publish()
 
@@ -504,3 +507,32 @@ class Item(models.Model):
             )
         else:
             self._move(ItemStatus.PROCESSING, ItemStatus.QUEUED)
+
+
+def _update_and_count(
+    items: QuerySet[Item], values: dict[str, Any], counter: str, delta: int, now: datetime
+) -> int:
+    """Move the item and its job's counter in one statement (PostgreSQL's data-modifying CTE):
+    atomic like the transaction it replaces, in one round trip instead of four. The item's
+    UPDATE is the ORM's own SQL; the job's row changes only if the item's did."""
+    item_model = items.model
+    job_model = item_model._meta.get_field("job").related_model
+    query = items.query.chain(UpdateQuery)
+    query.add_update_values(values)
+    compiler = query.get_compiler(items.db)
+    compiler.pre_sql_setup()
+    item_sql, item_params = compiler.as_sql()
+    connection = connections[items.db]
+    qn = connection.ops.quote_name
+    job_fk = qn(item_model._meta.get_field("job").column)
+    table = qn(job_model._meta.db_table)
+    column = qn(job_model._meta.get_field(counter).column)
+    updated = qn(job_model._meta.get_field("updated").column)
+    sql = (
+        f"WITH moved AS ({item_sql} RETURNING {job_fk}) "  # noqa: S608 (names are the models')
+        f"UPDATE {table} SET {column} = {column} + %s, {updated} = %s "
+        f"FROM moved WHERE {table}.{qn(job_model._meta.pk.column)} = moved.{job_fk}"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, (*item_params, delta, now))
+        return cursor.rowcount

@@ -4,9 +4,10 @@ Events are HTML fragments rendered from the same partials the pages use; htmx's 
 swaps them into elements whose id is the event's name. Every event is stored (so a browser that
 reconnects with Last-Event-ID gets what it missed) and then reaches the web processes:
 
-- with REDIS_URL, through django-eventstream's Redis pub/sub;
-- without it, through a relay thread in each web process that polls the event table
-  (django-eventstream would otherwise deliver only events sent by the web process itself).
+- with REDIS_URL, events are stored in Redis and published to django-eventstream's Redis
+  listener in the same call (RedisEvents);
+- without it, they are stored in the event table and a relay thread in each web process polls
+  it (django-eventstream would otherwise deliver only events sent by the web process itself).
 """
 
 from __future__ import annotations
@@ -41,7 +42,15 @@ def user_channel(user_id: int) -> str:
 def publish(user_id: int, fragments: Fragments) -> None:
     """Send fragments to one user's stream now. A failure is logged, never raised: a lost
     live update must not undo the work it reports (a reload shows the truth)."""
+    if not fragments:
+        return
     channel = user_channel(user_id)
+    if settings.REDIS_URL:
+        try:
+            redis_events().send(channel, fragments)
+        except Exception:
+            logger.exception("Could not send %d live event(s) to %s", len(fragments), channel)
+        return
     for name, html in fragments:
         try:
             send_event(channel, name, html, json_encode=False)
@@ -80,14 +89,6 @@ class UserChannelManager(DefaultChannelManager):
         return bool(user and user.is_authenticated and channel == user_channel(user.pk))
 
 
-def without_waiting_for_the_disk(cursor) -> None:
-    """Commit the current PostgreSQL transaction without waiting for its WAL to be flushed.
-    For writes whose loss in a power cut is harmless (a live update, a claim that is simply
-    redone); everything else keeps the default, durable commit."""
-    if cursor.connection is not None and connection.vendor == "postgresql":
-        cursor.execute("SET LOCAL synchronous_commit TO OFF")
-
-
 def _release_connection() -> None:
     # A stream waits for minutes between reads: holding a connection that long per stream
     # exhausts the database (STACK-NOTES: 100 streams, "too many clients").
@@ -99,9 +100,8 @@ class ConnectionFreeStorage(DjangoModelStorage):
     """The model storage, made cheap enough to send an event per item change:
 
     - reads give their connection back (an idle stream holds none);
-    - an append is two statements (bump the channel's counter, insert the row) instead of
-      the stock five, and on PostgreSQL it commits without waiting for the disk: an event is
-      a UI update, and losing the last few to a power cut is harmless (a reload shows the truth);
+    - an append is one statement on PostgreSQL (bump the channel's counter and insert the row)
+      instead of the stock five;
     - the day-old trim runs on one append in 200, not on every one.
     """
 
@@ -117,7 +117,7 @@ class ConnectionFreeStorage(DjangoModelStorage):
 
         payload = json.dumps(data, cls=DjangoJSONEncoder)
         eid = None
-        if connection.vendor == "postgresql" and not connection.in_atomic_block:
+        if connection.vendor == "postgresql":
             eid = self._append_in_one_statement(channel, event_type, payload)
         if eid is None:
             with transaction.atomic():
@@ -129,14 +129,14 @@ class ConnectionFreeStorage(DjangoModelStorage):
 
     @staticmethod
     def _append_in_one_statement(channel: str, event_type: str, payload: str) -> int | None:
-        """Bump the counter and insert the row in one statement (None: no counter yet).
-        The counter's row lock orders a channel's events, as the stock storage's does."""
+        """Bump the counter and insert the row in one statement, one round trip in autocommit
+        (None: no counter yet). The counter's row lock orders a channel's events, as the stock
+        storage's does. In the worker it commits without waiting for the disk (chirp.db)."""
         from django_eventstream.models import Event as EventRow
         from django_eventstream.models import EventCounter
 
         counters, events = EventCounter._meta.db_table, EventRow._meta.db_table
-        with transaction.atomic(), connection.cursor() as cursor:
-            without_waiting_for_the_disk(cursor)
+        with connection.cursor() as cursor:
             cursor.execute(
                 f"WITH c AS (UPDATE {counters} SET value = value + 1, updated = now() "  # noqa: S608
                 f"WHERE name = %s RETURNING value) "
@@ -180,6 +180,115 @@ class ConnectionFreeStorage(DjangoModelStorage):
         self._appends += 1
         if self._appends % self.trim_every == 1:
             super().trim_event_log()
+
+
+_SEND = """
+local seq, log, keep, ttl = KEYS[1], KEYS[2], tonumber(ARGV[2]), tonumber(ARGV[3])
+local last = 0
+for i = 5, #ARGV, 2 do
+  last = redis.call('INCR', seq)
+  redis.call('ZADD', log, last, cjson.encode({last, ARGV[i], ARGV[i + 1]}))
+  if ARGV[4] == '1' then
+    redis.call('PUBLISH', 'events_channel', cjson.encode({
+      channel = ARGV[1], event_type = ARGV[i], data = ARGV[i + 1], pub_id = tostring(last)}))
+  end
+end
+redis.call('ZREMRANGEBYRANK', log, 0, -keep - 1)
+redis.call('EXPIRE', log, ttl)
+return last
+"""
+
+
+class RedisEvents:
+    """Events kept in Redis when REDIS_URL is set: one Lua call numbers a user's new events,
+    keeps them for replay and publishes them to every web process (django-eventstream's Redis
+    listener reads `events_channel`). One round trip per batch, and the database is not
+    touched at all: live updates cost the worker no connection, no commit.
+
+    Each channel keeps its newest `keep` events for a day after its last one; a browser that
+    was away longer gets a reset (django-eventstream's EventDoesNotExist) and re-reads the page.
+    The counter itself never expires, so ids only grow.
+    """
+
+    keep = 5000
+    ttl = 24 * 3600
+
+    def __init__(self, url: str) -> None:
+        import redis
+
+        self.client = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
+        self.prefix = settings.CHIRP_REDIS_PREFIX
+        self._send = self.client.register_script(_SEND)
+
+    def _keys(self, channel: str) -> tuple[str, str]:
+        return f"{self.prefix}:events:{channel}:seq", f"{self.prefix}:events:{channel}"
+
+    def send(self, channel: str, fragments: Fragments, *, publish: bool = True) -> int:
+        """Store fragments (name, html) in order and publish them; the last id."""
+        args: list[str | int] = [channel, self.keep, self.ttl, int(publish)]
+        for name, html in fragments:
+            args += [name, html]
+        return int(self._send(keys=list(self._keys(channel)), args=args))
+
+    def get_current_id(self, channel: str) -> int:
+        return int(self.client.get(self._keys(channel)[0]) or 0)
+
+    def get_events(self, channel: str, last_id: int, limit: int = 100) -> list:
+        from django_eventstream.event import Event
+        from django_eventstream.storage import EventDoesNotExist
+
+        current = self.get_current_id(channel)
+        if last_id == current:
+            return []
+        rows = self.client.zrangebyscore(self._keys(channel)[1], f"({last_id}", "+inf", 0, limit)
+        events = [json.loads(row) for row in rows]
+        # Ids are consecutive: anything but last_id + 1 first means the gap was trimmed away.
+        if last_id > current or not events or events[0][0] != last_id + 1:
+            raise EventDoesNotExist(f"No such event {last_id}", current)
+        return [Event(channel, kind, data, id=eid) for eid, kind, data in events]
+
+    def forget(self) -> None:
+        """Drop every stored event (the tests' clean slate)."""
+        for key in self.client.scan_iter(f"{self.prefix}:events:*", count=1000):
+            self.client.delete(key)
+
+
+_redis_events: dict[str, RedisEvents] = {}
+
+
+def redis_events() -> RedisEvents:
+    url = settings.REDIS_URL
+    if url not in _redis_events:
+        _redis_events[url] = RedisEvents(url)
+    return _redis_events[url]
+
+
+class EventStorage(ConnectionFreeStorage):
+    """django-eventstream's storage: Redis when REDIS_URL is set (see RedisEvents), else the
+    event table (ConnectionFreeStorage, delivered across processes by the relay)."""
+
+    def append_event(self, channel, event_type, data):
+        if settings.REDIS_URL:
+            from django_eventstream.event import Event
+
+            # send_event() publishes it itself.
+            eid = redis_events().send(channel, [(event_type, data)], publish=False)
+            return Event(channel, event_type, data, id=eid)
+        return super().append_event(channel, event_type, data)
+
+    # Reads give back the connection the stream's login check took (see _release_connection).
+
+    def get_events(self, channel, last_id, limit=100):
+        if settings.REDIS_URL:
+            _release_connection()
+            return redis_events().get_events(channel, last_id, limit)
+        return super().get_events(channel, last_id, limit=limit)
+
+    def get_current_id(self, channel):
+        if settings.REDIS_URL:
+            _release_connection()
+            return redis_events().get_current_id(channel)
+        return super().get_current_id(channel)
 
 
 class EventRelay:

@@ -257,7 +257,11 @@ if REDIS_URL:
     except ValueError as exc:
         raise ImproperlyConfigured(f"REDIS_URL cannot be read: {exc}") from None
 
-EVENTSTREAM_STORAGE_CLASS = "chirp.live.ConnectionFreeStorage"
+# Where Chirp's keys live in Redis (live events, the YouTube limiter): change it when two
+# installations share one Redis database.
+CHIRP_REDIS_PREFIX = env_str("CHIRP_REDIS_PREFIX", "chirp")
+
+EVENTSTREAM_STORAGE_CLASS = "chirp.live.EventStorage"
 EVENTSTREAM_CHANNELMANAGER_CLASS = "chirp.live.UserChannelManager"
 # Without Redis, each web process polls the event table this often (seconds).
 CHIRP_EVENT_RELAY_INTERVAL = env_float("CHIRP_EVENT_RELAY_INTERVAL", 0.1, minimum=0.01)
@@ -272,6 +276,9 @@ CHIRP_SLICE_SECONDS = env_float("CHIRP_SLICE_SECONDS", 60, minimum=1)
 CHIRP_JOB_MAX_ATTEMPTS = env_int("CHIRP_JOB_MAX_ATTEMPTS", 3, minimum=1)
 CHIRP_ITEM_MAX_ATTEMPTS = env_int("CHIRP_ITEM_MAX_ATTEMPTS", 3, minimum=1)
 CHIRP_IMAGE_THREADS = env_int("CHIRP_IMAGE_THREADS", 2, minimum=1)
+# On PostgreSQL the worker's commits do not wait for the disk: its work can be redone
+# (chirp/db.py says what a crash of PostgreSQL would cost). Web requests stay durable.
+CHIRP_WORKER_ASYNC_COMMIT = env_bool("CHIRP_WORKER_ASYNC_COMMIT", True)
 
 _q_timeout = env_int("CHIRP_TASK_TIMEOUT", 1800, minimum=30)
 Q_CLUSTER = {

@@ -225,7 +225,7 @@ class RedisStore:
 
     def __init__(self, url: str, key: str = KEY) -> None:
         self.client = _redis(url)
-        self.key = f"chirp:ratelimit:{key}"
+        self.key = f"{settings.CHIRP_REDIS_PREFIX}:ratelimit:{key}"
         self._reserve = self.client.register_script(_RESERVE)
         self._throttle = self.client.register_script(_THROTTLE)
         self._relax = self.client.register_script(_RELAX)

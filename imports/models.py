@@ -646,6 +646,8 @@ class ImportJobItem(Item):
     job = models.ForeignKey(ImportJob, on_delete=models.CASCADE, related_name="items")
     video = models.ForeignKey(Video, on_delete=models.CASCADE, related_name="import_items")
 
+    work_related = ("video",)
+
     class Meta(Item.Meta):
         verbose_name = "import job item"
         constraints = [

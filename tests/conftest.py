@@ -27,6 +27,16 @@ os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 PASSWORD = "correct horse battery staple"
 
 
+@pytest.fixture(autouse=True)
+def _fresh_live_events(settings):
+    """Each test starts with no stored live events in Redis (ids there are per user, and a
+    database rolled back can give the next test's user the same id)."""
+    if settings.REDIS_URL:
+        from chirp import live
+
+        live.redis_events().forget()
+
+
 @pytest.fixture
 def alice(django_user_model):
     return django_user_model.objects.create_user("alice", "alice@example.com", PASSWORD)

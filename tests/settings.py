@@ -3,6 +3,8 @@
 import os
 
 os.environ.setdefault("DEBUG", "1")
+# Redis keys of this run only (its web servers and workers inherit it): runs don't mix.
+os.environ.setdefault("CHIRP_REDIS_PREFIX", f"chirp-test-{os.getpid()}")
 
 from chirp.settings import *  # noqa: F403
 from chirp.settings import CHIRP_LANE_CONCURRENCY, INSTALLED_APPS

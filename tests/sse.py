@@ -77,3 +77,12 @@ class SSEClient:
 
     def close(self) -> None:
         self.conn.close()
+
+
+def stored_events(user, name: str | None = None) -> list[tuple[str, str]]:
+    """(name, html) of every live event stored for `user`, oldest first, from whichever store
+    the settings use (Redis with REDIS_URL, else the event table)."""
+    from django_eventstream.utils import get_storage
+
+    events = get_storage().get_events(f"user-{user.pk}", 0, limit=1_000_000)
+    return [(e.type, e.data) for e in events if name is None or e.type == name]

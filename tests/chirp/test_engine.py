@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from datetime import timedelta
@@ -10,13 +9,13 @@ from datetime import timedelta
 import pytest
 from django.db import connections, transaction
 from django.utils import timezone
-from django_eventstream.models import Event
 
 from chirp import engine
 from chirp.jobs import IllegalTransition
 from chirp.models import LaneSlot
 from tests.conftest import wait_for
 from tests.demo.models import DemoItem, DemoJob
+from tests.sse import stored_events
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -315,8 +314,7 @@ def test_a_slice_hands_the_job_back_and_the_next_one_resumes(alice, settings):
 
 
 def item_events(owner, item) -> list[str]:
-    events = Event.objects.filter(channel=f"user-{owner.pk}", type=item.dom_id).order_by("eid")
-    return [json.loads(e.data) for e in events]
+    return [html for _, html in stored_events(owner, item.dom_id)]
 
 
 def test_every_item_change_is_sent_to_the_owner_after_commit(alice):
@@ -327,10 +325,10 @@ def test_every_item_change_is_sent_to_the_owner_after_commit(alice):
         sent = item_events(alice, item)
         assert len(sent) == 2  # processing (it ran past a monitor tick), then completed
         assert 'data-status="processing"' in sent[0] and 'data-status="completed"' in sent[1]
-    events = Event.objects.filter(channel=f"user-{alice.pk}").exclude(eid=0)
-    final = events.filter(type=job.dom_id).order_by("eid").last()
-    assert 'data-status="completed"' in json.loads(final.data)
-    assert events.filter(type="toast").count() == 1
+    events = stored_events(alice)
+    final = [html for name, html in events if name == job.dom_id][-1]
+    assert 'data-status="completed"' in final
+    assert [name for name, _ in events].count("toast") == 1
 
 
 def test_a_fast_item_is_sent_once_in_its_final_state(alice):
@@ -345,14 +343,14 @@ def test_a_fast_item_is_sent_once_in_its_final_state(alice):
 
 def test_nothing_is_sent_for_a_change_that_rolls_back(alice):
     job = make_job(alice)
-    before = Event.objects.count()
+    before = stored_events(alice)
     with pytest.raises(RuntimeError), transaction.atomic():
         job.cancel()
         raise RuntimeError("rolled back")
 
     job.refresh_from_db()
     assert job.status == "pending"
-    assert Event.objects.count() == before
+    assert stored_events(alice) == before
 
 
 def test_kick_queues_a_runner_only_for_lanes_with_work(alice):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 
 import pytest
@@ -13,7 +12,7 @@ from django_eventstream.models import Event as EventRow
 from chirp import live
 from tests.conftest import session_cookie_for, start_web_server, wait_for
 from tests.demo.models import DemoJob
-from tests.sse import SSEClient
+from tests.sse import SSEClient, stored_events
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -45,7 +44,10 @@ def test_the_channel_manager_allows_only_the_owner(alice, bob):
 
 
 @pytest.mark.parametrize("mode", delivery_modes)
-def test_a_change_in_another_process_reaches_the_owners_stream(mode, alice, bob, tmp_path):
+def test_a_change_in_another_process_reaches_the_owners_stream(
+    mode, alice, bob, tmp_path, settings
+):
+    settings.REDIS_URL = settings.REDIS_URL if mode == "redis" else None
     server = start_web_server(tmp_path, redis=mode == "redis")
     try:
         mine = SSEClient(server.url + "/events/", session_cookie_for(alice))
@@ -66,7 +68,8 @@ def test_a_change_in_another_process_reaches_the_owners_stream(mode, alice, bob,
 
 
 @pytest.mark.parametrize("mode", delivery_modes)
-def test_a_reconnecting_browser_receives_what_it_missed(mode, alice, tmp_path):
+def test_a_reconnecting_browser_receives_what_it_missed(mode, alice, tmp_path, settings):
+    settings.REDIS_URL = settings.REDIS_URL if mode == "redis" else None
     server = start_web_server(tmp_path, redis=mode == "redis")
     try:
         first = SSEClient(server.url + "/events/", session_cookie_for(alice))
@@ -138,6 +141,31 @@ def test_the_relay_replaces_django_eventstreams_listener_manager(settings):
 
 
 def test_fragments_are_stored_as_raw_html(alice):
-    live.publish(alice.pk, [("x-1", "<b>hi</b>")])
-    row = EventRow.objects.filter(channel=f"user-{alice.pk}", type="x-1").get()
-    assert json.loads(row.data) == "<b>hi</b>"
+    live.publish(alice.pk, [("x-1", "<b>hi</b>"), ("x-2", 'é "/</script>')])
+    assert stored_events(alice) == [("x-1", "<b>hi</b>"), ("x-2", 'é "/</script>')]
+
+
+@pytest.mark.skipif(not os.environ.get("REDIS_URL"), reason="REDIS_URL is not set")
+def test_with_redis_events_never_touch_the_database(alice, django_assert_num_queries):
+    with django_assert_num_queries(0):
+        live.publish(alice.pk, [("x-1", "a"), ("x-2", "b"), ("x-3", "c")])
+    assert [name for name, _ in stored_events(alice)] == ["x-1", "x-2", "x-3"]
+    assert not EventRow.objects.filter(channel=f"user-{alice.pk}").exists()
+
+
+@pytest.mark.skipif(not os.environ.get("REDIS_URL"), reason="REDIS_URL is not set")
+def test_with_redis_a_browser_away_too_long_is_told_to_reset(alice, monkeypatch):
+    from django_eventstream.storage import EventDoesNotExist
+
+    monkeypatch.setattr(live.RedisEvents, "keep", 3)
+    events = live.redis_events()
+    channel = f"user-{alice.pk}"
+    for n in range(5):
+        live.publish(alice.pk, [(f"x-{n}", str(n))])
+
+    assert events.get_current_id(channel) == 5
+    assert [e.type for e in events.get_events(channel, 2)] == ["x-2", "x-3", "x-4"]
+    assert events.get_events(channel, 5) == []
+    with pytest.raises(EventDoesNotExist) as missed:
+        events.get_events(channel, 1)  # event 2 was trimmed: the stream must reset
+    assert missed.value.current_id == 5

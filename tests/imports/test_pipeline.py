@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import re
 import time
 
 import pytest
 from django.db import connections
-from django_eventstream.models import Event
 
 from chirp import engine
 from imports.limiter import Limiter
@@ -16,6 +14,7 @@ from imports.models import Channel, ImportJob, ImportJobItem, Video
 from imports.youtube import parse_channel_input
 from tests.conftest import wait_for
 from tests.imports.fake_youtube import caption_segments
+from tests.sse import stored_events
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -31,10 +30,7 @@ def run_import(owner, text: str, **options) -> ImportJob:
 
 
 def events_for(user, name: str | None = None) -> list[tuple[str, str]]:
-    rows = Event.objects.filter(channel=f"user-{user.pk}").order_by("id")
-    if name is not None:
-        rows = rows.filter(type=name)
-    return [(row.type, json.loads(row.data)) for row in rows]
+    return stored_events(user, name)
 
 
 def stages_sent(user, video: Video) -> list[str]:

@@ -3,18 +3,17 @@ CHIRP_YOUTUBE_TRANSPORT and FAKE_YOUTUBE_URL, inherited from the fixture's envir
 
 from __future__ import annotations
 
-import json
 import re
 import time
 from collections import Counter
 
 import pytest
-from django_eventstream.models import Event
 
 from imports.limiter import Limiter
 from imports.models import ImportJob, ImportJobItem, Video
 from imports.youtube import parse_channel_input
 from tests.conftest import wait_for
+from tests.sse import stored_events
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
@@ -35,12 +34,10 @@ def start(owner, text: str, **options) -> ImportJob:
 def stage_events(user) -> dict[str, list[str]]:
     """Each video card's stages, in the order its live events were sent."""
     sent: dict[str, list[str]] = {}
-    for name, data in (
-        Event.objects.filter(channel=f"user-{user.pk}", type__startswith="video-")
-        .order_by("id")
-        .values_list("type", "data")
-    ):
-        stage = re.search(r'data-stage="(\w+)"', json.loads(data))[1]
+    for name, data in stored_events(user):
+        if not name.startswith("video-"):
+            continue
+        stage = re.search(r'data-stage="(\w+)"', data)[1]
         sent.setdefault(name, []).append(stage)
     return sent
 
@@ -75,8 +72,7 @@ def test_a_95_video_channel_through_a_real_worker(alice, fake_youtube, start_wor
     assert all(stages == STAGES for stages in sent.values())
 
     def toasts() -> list[str]:
-        rows = Event.objects.filter(channel=f"user-{alice.pk}", type="toast")
-        return [json.loads(data) for data in rows.values_list("data", flat=True)]
+        return [html for _, html in stored_events(alice, "toast")]
 
     wait_for(lambda: any("95 videos imported, 1 without captions" in t for t in toasts()), 10)
 

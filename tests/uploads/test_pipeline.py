@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import json
-
 import pytest
 from django.core.files.storage import default_storage
-from django_eventstream.models import Event
 
 from chirp import engine
+from tests.sse import stored_events
 from uploads import pipeline
 from uploads.images import decode_image
 from uploads.models import DetectedFace, Image, ScrapeJob, ScrapeJobItem
@@ -210,10 +208,9 @@ def test_the_same_picture_recorded_meanwhile_is_linked_not_duplicated(
 def test_live_events_send_one_item_row_at_a_time_and_a_summary_at_the_end(alice, photo_site):
     job = run(ScrapeJob.objects.create(owner=alice, url=photo_site.page_url))
 
-    events = Event.objects.filter(channel=f"user-{alice.pk}").exclude(eid=0)
     html = {}
-    for event in events:
-        html.setdefault(event.type, []).append(json.loads(event.data))
+    for name, data in stored_events(alice):
+        html.setdefault(name, []).append(data)
     for item in job.items.all():
         rows = html[item.dom_id]
         assert all(row.count("<tr") == 1 for row in rows)  # one row, never the table

@@ -1,0 +1,60 @@
+"""How much waiting for the disk a write is worth.
+
+Everything the worker writes can be redone from its inputs: a video's metadata is fetched
+again, an image detected again, a live update is only a picture of the database. So on
+PostgreSQL the worker's connections commit without waiting for the WAL to reach the disk
+(`synchronous_commit = off`, CHIRP_WORKER_ASYNC_COMMIT). That saves a disk flush on every one
+of the many small commits a job makes (a stage of a video, an item done, a live event).
+
+What it risks, and why that is safe here: if PostgreSQL itself stops abruptly (a power cut, a
+crash of the database server, not of the worker), the last moment of the worker's commits (at
+most three times `wal_writer_delay`, 0.6 s by default) is lost. PostgreSQL stays consistent:
+what is lost is the newest commits, in order, never a part of one. The engine treats those
+items as it treats a worker that died: they are still queued or processing, so they are done
+again. Web requests (what a person submits) keep the durable default.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Iterator
+
+from django.conf import settings
+from django.db import connections
+from django.db.backends.signals import connection_created
+from django.dispatch import receiver
+
+_thread = threading.local()
+
+
+@contextlib.contextmanager
+def worker_commits(alias: str = "default") -> Iterator[None]:
+    """This thread's commits, while inside, do not wait for the disk (see the module's
+    docstring). Applies to the open connection and to any the thread opens meanwhile."""
+    if getattr(_thread, "relaxed", False) or not settings.CHIRP_WORKER_ASYNC_COMMIT:
+        yield
+        return
+    _thread.relaxed = True
+    connection = connections[alias]
+    if connection.connection is not None:
+        _set(connection, "OFF")
+    try:
+        yield
+    finally:
+        _thread.relaxed = False
+        if connection.connection is not None and not connection.in_atomic_block:
+            with contextlib.suppress(Exception):  # a broken connection is closed anyway
+                _set(connection, "DEFAULT")
+
+
+def _set(connection, value: str) -> None:
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(f"SET synchronous_commit TO {value}")
+
+
+@receiver(connection_created)
+def _relax_new_connection(sender, connection, **kwargs) -> None:
+    if getattr(_thread, "relaxed", False):
+        _set(connection, "OFF")
