@@ -146,6 +146,7 @@ def chirp_overhead(user, videos: int = 1000, threads: int = 1) -> dict[str, floa
     """The same pipeline with YouTube answered instantly in memory: what Chirp itself costs per
     video (its stage UPDATEs, live events, item transitions, the limiter's turns)."""
     from django.conf import settings
+    from django.db import connection
 
     from chirp import engine
     from imports import enrichment
@@ -219,21 +220,32 @@ def chirp_overhead(user, videos: int = 1000, threads: int = 1) -> dict[str, floa
     enrichment.youtube_client = StubYouTube
     enrichment.fetch_transcript = stub_transcript
     settings.CHIRP_YOUTUBE_CONCURRENCY = threads
+    statements = 0
+
+    def count(execute, sql, params, many, context):
+        nonlocal statements
+        statements += 1
+        return execute(sql, params, many, context)
+
     try:
         job, _ = ImportJob.start(user, parse_channel_input(f"@{handle}"))
         started = time.monotonic()
-        engine.run_lane("imports")
+        with connection.execute_wrapper(count):  # this thread's: all of it when threads=1
+            engine.run_lane("imports")
         took = time.monotonic() - started
     finally:
         enrichment.youtube_client, enrichment.fetch_transcript = originals
     job.refresh_from_db()
     assert job.done == videos, (job.status, job.done, job.error)
-    return {
+    result = {
         "videos": videos,
         "threads": threads,
         "seconds": took,
         "ms_per_video": 1000 * took / videos,
     }
+    if threads == 1:
+        result["sql_statements_per_video"] = statements / videos
+    return result
 
 
 def page_times(user) -> dict[str, dict[str, float]]:
