@@ -62,6 +62,11 @@ class Channel(models.Model):
     def dom_id(self) -> str:
         return f"channel-{self.pk}"
 
+    @property
+    def stats_dom_id(self) -> str:
+        # Per channel: an import of another channel must not change this page's cards.
+        return f"{self.dom_id}-stats"
+
     @classmethod
     def upsert(cls, listing: ChannelListing) -> Channel:
         """Create or refresh the channel from its listing (by channel ID: one row per channel)."""
@@ -109,6 +114,14 @@ class Channel(models.Model):
             "failedJobs": jobs["failed"],
             "successRate": round(100 * jobs["completed"] / finished, 2) if finished else None,
         }
+
+    def stats_fragment(self, user) -> tuple[str, str]:
+        """The stat cards as the channel page renders them, for `user`'s stream. Sent with the
+        import's progress (throttled ticks, transitions), never per video stage: two aggregates
+        per stage would slow the hot path for numbers a tick later is soon enough for."""
+        context = {"channel": self, "stats": self.stats_for(user)}
+        html = render_to_string("imports/channel_detail.html#channel_stats", context)
+        return (self.stats_dom_id, html)
 
     @classmethod
     def visible_to(cls, user) -> models.QuerySet[Channel]:
@@ -628,6 +641,7 @@ class ImportJob(Job):
                         render_to_string("imports/channel_list.html#channel_row", {"channel": row}),
                     )
                 )
+                fragments.append(row.stats_fragment(self.owner_id))
         return fragments
 
 

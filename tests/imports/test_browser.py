@@ -54,6 +54,12 @@ def test_add_a_channel_and_watch_it_import_live(alice, browser_for, start_worker
     other = page.context.new_page()
     other.goto(channel.get_absolute_url())
     other.evaluate("window.notReloaded = true")
+    # Its stat cards follow too. Every video exists from the listing on, so "Videos" is 10
+    # already: the transcripts count is the one that moves.
+    stats = other.locator(f"#{channel.stats_dom_id}")
+    transcribed = stats.locator('[data-stat="withTranscripts"]')
+    expect(stats.locator('[data-stat="totalVideos"]')).to_have_text("10")
+    assert int(transcribed.inner_text()) < 10
     last = channel.videos.order_by("-pk").first()  # the oldest: enriched last
     last_card = other.locator(f"#{last.dom_id}")
     expect(last_card).to_have_class(re.compile(r"\bimporting\b"))
@@ -61,6 +67,8 @@ def test_add_a_channel_and_watch_it_import_live(alice, browser_for, start_worker
     expect(last_card).to_have_attribute("data-stage", "complete", timeout=60_000)
     expect(last_card).not_to_have_class(re.compile(r"\bimporting\b"))
     assert other.locator(".video-card.importing").count() == 0
+    expect(transcribed).to_have_text("10", timeout=30_000)
+    expect(stats.locator('[data-stat="activeJobs"]')).to_have_text("0", timeout=30_000)
     assert other.evaluate("window.notReloaded") is True
 
     expect(bar).to_have_attribute("aria-valuenow", "100", timeout=30_000)

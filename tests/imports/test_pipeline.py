@@ -134,6 +134,32 @@ def test_reimporting_skips_what_is_already_complete(alice, bob, fake_youtube):
     assert "6 already there" in job.finished_summary()
 
 
+def stat(html: str, name: str) -> str:
+    return re.search(rf'data-stat="{name}">([^<]*)<', html)[1]
+
+
+def test_the_channel_stat_cards_follow_the_import_for_its_owner_only(alice, bob, fake_youtube):
+    fake_youtube.add_channel("counted", videos=4, captions={1: "none"})
+
+    run_import(alice, "@counted")
+
+    channel = Channel.objects.get()
+    sent = [html for _, html in events_for(alice, channel.stats_dom_id)]
+    # While it ran (the import itself counted as active), then exact once it finished.
+    assert any(stat(html, "activeJobs") == "1" for html in sent[:-1])
+    assert f'id="{channel.stats_dom_id}"' in sent[-1]
+    assert (stat(sent[-1], "totalVideos"), stat(sent[-1], "withTranscripts")) == ("4", "3")
+    assert (stat(sent[-1], "activeJobs"), stat(sent[-1], "successRate")) == ("0", "100 %")
+    assert events_for(bob, channel.stats_dom_id) == []
+
+    # Bob's import of the same channel: his own cards (one job of his), nothing for alice.
+    run_import(bob, "@counted")
+
+    assert [html for _, html in events_for(alice, channel.stats_dom_id)] == sent
+    theirs = [html for _, html in events_for(bob, channel.stats_dom_id)]
+    assert stat(theirs[-1], "totalVideos") == "4" and stat(theirs[-1], "successRate") == "100 %"
+
+
 @pytest.mark.parametrize(
     ("state", "reason"),
     [
