@@ -266,17 +266,19 @@ class Monitor(threading.Thread):
         if ctx is None:
             return
         self.show_in_flight()
-        job = type(ctx.job).objects.get(pk=ctx.job.pk)
-        if job.status not in job.active_statuses():
-            ctx.stop_reason = ctx.stop_reason or "cancelled"
-            return
-        shown = (job.status, job.done, job.skipped, job.failed, job.cancelled, job.total, job.step)
-        if shown != self._shown:
-            if self._shown is not None:
-                from chirp import live
+        with ctx.job.live_lock:
+            job = type(ctx.job).objects.get(pk=ctx.job.pk)
+            if job.status not in job.active_statuses():
+                ctx.stop_reason = ctx.stop_reason or "cancelled"
+                return
+            shown = (job.status, job.done, job.skipped, job.failed, job.cancelled, job.total)
+            shown += (job.step,)
+            if shown != self._shown:
+                if self._shown is not None:
+                    from chirp import live
 
-                live.publish(job.owner_id, job.live_fragments())
-            self._shown = shown
+                    live.publish(job.owner_id, job.live_fragments())
+                self._shown = shown
 
     def show_in_flight(self) -> None:
         from chirp import live

@@ -204,7 +204,14 @@ class Job(models.Model):
 
     def publish(self) -> None:
         """Send this job's fragments to its owner once the transaction commits."""
-        live.publish_on_commit(self.owner_id, self._fresh_fragments)
+        live.publish_on_commit(self.owner_id, self._fresh_fragments, self.live_lock)
+
+    @cached_property
+    def live_lock(self) -> threading.Lock:
+        """Orders this job's live updates from the runner and the monitor: each reads the job
+        and sends it while holding the lock, so an older state is never sent after a newer one
+        (a tick that read the job just before it finished would otherwise undo the end)."""
+        return threading.Lock()
 
     def _fresh_fragments(self) -> list[tuple[str, str]]:
         self.refresh_from_db()

@@ -7,7 +7,7 @@ import time
 from datetime import timedelta
 
 import pytest
-from django.db import connections, transaction
+from django.db import connection, connections, transaction
 from django.utils import timezone
 
 from chirp import engine
@@ -360,3 +360,45 @@ def test_kick_queues_a_runner_only_for_lanes_with_work(alice):
     make_job(alice)
     assert engine.kick_lanes() == {"demo": 1}
     assert OrmQ.objects.count() == 1
+
+
+def test_a_monitor_tick_never_sends_an_older_state_after_the_job_ends(alice, monkeypatch):
+    make_job(alice)
+    token = engine.new_token()
+    slot = engine.claim_slot("demo", token)
+    job, _ = engine.claim_job(DemoJob, token)
+    monitor = engine.Monitor(slot, token)
+    monitor.watch(engine.RunContext(job, token, time.monotonic() + 60))
+    monitor._shown = ()  # the tick sends whatever it reads
+    read, go = threading.Event(), threading.Event()
+    render = DemoJob.live_fragments
+
+    def slow_tick(self):
+        if threading.current_thread().name == "tick":
+            read.set()  # the tick has read the job as it was: running
+            go.wait(5)
+        return render(self)
+
+    monkeypatch.setattr(DemoJob, "live_fragments", slow_tick)
+
+    def in_a_thread(target, name: str) -> threading.Thread:
+        def run() -> None:
+            try:
+                target()
+            finally:
+                connection.close()
+
+        thread = threading.Thread(target=run, name=name)
+        thread.start()
+        return thread
+
+    tick = in_a_thread(monitor.check, "tick")
+    assert read.wait(5)
+    end = in_a_thread(lambda: job.fail("gave up", token), "end")
+    time.sleep(0.3)  # the end is sent now, unless it waits for the tick
+    go.set()
+    tick.join(5)
+    end.join(5)
+
+    final = [html for name, html in stored_events(alice) if name == job.dom_id][-1]
+    assert 'data-status="failed"' in final
