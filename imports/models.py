@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.db import IntegrityError, connection, models, transaction
-from django.db.models import Count, Exists, OuterRef, Q, Subquery
+from django.db.models import Case, Count, Exists, OuterRef, Q, Subquery, Value, When
 from django.db.models.expressions import RawSQL
 from django.db.models.functions import Coalesce
 from django.template.loader import render_to_string
@@ -180,21 +180,41 @@ class VideoQuerySet(models.QuerySet):
         return self.filter(stage=stage) if stage else self
 
     def search(self, text: str) -> VideoQuerySet:
-        """Titles and transcripts: PostgreSQL's full-text search on the `search_document` column
-        that migration 0002 adds there (kept up to date by a trigger, GIN-indexed), a plain
-        case-insensitive match elsewhere."""
+        """The videos whose title or transcript matches `text`, best matches first: a person
+        searching looks at the first page, so what is most about `text` belongs there (equals
+        in the usual order, newest first).
+
+        PostgreSQL: full-text search on the `search_document` column (kept up to date by a
+        trigger, GIN-indexed: migrations 0002 and 0003), ranked by ts_rank. Elsewhere: a plain
+        case-insensitive match, title matches before transcript-only ones."""
         text = text.strip()
         if not text:
             return self
         if connection.vendor == "postgresql":
-            table = connection.ops.quote_name(Video._meta.db_table)
-            matches = RawSQL(  # noqa: S611 (the table name is ours; the text is a parameter)
-                f"{table}.search_document @@ websearch_to_tsquery(%s::regconfig, %s)",
-                (SEARCH_CONFIG, text),
-                output_field=models.BooleanField(),
-            )
-            return self.filter(matches)
-        return self.filter(Q(title__icontains=text) | Q(transcript__icontains=text))
+            return self._full_text_search(text)
+        in_title = Q(title__icontains=text)
+        title_first = Case(When(in_title, then=Value(0)), default=Value(1))
+        return self.filter(in_title | Q(transcript__icontains=text)).order_by(
+            title_first, *Video._meta.ordering
+        )
+
+    def _full_text_search(self, text: str) -> VideoQuerySet:
+        """Ranked by ts_rank: `search_document` weighs title words A and transcript words D
+        (migration 0003), which its default weights count 1.0 and 0.1; and it counts each
+        further mention of a word less than the last (ts_rank_cd adds them all up), so for one
+        word, mentions in a transcript never add up to a title match, yet more of them still
+        rank higher."""
+        table = connection.ops.quote_name(Video._meta.db_table)
+        query = "websearch_to_tsquery(%s::regconfig, %s)"
+        params = (SEARCH_CONFIG, text)
+        # The table name is ours; the text is a parameter.
+        matches = RawSQL(  # noqa: S611
+            f"{table}.search_document @@ {query}", params, output_field=models.BooleanField()
+        )
+        rank = RawSQL(  # noqa: S611
+            f"ts_rank({table}.search_document, {query})", params, output_field=models.FloatField()
+        )
+        return self.filter(matches).order_by(rank.desc(), *Video._meta.ordering)
 
 
 SEARCH_CONFIG = "english"

@@ -476,7 +476,9 @@ class ChannelListing:
     """A channel's details and the videos listed, newest first.
 
     `complete` means the listing was read to its end; `reached_known` that it stopped at a video
-    already known (re-imports). `video_count` is known only for a complete listing.
+    already known (re-imports). `video_count` is known only for a complete listing of the
+    Videos tab: the count the channel's page shows, which a listing of its shorts or past
+    live streams does not tell.
     """
 
     channel_id: str
@@ -820,7 +822,7 @@ class YouTube:
             description=info.get("description") or "",
             avatar_url=_avatar(info.get("thumbnails")),
             subscriber_count=_int(info.get("channel_follower_count")),
-            video_count=len(entries) if complete else None,
+            video_count=len(entries) if complete and tab == "videos" else None,
             entries=tuple(entries),
             complete=complete,
             reached_known=reached_known,

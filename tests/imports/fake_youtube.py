@@ -7,6 +7,7 @@ the real site. The real code paths run unpatched: only yt-dlp's request director
 
     server = FakeYouTube().start()
     channel = server.add_channel("fixture95", videos=95, errors={0: "private"})
+    mixed = server.add_channel("mixed", videos=3, shorts=40, streams=5)  # three tabs
     server.add_fault(kinds={"browse"}, page=3, status=429, times=2)
     os.environ["FAKE_YOUTUBE_URL"] = server.url          # for subprocesses, with
     # CHIRP_YOUTUBE_TRANSPORT=tests.imports.fake_youtube.transport
@@ -16,6 +17,7 @@ the real site. The real code paths run unpatched: only yt-dlp's request director
 What it serves, per request kind (each request is recorded with its kind):
 
     channel_page  GET  /@h/videos, /channel/UC…/videos, /c/n/videos, /user/n/videos
+                       (and /shorts, /streams: a channel's tabs of shorts and past live streams)
     browse        POST /youtubei/v1/browse        continuations (30 videos a page), browseId
     resolve_url   POST /youtubei/v1/navigation/resolve_url
     watch         GET  /watch?v=                  ytcfg, ytInitialPlayerResponse, ytInitialData
@@ -47,7 +49,7 @@ import threading
 import time
 import urllib.parse
 import urllib.request
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -98,15 +100,21 @@ LANGUAGES = {"en": "English", "de": "German", "fr": "French", "ja": "Japanese", 
 TAB_PARAMS = {
     "featured": "EghmZWF0dXJlZPIGBAoCMgA%3D",
     "videos": "EgZ2aWRlb3PyBgQKAjoA",
+    "shorts": "EgZzaG9ydHPyBgUKA5oBAA%3D%3D",
+    "streams": "EgdzdHJlYW1z8gYECgJ6AA%3D%3D",
     "playlists": "EglwbGF5bGlzdHPyBgQKAkIA",
     "community": "Egljb21tdW5pdHnyBgQKAkoA",
 }
-TAB_TITLES = {
+TAB_TITLES = {  # in YouTube's order; the streams tab is titled "Live"
     "featured": "Home",
     "videos": "Videos",
+    "shorts": "Shorts",
+    "streams": "Live",
     "playlists": "Playlists",
     "community": "Posts",
 }
+# The tabs that list a channel's uploads; each is shown only when the channel has some.
+UPLOAD_TABS = ("videos", "shorts", "streams")
 _ID_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
 _TOKEN_PREFIX = "4qmFsgK"
 _CHANNEL_PATH = re.compile(
@@ -145,6 +153,7 @@ class FakeVideo:
     playability: str = "ok"
     captions: tuple[str, ...] | None = ("en", "a.en")
     chapters: tuple[tuple[int, str], ...] = ()
+    kind: str = "video"  # or "short", or "stream" (a past live stream)
 
     @property
     def members_only(self) -> bool:
@@ -161,8 +170,11 @@ class FakeChannel:
     custom_url: str | None = None
     user: str | None = None
     layout: str = "videoRenderer"  # or "lockupViewModel"
+    shorts_layout: str = "shortsLockupViewModel"  # or "reelItemRenderer" (the older one)
     page_size: int = 30
     videos: list[FakeVideo] = field(default_factory=list)
+    shorts: list[FakeVideo] = field(default_factory=list)
+    streams: list[FakeVideo] = field(default_factory=list)
 
     @property
     def path(self) -> str:
@@ -175,6 +187,22 @@ class FakeChannel:
     @property
     def video_ids(self) -> list[str]:
         return [video.id for video in self.videos]
+
+    @property
+    def short_ids(self) -> list[str]:
+        return [video.id for video in self.shorts]
+
+    @property
+    def stream_ids(self) -> list[str]:
+        return [video.id for video in self.streams]
+
+    def uploads(self, tab: str) -> list[FakeVideo]:
+        """What the tab lists, newest first (nothing for a tab that lists no uploads)."""
+        return {"videos": self.videos, "shorts": self.shorts, "streams": self.streams}.get(tab, [])
+
+    @property
+    def upload_count(self) -> int:
+        return len(self.videos) + len(self.shorts) + len(self.streams)
 
 
 @dataclass
@@ -215,6 +243,7 @@ class RecordedRequest:
     video_id: str | None = None
     channel_id: str | None = None
     page: int | None = None
+    tab: str | None = None  # of a channel page or a continuation
     client: str | None = None
     status: int = 0
     headers: dict[str, str] = field(default_factory=dict)
@@ -261,9 +290,16 @@ def _short_count(number: int, digits: int = 2) -> str:
         if number >= size:
             value = number / size
             decimals = max(0, digits - len(str(int(value))))
-            text = f"{int(value * 10**decimals) / 10**decimals:.{decimals}f}".rstrip("0")
-            return text.rstrip(".") + suffix
+            text = f"{int(value * 10**decimals) / 10**decimals:.{decimals}f}"
+            if "." in text:  # "1.20" is "1.2", "1.0" is "1"; but "380" stays "380"
+                text = text.rstrip("0").rstrip(".")
+            return text + suffix
     return str(number)
+
+
+def _spoken_count(number: int) -> str:
+    """A count as YouTube's accessibility labels say it: "950", "12K", "1.2 million"."""
+    return _short_count(number).replace("M", " million").replace("B", " billion")
 
 
 def _relative(published: datetime) -> str:
@@ -370,6 +406,9 @@ def _thumbnails(video_id: str) -> list[dict[str, Any]]:
 
 def _video_renderer(video: FakeVideo) -> dict[str, Any]:
     clock, spoken = _clock(video.duration), _spoken_duration(video.duration)
+    published = _relative(video.published)
+    if video.kind == "stream":
+        published = f"Streamed {published}"
     renderer: dict[str, Any] = {
         "videoId": video.id,
         "thumbnail": {"thumbnails": _thumbnails(video.id)},
@@ -378,7 +417,7 @@ def _video_renderer(video: FakeVideo) -> dict[str, Any]:
             "accessibility": {"accessibilityData": {"label": f"{video.title} {spoken}"}},
         },
         "descriptionSnippet": _runs(video.description.splitlines()[0] if video.description else ""),
-        "publishedTimeText": _simple(_relative(video.published)),
+        "publishedTimeText": _simple(published),
         "lengthText": {
             "accessibility": {"accessibilityData": {"label": spoken}},
             "simpleText": clock,
@@ -509,8 +548,126 @@ def _lockup_view_model(video: FakeVideo) -> dict[str, Any]:
     }
 
 
-def continuation_token(channel: FakeChannel, offset: int, page: int) -> str:
-    raw = json.dumps({"c": channel.channel_id, "o": offset, "p": page}, separators=(",", ":"))
+def _short_thumbnail(video: FakeVideo) -> dict[str, Any]:
+    """A short's thumbnail: its original (portrait) aspect ratio."""
+    query = "sqp=-oaymwEdCJUDENAFSFWQAgHyq4qpAwwIARUAAIhCcAHAAQY=&rs=AOn4CLFakeShort"
+    return {
+        "url": f"https://i.ytimg.com/vi/{video.id}/oar2.jpg?{query}",
+        "width": 405,
+        "height": 720,
+    }
+
+
+def _reel_watch_endpoint(video: FakeVideo) -> dict[str, Any]:
+    return _navigation(
+        f"/shorts/{video.id}",
+        "WEB_PAGE_TYPE_SHORTS",
+        reelWatchEndpoint={
+            "videoId": video.id,
+            "playerParams": "8AEBoAMDuAQm",
+            "thumbnail": {"thumbnails": [_short_thumbnail(video)], "isOriginalAspectRatio": True},
+            "overlay": {
+                "reelPlayerOverlayRenderer": {
+                    "style": "REEL_PLAYER_OVERLAY_STYLE_SHORTS",
+                    "trackingParams": CLICK_TRACKING,
+                    "reelPlayerNavigationModel": "REEL_PLAYER_NAVIGATION_MODEL_UNSPECIFIED",
+                }
+            },
+            "params": "CAYwAg%3D%3D",
+            "sequenceProvider": "REEL_WATCH_SEQUENCE_PROVIDER_RPC",
+        },
+    )
+
+
+def _shorts_lockup_view_model(video: FakeVideo) -> dict[str, Any]:
+    """A short in the Shorts tab, as YouTube sends it now: no duration, no date; the title and
+    view count in the overlay, the video ID only in the tap command."""
+    views = f"{_short_count(video.views)} views"
+    model = {
+        "entityId": f"shorts-shelf-item-{video.id}",
+        "accessibilityText": f"{video.title}, {_spoken_count(video.views)} views - play Short",
+        "thumbnailViewModel": {
+            "thumbnailViewModel": {
+                "image": {"sources": [_short_thumbnail(video)]},
+                "isMobile": False,
+                "overlays": [],
+            }
+        },
+        "onTap": {"innertubeCommand": _reel_watch_endpoint(video)},
+        "inlinePlayerData": {
+            "onVisible": {
+                "innertubeCommand": _navigation(
+                    f"/watch?v={video.id}&pp=YAHIAQE%3D",
+                    "WEB_PAGE_TYPE_WATCH",
+                    watchEndpoint={
+                        "videoId": video.id,
+                        "playerParams": "YAHIAQE%3D",
+                        "playerExtraUrlParams": [{"key": "inline", "value": "1"}],
+                    },
+                )
+            }
+        },
+        "indexInCollection": video.index,
+        "menuOnTapA11yLabel": "More actions",
+        "overlayMetadata": {
+            "primaryText": {"content": video.title},
+            "secondaryText": {"content": views},
+        },
+        "loggingDirectives": {
+            "trackingParams": CLICK_TRACKING,
+            "visibility": {"types": "12"},
+            "enableDisplayloggerExperiment": True,
+        },
+    }
+    return {
+        "richItemRenderer": {
+            "content": {"shortsLockupViewModel": model},
+            "trackingParams": CLICK_TRACKING,
+        }
+    }
+
+
+def _reel_item_renderer(video: FakeVideo) -> dict[str, Any]:
+    """A short in the Shorts tab, as YouTube sent it before shortsLockupViewModel."""
+    views = _short_count(video.views)
+    renderer = {
+        "videoId": video.id,
+        "headline": _simple(video.title),
+        "thumbnail": {"thumbnails": [_short_thumbnail(video)], "isOriginalAspectRatio": True},
+        "viewCountText": {
+            "accessibility": {
+                "accessibilityData": {"label": f"{_spoken_count(video.views)} views"}
+            },
+            "simpleText": f"{views} views",
+        },
+        "navigationEndpoint": _reel_watch_endpoint(video),
+        "trackingParams": CLICK_TRACKING,
+        "accessibility": {
+            "accessibilityData": {
+                "label": f"{video.title} - {_spoken_duration(video.duration)} - play video"
+            }
+        },
+        "style": "REEL_ITEM_STYLE_AVATAR_CIRCLE",
+        "videoType": "REEL_VIDEO_TYPE_VIDEO",
+    }
+    return {
+        "richItemRenderer": {
+            "content": {"reelItemRenderer": renderer},
+            "trackingParams": CLICK_TRACKING,
+        }
+    }
+
+
+_SHORTS_LAYOUTS = {
+    "shortsLockupViewModel": _shorts_lockup_view_model,
+    "reelItemRenderer": _reel_item_renderer,
+}
+
+
+def continuation_token(channel: FakeChannel, offset: int, page: int, tab: str = "videos") -> str:
+    raw = json.dumps(
+        {"c": channel.channel_id, "t": tab, "o": offset, "p": page}, separators=(",", ":")
+    )
     return _TOKEN_PREFIX + base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
 
 
@@ -524,11 +681,21 @@ def parse_continuation_token(token: str) -> dict[str, Any] | None:
         return None
 
 
-def _grid_items(channel: FakeChannel, offset: int, page: int) -> list[dict[str, Any]]:
-    render = _lockup_view_model if channel.layout == "lockupViewModel" else _video_renderer
-    items = [render(video) for video in channel.videos[offset : offset + channel.page_size]]
+def _renderer_for(channel: FakeChannel, tab: str) -> Callable[[FakeVideo], dict[str, Any]]:
+    """How a tab shows each upload: the Videos tab in the channel's layout, the Live tab with
+    videoRenderers (like the Videos tab), the Shorts tab with short lockups."""
+    if tab == "shorts":
+        return _SHORTS_LAYOUTS[channel.shorts_layout]
+    if tab == "videos" and channel.layout == "lockupViewModel":
+        return _lockup_view_model
+    return _video_renderer
+
+
+def _grid_items(channel: FakeChannel, tab: str, offset: int, page: int) -> list[dict[str, Any]]:
+    render, uploads = _renderer_for(channel, tab), channel.uploads(tab)
+    items = [render(video) for video in uploads[offset : offset + channel.page_size]]
     next_offset = offset + channel.page_size
-    if next_offset < len(channel.videos):
+    if next_offset < len(uploads):
         items.append(
             {
                 "continuationItemRenderer": {
@@ -542,7 +709,7 @@ def _grid_items(channel: FakeChannel, offset: int, page: int) -> list[dict[str, 
                             }
                         },
                         "continuationCommand": {
-                            "token": continuation_token(channel, next_offset, page + 1),
+                            "token": continuation_token(channel, next_offset, page + 1, tab),
                             "request": "CONTINUATION_REQUEST_TYPE_BROWSE",
                         },
                     },
@@ -573,7 +740,7 @@ def _page_header_view_model(channel: FakeChannel) -> dict[str, Any]:
                     {
                         "metadataParts": [
                             {"text": {"content": subscribers}},
-                            {"text": {"content": f"{len(channel.videos):,} videos"}},
+                            {"text": {"content": f"{channel.upload_count:,} videos"}},
                         ]
                     },
                 ],
@@ -591,10 +758,13 @@ def _page_header_view_model(channel: FakeChannel) -> dict[str, Any]:
 
 
 def channel_initial_data(channel: FakeChannel, tab: str) -> dict[str, Any]:
-    """ytInitialData of a channel tab; a tab the channel lacks selects Home, like YouTube."""
-    selected = tab if tab == "videos" else "featured"
+    """ytInitialData of a channel tab. Like YouTube, a channel shows the Videos, Shorts and Live
+    tabs only when it has uploads of that kind, and a tab it lacks selects Home."""
+    shown = [name for name in TAB_TITLES if name not in UPLOAD_TABS or channel.uploads(name)]
+    selected = tab if tab in UPLOAD_TABS and tab in shown else "featured"
     tabs = []
-    for name, title in TAB_TITLES.items():
+    for name in shown:
+        title = TAB_TITLES[name]
         renderer: dict[str, Any] = {
             "endpoint": _navigation(
                 f"{channel.path}/{name}",
@@ -610,12 +780,12 @@ def channel_initial_data(channel: FakeChannel, tab: str) -> dict[str, Any]:
         }
         if name == selected:
             renderer["selected"] = True
-            if name == "videos":
+            if name in UPLOAD_TABS:
                 renderer["content"] = {
                     "richGridRenderer": {
-                        "contents": _grid_items(channel, 0, 1),
+                        "contents": _grid_items(channel, name, 0, 1),
                         "trackingParams": CLICK_TRACKING,
-                        "targetId": f"browse-feed{channel.channel_id}videos",
+                        "targetId": f"browse-feed{channel.channel_id}{name}",
                         "style": "RICH_GRID_RENDERER_STYLE_TAB_FILTER",
                     }
                 }
@@ -705,7 +875,9 @@ def channel_page(channel: FakeChannel, tab: str, url: str) -> str:
     )
 
 
-def continuation_response(channel: FakeChannel, offset: int, page: int) -> dict[str, Any]:
+def continuation_response(
+    channel: FakeChannel, offset: int, page: int, tab: str = "videos"
+) -> dict[str, Any]:
     return {
         "responseContext": _response_context(),
         "trackingParams": CLICK_TRACKING,
@@ -713,8 +885,8 @@ def continuation_response(channel: FakeChannel, offset: int, page: int) -> dict[
             {
                 "clickTrackingParams": CLICK_TRACKING,
                 "appendContinuationItemsAction": {
-                    "continuationItems": _grid_items(channel, offset, page),
-                    "targetId": f"browse-feed{channel.channel_id}videos",
+                    "continuationItems": _grid_items(channel, tab, offset, page),
+                    "targetId": f"browse-feed{channel.channel_id}{tab}",
                 },
             }
         ],
@@ -956,7 +1128,7 @@ def player_response(
         "author": channel.title,
         "isPrivate": False,
         "isUnpluggedCorpus": False,
-        "isLiveContent": False,
+        "isLiveContent": video.kind == "stream",
     }
     if client in ("WEB", "WEB_EMBEDDED_PLAYER", "MWEB"):
         response["microformat"] = {
@@ -989,11 +1161,17 @@ def player_response(
                 "publishDate": _iso(video.published),
                 "ownerChannelName": channel.title,
                 "uploadDate": _iso(video.published),
-                "isShortsEligible": False,
+                "isShortsEligible": video.kind == "short",
                 "externalVideoId": video.id,
                 "likeCount": str(video.likes),
             }
         }
+        if video.kind == "stream":
+            response["microformat"]["playerMicroformatRenderer"]["liveBroadcastDetails"] = {
+                "isLiveNow": False,
+                "startTimestamp": _iso(video.published),
+                "endTimestamp": _iso(video.published + timedelta(seconds=video.duration)),
+            }
     return response
 
 
@@ -1374,14 +1552,21 @@ class FakeYouTube:
         chapters: bool | Iterable[int] = False,
         layout: str = "videoRenderer",
         page_size: int = 30,
+        shorts: int = 0,
+        streams: int = 0,
+        shorts_layout: str = "shortsLockupViewModel",
     ) -> FakeChannel:
         """A channel with `videos` videos, newest first, generated from (seed, handle).
 
         `errors` maps a video's index (0 = newest) to a playability state (PLAYABILITY);
         `captions` is a preset (CAPTION_PRESETS), a tuple of track codes, or a mapping of index
         to either (the others get "manual"); `chapters` gives description chapters to every
-        third video (True) or to the listed indexes.
+        third video (True) or to the listed indexes. `shorts` and `streams` (past live streams)
+        are listed in the Shorts and Live tabs, each with auto-generated captions; a channel
+        without any has no such tab (nor a Videos tab without videos).
         """
+        if shorts_layout not in _SHORTS_LAYOUTS:
+            raise ValueError(f"unknown shorts layout {shorts_layout!r}")
         handle = handle.lstrip("@")
         rng = random.Random(f"{self.seed}/{handle}")
         channel = FakeChannel(
@@ -1395,6 +1580,7 @@ class FakeYouTube:
             custom_url=custom_url,
             user=user,
             layout=layout,
+            shorts_layout=shorts_layout,
             page_size=page_size,
         )
         errors = dict(errors or {})
@@ -1440,9 +1626,44 @@ class FakeYouTube:
             )
             channel.videos.append(video)
             self.videos[video.id] = video
+        # After the videos, so that adding shorts or streams changes none of them.
+        channel.shorts = [self._new_upload(rng, channel, "short", i, shorts) for i in range(shorts)]
+        channel.streams = [
+            self._new_upload(rng, channel, "stream", i, streams) for i in range(streams)
+        ]
         with self._lock:
             self.channels[channel.channel_id] = channel
         return channel
+
+    def _new_upload(
+        self, rng: random.Random, channel: FakeChannel, kind: str, index: int, count: int
+    ) -> FakeVideo:
+        """A short (under a minute, one a day) or a past live stream (hours long, one a week)."""
+        number = count - index
+        if kind == "short":
+            title, duration = f"{channel.title} short #{number}", rng.randint(8, 59)
+            description = f"Short {number} of {channel.title}. #shorts"
+            published = NOW - timedelta(days=index + 1, hours=rng.randint(0, 12))
+        else:
+            title, duration = f"{channel.title} live #{number}", rng.randint(1800, 3 * 3600)
+            description = f"Live stream {number} of {channel.title}.\nThanks for watching live!"
+            published = NOW - timedelta(days=7 * index + 3, hours=rng.randint(0, 12))
+        video = FakeVideo(
+            id=self._new_id(rng, "", 11),
+            index=index,
+            channel_id=channel.channel_id,
+            title=title,
+            description=description,
+            duration=duration,
+            published=published,
+            views=rng.randint(10, 2_000_000),
+            likes=rng.randint(0, 50_000),
+            tags=("fixtures", channel.handle, kind),
+            captions=CAPTION_PRESETS["auto"],
+            kind=kind,
+        )
+        self.videos[video.id] = video
+        return video
 
     def add_fault(
         self,
@@ -1549,9 +1770,15 @@ class FakeYouTube:
                 token = parse_continuation_token(payload.get("continuation") or "")
                 if token:
                     record.channel_id, record.page = token["c"], token["p"]
+                    record.tab = token.get("t", "videos")
                     context["offset"] = token["o"]
                 elif payload.get("browseId"):
                     record.channel_id, record.page = payload["browseId"], 1
+                    params = urllib.parse.unquote(payload.get("params") or "")
+                    record.tab = next(
+                        (n for n, p in TAB_PARAMS.items() if urllib.parse.unquote(p) == params),
+                        "featured",
+                    )
         elif path == "/watch":
             record.kind, record.video_id = "watch", first("v")
         elif match := re.match(r"^/embed/([\w-]{11})$", path):
@@ -1564,8 +1791,8 @@ class FakeYouTube:
             record.kind = "player_js"
         elif method == "GET" and _CHANNEL_PATH.match(urllib.parse.unquote(path)):
             record.kind, record.page = "channel_page", 1
-            channel, tab = self._channel_for_path(path)
-            context["channel"], context["tab"] = channel, tab
+            channel, record.tab = self._channel_for_path(path)
+            context["channel"] = channel
             record.channel_id = channel.channel_id if channel else None
         if record.video_id in self.videos:
             record.channel_id = self.videos[record.video_id].channel_id
@@ -1603,20 +1830,16 @@ class FakeYouTube:
         if kind == "channel_page":
             if context["channel"] is None:
                 return _error_page(404)
-            return _page(channel_page(context["channel"], context["tab"], original_url))
+            return _page(channel_page(context["channel"], record.tab or "featured", original_url))
         if kind == "browse":
             browse_channel = self.channels.get(record.channel_id or "")
             if browse_channel is None:
                 return _api_error(400)
+            tab = record.tab or "featured"
             if "offset" in context:
                 return _json(
-                    continuation_response(browse_channel, context["offset"], record.page or 2)
+                    continuation_response(browse_channel, context["offset"], record.page or 2, tab)
                 )
-            params = urllib.parse.unquote(context["payload"].get("params") or "")
-            tab = next(
-                (name for name, p in TAB_PARAMS.items() if urllib.parse.unquote(p) == params),
-                "featured",
-            )
             return _json(channel_initial_data(browse_channel, tab))
         if kind == "resolve_url":
             url = context["payload"].get("url") or ""

@@ -160,6 +160,40 @@ def test_the_channel_stat_cards_follow_the_import_for_its_owner_only(alice, bob,
     assert stat(theirs[-1], "totalVideos") == "4" and stat(theirs[-1], "successRate") == "100 %"
 
 
+@pytest.mark.parametrize(("tab", "count"), [("shorts", 40), ("streams", 35)])
+def test_importing_the_shorts_or_streams_tab(alice, fake_youtube, tab, count):
+    fake = fake_youtube.add_channel("tabs", videos=3, **{tab: count})
+    uploads = fake.uploads(tab)
+    first = run_import(alice, "@tabs")  # the Videos tab: the channel's video count
+    fake_youtube.clear_requests()
+
+    job = run_import(alice, "@tabs", tab=tab)
+
+    assert (job.status, job.total, job.done, job.failed) == ("completed", count, count, 0)
+    assert job.channel == first.channel and job.channel.video_count == 3
+    ids = [upload.id for upload in uploads]
+    imported = {v.youtube_id: v for v in Video.objects.filter(youtube_id__in=ids)}
+    assert len(imported) == count
+    for upload in uploads:
+        video = imported[upload.id]
+        assert (video.stage, video.progress) == ("complete", 100)
+        assert (video.title, video.duration, video.published, video.views) == (
+            upload.title,
+            upload.duration,
+            upload.published,
+            upload.views,
+        )
+        assert video.thumbnail_url.startswith(f"https://i.ytimg.com/vi/{upload.id}/")
+        assert (video.transcript_source, video.transcript_language) == ("auto", "en")
+        assert video.transcript and stages_sent(alice, video) == STAGES
+    assert Video.objects.count() == 3 + count
+    # Listed in two pages of the tab.
+    assert [(r.kind, r.tab) for r in fake_youtube.requests_matching("channel_page")] == [
+        ("channel_page", tab)
+    ]
+    assert [(r.tab, r.page) for r in fake_youtube.requests_matching("browse")] == [(tab, 2)]
+
+
 @pytest.mark.parametrize(
     ("state", "reason"),
     [

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
+from django.db import connection
 from django.urls import reverse
+from django.utils import timezone
 
 from imports.models import ImportJob, Video
 
@@ -186,6 +190,93 @@ def test_the_video_grid_filters_by_stage_and_searches(alice_client, alice, make_
     assert shown("q=chisel") == {videos[1].pk}  # transcripts are searched too
     assert shown("q=chisel&stage=error") == set()
     assert shown("stage=bogus") == {v.pk for v in videos}  # a bad filter shows everything
+
+
+def _days_ago(days: int):
+    return timezone.now() - timedelta(days=days)
+
+
+def _search_order(client, channel, query: str) -> list[str]:
+    """The video titles the grid shows for `query`, in the order shown."""
+    response = client.get(
+        f"{channel.get_absolute_url()}?{query}", HTTP_HX_REQUEST="true", HTTP_HX_TARGET="video-grid"
+    )
+    assert response.status_code == 200
+    html = response.content.decode()
+    shown = [
+        (html.index(f'id="{v.dom_id}"'), v.title)
+        for v in channel.videos.all()
+        if f'id="{v.dom_id}"' in html
+    ]
+    return [title for _, title in sorted(shown)]
+
+
+def _videos(channel, fields_by_title: dict[str, dict]) -> None:
+    """Give the channel's videos these titles and fields (in creation order)."""
+    for video, (title, fields) in zip(
+        channel.videos.order_by("pk"), fields_by_title.items(), strict=True
+    ):
+        Video.objects.filter(pk=video.pk).update(title=title, **fields)
+
+
+def test_search_shows_title_matches_before_transcript_mentions(alice_client, alice, make_channel):
+    channel = make_channel(alice, videos=4)
+    _videos(
+        channel,
+        {
+            "Unrelated": {"published": _days_ago(1), "transcript": "nothing to see"},
+            "Vlog": {"published": _days_ago(2), "transcript": "then we walked to the garden"},
+            "A garden shed": {"published": _days_ago(30), "transcript": "sawing planks"},
+            "Older vlog": {"published": _days_ago(40), "transcript": "a garden again"},
+        },
+    )
+
+    # Older, but its title says it; then transcript mentions, newest first.
+    assert _search_order(alice_client, channel, "q=garden") == [
+        "A garden shed",
+        "Vlog",
+        "Older vlog",
+    ]
+    # The stage filter still applies to the ranked results.
+    Video.objects.filter(title="A garden shed").update(stage="error")
+    assert _search_order(alice_client, channel, "q=garden&stage=complete") == ["Vlog", "Older vlog"]
+
+
+def test_ranked_search_results_are_paginated(alice_client, alice, make_channel, monkeypatch):
+    monkeypatch.setattr("imports.views.VIDEOS_PER_PAGE", 2)
+    channel = make_channel(alice, videos=5)
+    _videos(
+        channel,
+        {
+            "Day one": {"published": _days_ago(1), "transcript": "a chisel"},
+            "Chisel sharpening": {"published": _days_ago(9), "transcript": ""},
+            "Day two": {"published": _days_ago(2), "transcript": "the chisel"},
+            "Chisel storage": {"published": _days_ago(5), "transcript": ""},
+            "Day three": {"published": _days_ago(3), "transcript": "my chisel"},
+        },
+    )
+
+    pages = [_search_order(alice_client, channel, f"q=chisel&page={n}") for n in (1, 2, 3)]
+
+    assert pages == [["Chisel storage", "Chisel sharpening"], ["Day one", "Day two"], ["Day three"]]
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL's full-text ranking")
+def test_search_ranks_more_mentions_higher(alice_client, alice, make_channel):
+    channel = make_channel(alice, videos=3)
+    _videos(
+        channel,
+        {
+            "Once": {"published": _days_ago(1), "transcript": "we planted a tree in the garden"},
+            "Often": {
+                "published": _days_ago(20),
+                "transcript": "the garden in spring. Garden beds, garden paths: gardens everywhere",
+            },
+            "Twice": {"published": _days_ago(10), "transcript": "a garden, and another garden"},
+        },
+    )
+
+    assert _search_order(alice_client, channel, "q=garden") == ["Often", "Twice", "Once"]
 
 
 def test_the_video_page_links_timestamps_to_youtube(alice_client, alice, make_channel):

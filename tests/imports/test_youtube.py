@@ -18,6 +18,7 @@ from yt_dlp.networking.exceptions import HTTPError, NoSupportingHandlers, Transp
 from yt_dlp.utils import DownloadError, ExtractorError
 
 from imports.youtube import (
+    LISTING_TABS,
     ChannelRef,
     InvalidChannelInput,
     Kind,
@@ -245,11 +246,19 @@ def test_members_only_videos_are_marked_in_the_listing(fake_youtube, youtube):
     assert [entry.availability for entry in listing.entries] == [None, "subscriber_only", None]
 
 
-def test_a_missing_tab_is_not_found(fake_youtube, youtube):
-    fake_youtube.add_channel("noshorts", videos=2)
+@pytest.mark.parametrize(
+    ("tab", "uploads"),
+    [
+        ("shorts", {"videos": 2}),
+        ("streams", {"videos": 2, "shorts": 3}),
+        ("videos", {"videos": 0, "shorts": 3}),  # a channel of shorts only has no Videos tab
+    ],
+)
+def test_a_missing_tab_is_not_found(fake_youtube, youtube, tab, uploads):
+    fake_youtube.add_channel("lacking", **uploads)
 
     with pytest.raises(YouTubeError) as caught:
-        youtube.fetch_channel(parse_channel_input("@noshorts"), tab="shorts")
+        youtube.fetch_channel(parse_channel_input("@lacking"), tab=tab)
 
     assert caught.value.reason is Reason.NOT_FOUND
 
@@ -283,6 +292,97 @@ def test_429_on_a_continuation_is_transient_and_passes(fake_youtube, youtube):
         429,
         200,
     ]
+
+
+@pytest.mark.parametrize("layout", ["shortsLockupViewModel", "reelItemRenderer"])
+def test_the_shorts_tab_lists_the_shorts_over_3_pages(fake_youtube, youtube, layout):
+    channel = fake_youtube.add_channel(
+        "shorty", videos=4, shorts=70, streams=2, shorts_layout=layout
+    )
+
+    listing = youtube.fetch_channel(parse_channel_input("@shorty"), tab="shorts")
+
+    assert [entry.video_id for entry in listing.entries] == channel.short_ids
+    assert [entry.title for entry in listing.entries] == [short.title for short in channel.shorts]
+    assert listing.complete and len(listing.entries) == 70
+    assert (listing.channel_id, listing.title) == (channel.channel_id, channel.title)
+    for entry, short in zip(listing.entries, channel.shorts, strict=True):
+        assert entry.url == f"https://www.youtube.com/shorts/{short.id}"
+        assert entry.thumbnail_url.startswith(f"https://i.ytimg.com/vi/{short.id}/oar2.jpg?")
+        # The tab shows the count rounded ("1.2M views"), and no duration.
+        assert abs(entry.view_count - short.views) <= short.views / 10
+        assert entry.duration is None
+    # The Shorts tab's page, then its two continuations (30 shorts a page).
+    assert [(r.kind, r.tab, r.page) for r in fake_youtube.requests] == [
+        ("channel_page", "shorts", 1),
+        ("browse", "shorts", 2),
+        ("browse", "shorts", 3),
+    ]
+
+
+def test_the_streams_tab_lists_the_past_live_streams(fake_youtube, youtube):
+    channel = fake_youtube.add_channel("livey", videos=5, shorts=3, streams=35)
+
+    listing = youtube.fetch_channel(parse_channel_input("@livey"), tab="streams")
+
+    assert [entry.video_id for entry in listing.entries] == channel.stream_ids
+    assert listing.complete and len(listing.entries) == 35
+    for entry, stream in zip(listing.entries, channel.streams, strict=True):
+        assert (entry.title, entry.duration, entry.view_count) == (
+            stream.title,
+            stream.duration,
+            stream.views,
+        )
+        assert entry.thumbnail_url.startswith(f"https://i.ytimg.com/vi/{stream.id}/hqdefault.jpg")
+    assert [(r.kind, r.tab, r.page) for r in fake_youtube.requests] == [
+        ("channel_page", "streams", 1),
+        ("browse", "streams", 2),
+    ]
+
+
+def test_each_tab_lists_only_its_own_uploads(fake_youtube, youtube):
+    channel = fake_youtube.add_channel("mixed", videos=7, shorts=5, streams=3)
+    ref = parse_channel_input("@mixed")
+
+    listed = {
+        tab: [entry.video_id for entry in youtube.fetch_channel(ref, tab=tab).entries]
+        for tab in ("videos", "shorts", "streams")
+    }
+
+    assert listed == {
+        "videos": channel.video_ids,
+        "shorts": channel.short_ids,
+        "streams": channel.stream_ids,
+    }
+
+
+def test_only_the_videos_tab_tells_the_channels_video_count(fake_youtube, youtube):
+    fake_youtube.add_channel("counted", videos=7, shorts=5, streams=3)
+    ref = parse_channel_input("@counted")
+
+    counts = {tab: youtube.fetch_channel(ref, tab=tab).video_count for tab in LISTING_TABS}
+
+    assert counts == {"videos": 7, "shorts": None, "streams": None}
+
+
+def test_a_short_and_a_past_live_stream_have_metadata(fake_youtube, youtube):
+    channel = fake_youtube.add_channel("kinds", videos=1, shorts=1, streams=1)
+    short, stream = channel.shorts[0], channel.streams[0]
+
+    short_info, stream_info = youtube.fetch_video(short.id), youtube.fetch_video(stream.id)
+
+    assert (short_info.title, short_info.duration, short_info.published_at) == (
+        short.title,
+        short.duration,
+        short.published,
+    )
+    assert short_info.live_status == "not_live"
+    assert (stream_info.title, stream_info.duration, stream_info.published_at) == (
+        stream.title,
+        stream.duration,
+        stream.published,
+    )
+    assert stream_info.live_status == "was_live"
 
 
 @pytest.mark.slow
