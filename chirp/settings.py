@@ -357,6 +357,8 @@ CHIRP_YOUTUBE_SPACING = env_float("CHIRP_YOUTUBE_SPACING", 1.0)
 CHIRP_YOUTUBE_JITTER = env_float("CHIRP_YOUTUBE_JITTER", 0.5)
 CHIRP_YOUTUBE_MAX_SPACING = env_float("CHIRP_YOUTUBE_MAX_SPACING", 30.0)
 CHIRP_YOUTUBE_CONCURRENCY = env_int("CHIRP_YOUTUBE_CONCURRENCY", 2, minimum=1)
+# Requests to YouTube in flight at once across the installation (every worker, every thread).
+CHIRP_YOUTUBE_MAX_IN_FLIGHT = env_int("CHIRP_YOUTUBE_MAX_IN_FLIGHT", 4, minimum=1)
 CHIRP_YOUTUBE_PAUSE_SECONDS = env_float("CHIRP_YOUTUBE_PAUSE_SECONDS", 300.0, minimum=0.1)
 CHIRP_YOUTUBE_MAX_PAUSE_SECONDS = env_float("CHIRP_YOUTUBE_MAX_PAUSE_SECONDS", 3600.0, minimum=0.1)
 # The default cap on a channel's first import (0: every video); the dialog can change it.

@@ -5,7 +5,8 @@ the channel, create every listed video at once (stage `created`) and one item pe
 
 `enrich_item` (process_item): one video, stage by stage: metadata (25 %) → captions (60 %) →
 chapters (90 %) → complete (100 %). Each stage is one UPDATE and one live event to the owner.
-Every request waits for its turn at the shared limiter. What YouTube says decides what follows:
+Every request waits for its turn (and an in-flight slot) at the shared limiter, one limiter per
+video or listing, released when it is done. What YouTube says decides what follows:
 
 - permanent (private, removed, members-only...): stage `error` with the reason, item failed,
   never retried by itself;
@@ -90,8 +91,7 @@ def list_channel(job: ImportJob, ctx: RunContext) -> list[ImportJobItem]:
             known = frozenset(channel.videos.values_list("youtube_id", flat=True))
 
     ctx.set_step("Listing the channel's videos")
-    limiter = Limiter()
-    with youtube_client(limiter) as client:
+    with Limiter() as limiter, youtube_client(limiter) as client:
         try:
             listing = with_retries(
                 lambda: client.fetch_channel(
@@ -170,7 +170,7 @@ def enrich_item(job: ImportJob, item: ImportJobItem, ctx: RunContext) -> None:
         video.publish_to(owner)
 
     try:
-        with youtube_client(limiter) as client:
+        with limiter, youtube_client(limiter) as client:  # the limiter's slot is freed on leaving
             stage(video.start_metadata)
             info = with_retries(lambda: client.fetch_video(video.youtube_id), limiter, ctx)
             stage(lambda: video.save_metadata(info))

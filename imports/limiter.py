@@ -1,7 +1,8 @@
 """The YouTube rate limiter, shared by every worker process and thread.
 
 Its state lives in the database (one `RateLimit` row, changed with conditional UPDATEs) or, when
-REDIS_URL is set, in one Redis hash changed by Lua scripts; never in memory. It does four things:
+REDIS_URL is set, in Redis (a hash and a sorted set changed by Lua scripts); never in memory. It
+does four things:
 
 - **spacing**: every request to YouTube waits for its turn, so two requests start at least
   CHIRP_YOUTUBE_SPACING seconds apart across the installation, plus a random jitter (up to
@@ -12,9 +13,20 @@ REDIS_URL is set, in one Redis hash changed by Lua scripts; never in memory. It 
   doubling with each block in a row (up to CHIRP_YOUTUBE_MAX_PAUSE_SECONDS). While paused,
   `wait_turn` raises `YouTubePaused` (a `chirp.jobs.JobPaused`): the engine puts the video back
   in the queue, hands the job back and claims nothing in the imports lane until the pause ends;
-- **bounded concurrency** comes from the engine, also held in the database: at most
-  CHIRP_IMPORTS_CONCURRENCY import jobs run at once (lane slots) and each uses
-  CHIRP_YOUTUBE_CONCURRENCY threads, so at most their product of requests are in flight.
+- **bounded concurrency**: at most CHIRP_YOUTUBE_MAX_IN_FLIGHT requests are in flight across
+  the installation, however many the engine would run (import jobs running at once times
+  CHIRP_YOUTUBE_CONCURRENCY threads each). Each `Limiter` holds at most one slot: it takes it
+  in the same round trip that reserves its turn, and each of its later turns first gives it
+  back (its previous request is over: a thread makes one request after another), so this
+  costs requests no extra round trip. When every slot is held, `wait_turn` asks again every
+  50-100 ms. `release()` (or leaving `with Limiter()`) frees the slot once the limiter's work
+  is done: one round trip per video.
+
+  So a slot is held from a request's start until the same limiter's next turn or its release:
+  the thread's own work between two requests (parsing, saving a stage, a retry's backoff)
+  counts as in flight too. That errs on the safe side: it can only lower concurrency. A slot
+  whose holder never comes back (a worker that died) lapses when its lease ends (see
+  `Limiter.lease`); a turn renews the lease when less than half of it is left.
 """
 
 from __future__ import annotations
@@ -23,6 +35,7 @@ import functools
 import logging
 import random
 import time
+import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -43,6 +56,10 @@ BLOCKING_REASONS = frozenset({Reason.RATE_LIMITED, Reason.BOT_CHECK, Reason.IP_B
 # Successes divide the extra spacing by this; within 5 % of the base it is the base again.
 RELAX_FACTOR = 0.8
 MIN_THROTTLED_SPACING = 0.5
+# Seconds between asks for a slot while every one is held (random: waiters do not march in step).
+FULL_RETRY = (0.05, 0.1)
+# Seconds a request keeps its in-flight slot at least when its holder never comes back.
+MIN_COVER = 60.0
 
 _WHY = {
     Reason.RATE_LIMITED: "YouTube is rate-limiting",
@@ -80,8 +97,25 @@ class State:
     reason: str = ""
 
 
+@dataclass(frozen=True)
+class Turn:
+    """A store's answer to `reserve`: wait `wait` seconds, then send the request. Negative
+    `wait`: paused (see `state`). `full`: every slot is held, nothing was reserved; ask again."""
+
+    wait: float
+    state: State
+    full: bool = False
+
+
 def _when(epoch: float) -> datetime:
     return datetime.fromtimestamp(epoch, UTC)
+
+
+def _lease_end(held: float, start: float, lease: float, *, renew: bool) -> float:
+    """When a holder's slot lapses after this turn: renewed when the turn writes anyway
+    (`renew`) or when less than half of the lease is left, so that without spacing to record
+    a turn needs no write at all."""
+    return start + lease if renew or held < start + lease / 2 else held
 
 
 # -- stores --------------------------------------------------------------------------------------
@@ -96,7 +130,7 @@ class DatabaseStore:
     def _row(self) -> dict:
         from imports.models import RateLimit
 
-        fields = ("spacing", "strikes", "paused_until", "reason", "next_at", "version")
+        fields = ("spacing", "strikes", "paused_until", "reason", "next_at", "holders", "version")
         row = RateLimit.objects.filter(key=self.key).values(*fields).first()
         if row is None:
             try:
@@ -117,19 +151,46 @@ class DatabaseStore:
             == 1
         )
 
-    def reserve(self, now: float, base: float, jitter: float) -> tuple[float, State]:
-        """Seconds to wait before this request may start (negative: paused), and the state."""
+    def reserve(self, now: float, base: float, jitter: float, *, holder: str, cap: int,
+                lease: float) -> Turn:  # fmt: skip
+        """Seconds to wait before this request may start (negative: paused), after giving back
+        `holder`'s previous slot, dropping lapsed ones and taking one if fewer than `cap` are
+        held (else `full`, and no turn is reserved). The slot's lease ends `lease` seconds after
+        the request's start (renewed only when less than half is left, see `_lease_end`). One
+        conditional UPDATE; none when nothing changes."""
         while True:
             row = self._row()
             state = State(row["spacing"], row["strikes"], row["paused_until"], row["reason"])
-            if row["paused_until"] > now:
-                return -1.0, state
+            held: dict[str, float] = row["holders"]
+            # The holder's previous request is over; lapsed leases are dropped.
+            others = {h: end for h, end in held.items() if end > now and h != holder}
+            paused = row["paused_until"] > now
+            if paused or len(others) >= cap:
+                if others == held or self._swap(row["version"], holders=others):
+                    return Turn(-1.0 if paused else 0.0, state, full=not paused)
+                continue
             spacing = max(base, row["spacing"])
-            if spacing <= 0:
-                return 0.0, state
-            start = max(now, row["next_at"])
-            if self._swap(row["version"], next_at=start + spacing * (1 + jitter)):
-                return start - now, state
+            start = max(now, row["next_at"]) if spacing > 0 else now
+            changes: dict[str, object] = (
+                {"next_at": start + spacing * (1 + jitter)} if spacing > 0 else {}
+            )
+            holders = {
+                **others,
+                holder: _lease_end(held.get(holder, 0.0), start, lease, renew=spacing > 0),
+            }
+            if holders != held:
+                changes["holders"] = holders
+            if not changes or self._swap(row["version"], **changes):
+                return Turn(start - now, state)
+
+    def release(self, holder: str) -> None:
+        while True:
+            row = self._row()
+            if holder not in row["holders"]:
+                return
+            others = {h: end for h, end in row["holders"].items() if h != holder}
+            if self._swap(row["version"], holders=others):
+                return
 
     def throttle(self, now: float, reason: str, *, base: float, pause: float, max_pause: float,
                  max_spacing: float) -> State:  # fmt: skip
@@ -172,13 +233,26 @@ class DatabaseStore:
 _RESERVE = """
 local s = redis.call('HMGET', KEYS[1], 'spacing', 'strikes', 'paused_until', 'reason', 'next_at')
 local now, base, jitter = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
-local paused = tonumber(s[3] or '0') or 0
-if paused > now then return {'-1', s[1] or '0', s[2] or '0', s[3] or '0', s[4] or ''} end
+local holder, cap, lease = ARGV[4], tonumber(ARGV[5]), tonumber(ARGV[6])
+local function answer(wait, full)
+  return {wait, full, s[1] or '0', s[2] or '0', s[3] or '0', s[4] or ''}
+end
+local held = tonumber(redis.call('ZSCORE', KEYS[2], holder) or '0') or 0
+redis.call('ZREM', KEYS[2], holder)
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
+if (tonumber(s[3] or '0') or 0) > now then return answer('-1', '0') end
+if redis.call('ZCARD', KEYS[2]) >= cap then return answer('0', '1') end
 local spacing = math.max(base, tonumber(s[1] or '0') or 0)
-if spacing <= 0 then return {'0', s[1] or '0', s[2] or '0', s[3] or '0', s[4] or ''} end
-local start = math.max(now, tonumber(s[5] or '0') or 0)
-redis.call('HSET', KEYS[1], 'next_at', string.format('%.6f', start + spacing * (1 + jitter)))
-return {string.format('%.6f', start - now), s[1] or '0', s[2] or '0', s[3] or '0', s[4] or ''}
+local start, ends = now, held
+if spacing > 0 then
+  start = math.max(now, tonumber(s[5] or '0') or 0)
+  redis.call('HSET', KEYS[1], 'next_at', string.format('%.6f', start + spacing * (1 + jitter)))
+  ends = start + lease
+elseif held < start + lease / 2 then
+  ends = start + lease
+end
+redis.call('ZADD', KEYS[2], string.format('%.6f', ends), holder)
+return answer(string.format('%.6f', start - now), '0')
 """
 
 _THROTTLE = """
@@ -221,11 +295,13 @@ def _redis(url: str):
 
 
 class RedisStore:
-    """State in one Redis hash; each operation is one Lua script (atomic in Redis)."""
+    """State in one Redis hash, the requests in flight in a sorted set beside it (member: the
+    holder, score: when its lease ends); each operation is one Lua script (atomic in Redis)."""
 
     def __init__(self, url: str, key: str = KEY) -> None:
         self.client = _redis(url)
         self.key = f"{settings.CHIRP_REDIS_PREFIX}:ratelimit:{key}"
+        self.in_flight_key = f"{self.key}:inflight"
         self._reserve = self.client.register_script(_RESERVE)
         self._throttle = self.client.register_script(_THROTTLE)
         self._relax = self.client.register_script(_RELAX)
@@ -236,9 +312,16 @@ class RedisStore:
         return State(float(text(spacing)), int(float(text(strikes))), float(text(paused_until)),
                      text(reason))  # fmt: skip
 
-    def reserve(self, now: float, base: float, jitter: float) -> tuple[float, State]:
-        wait, *state = self._reserve(keys=[self.key], args=[now, base, jitter])
-        return float(wait), self._state(*state)
+    def reserve(self, now: float, base: float, jitter: float, *, holder: str, cap: int,
+                lease: float) -> Turn:  # fmt: skip
+        """As `DatabaseStore.reserve`, in one script."""
+        wait, full, *state = self._reserve(
+            keys=[self.key, self.in_flight_key], args=[now, base, jitter, holder, cap, lease]
+        )
+        return Turn(float(wait), self._state(*state), full=full in (b"1", "1"))
+
+    def release(self, holder: str) -> None:
+        self.client.zrem(self.in_flight_key, holder)
 
     def throttle(self, now: float, reason: str, *, base: float, pause: float, max_pause: float,
                  max_spacing: float) -> State:  # fmt: skip
@@ -256,7 +339,7 @@ class RedisStore:
         return self._state(*(v if v is not None else b"0" for v in values[:3]), values[3] or b"")
 
     def reset(self) -> None:
-        self.client.delete(self.key)
+        self.client.delete(self.key, self.in_flight_key)
 
 
 def _relaxed(spacing: float, base: float) -> float:
@@ -274,26 +357,66 @@ def default_store() -> DatabaseStore | RedisStore:
 
 
 class Limiter:
-    """What the import pipeline asks of the shared state. Cheap to create: one per use."""
+    """What the import pipeline asks of the shared state. Cheap to create: one per use (a
+    video, a listing), used by one thread, its requests one after another. Used as a context
+    manager, it releases its in-flight slot on leaving."""
 
     def __init__(self, store: DatabaseStore | RedisStore | None = None) -> None:
         self.store = store or default_store()
+        # Names this limiter's in-flight slot in the shared state.
+        self.holder = uuid.uuid4().hex
         self._last: State | None = None
+        self._holding = False
+
+    def __enter__(self) -> Limiter:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.release()
 
     @staticmethod
     def _base() -> float:
         return settings.CHIRP_YOUTUBE_SPACING
 
+    @staticmethod
+    def lease() -> float:
+        """Seconds an in-flight slot lasts from its request's start unless renewed. A turn
+        renews it only when less than half is left, so a request is covered for at least
+        half: long enough for any one request (three socket timeouts, a minute at least), short
+        enough that the slots of a worker that died come back within minutes."""
+        return 2 * max(MIN_COVER, 3 * settings.CHIRP_YOUTUBE_TIMEOUT)
+
+    def _reserve(self) -> Turn:
+        return self.store.reserve(
+            time.time(),
+            self._base(),
+            random.uniform(0, settings.CHIRP_YOUTUBE_JITTER),
+            holder=self.holder,
+            cap=settings.CHIRP_YOUTUBE_MAX_IN_FLIGHT,
+            lease=self.lease(),
+        )
+
     def wait_turn(self) -> None:
-        """Before every request to YouTube: sleep until its turn; raise YouTubePaused while the
-        circuit breaker is open."""
-        jitter = random.uniform(0, settings.CHIRP_YOUTUBE_JITTER)
-        wait, state = self.store.reserve(time.time(), self._base(), jitter)
-        self._last = state
-        if wait < 0:
-            raise YouTubePaused(Pause(_when(state.paused_until), state.reason))
-        if wait > 0:
-            time.sleep(wait)
+        """Before every request to YouTube: wait for an in-flight slot, then sleep until its
+        turn; raise YouTubePaused while the circuit breaker is open."""
+        while True:
+            turn = self._reserve()
+            self._last = turn.state
+            self._holding = turn.wait >= 0 and not turn.full
+            if turn.wait < 0:
+                raise YouTubePaused(Pause(_when(turn.state.paused_until), turn.state.reason))
+            if not turn.full:
+                break
+            time.sleep(random.uniform(*FULL_RETRY))
+        if turn.wait > 0:
+            time.sleep(turn.wait)
+
+    def release(self) -> None:
+        """This limiter's work is done: free its in-flight slot now (one round trip; none when
+        it holds none), not when its lease ends."""
+        if self._holding:
+            self._holding = False
+            self.store.release(self.holder)
 
     def throttled(self, reason: str) -> Pause:
         """YouTube refused (429, bot check, IP block): slow down and open the breaker."""

@@ -702,6 +702,8 @@ class RateLimit(models.Model):
     strikes = models.PositiveIntegerField(default=0)
     paused_until = models.FloatField(default=0)
     reason = models.CharField(max_length=30, blank=True)
+    # Requests in flight: each holder (a Limiter) and the epoch second its lease ends.
+    holders = models.JSONField(default=dict, blank=True)
     version = models.PositiveBigIntegerField(default=0)
 
     def __str__(self) -> str:

@@ -247,6 +247,7 @@ class RecordedRequest:
     client: str | None = None
     status: int = 0
     headers: dict[str, str] = field(default_factory=dict)
+    done: float = 0.0  # time.monotonic() once answered (0: not yet)
 
 
 # --- Text helpers -------------------------------------------------------------------------------
@@ -1816,6 +1817,7 @@ class FakeYouTube:
         else:
             answer = self._answer(record, context, fault.playability if fault else None)
         record.status = answer.status
+        record.done = time.monotonic()
         return answer
 
     def _answer(

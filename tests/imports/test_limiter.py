@@ -1,4 +1,5 @@
-"""The shared rate limiter: spacing across threads and processes, slowing down, the breaker."""
+"""The shared rate limiter: spacing across threads and processes, slowing down, the breaker,
+the cap on requests in flight."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import sys
 import textwrap
 import threading
 import time
+import uuid
 from itertools import pairwise
 
 import pytest
@@ -62,13 +64,17 @@ def slots_in_threads(store, threads: int, each: int, jitter: float = 0.0) -> lis
     barrier = threading.Barrier(threads)
 
     def run() -> None:
+        holder = uuid.uuid4().hex  # one limiter per thread, as in the pipeline
         try:
             barrier.wait()
             for _ in range(each):
                 now = time.time()
-                wait, _ = store.reserve(now, 0.05, random.uniform(0, jitter))
+                turn = store.reserve(
+                    now, 0.05, random.uniform(0, jitter), holder=holder, cap=100, lease=60
+                )
+                assert not turn.full
                 with lock:
-                    slots.append(now + wait)
+                    slots.append(now + turn.wait)
         finally:
             connections.close_all()
 
@@ -187,8 +193,8 @@ def test_two_processes_share_the_spacing(limits):
         input()
         for _ in range(20):
             now = time.time()
-            wait, _ = store.reserve(now, 0.05, 0.0)
-            print(repr(now + wait), flush=True)
+            turn = store.reserve(now, 0.05, 0.0, holder="other", cap=10, lease=60)
+            print(repr(now + turn.wait), flush=True)
         """
     )
     env = server_env(redis=bool(os.environ.get("REDIS_URL")))
@@ -210,6 +216,116 @@ def test_two_processes_share_the_spacing(limits):
     assert other.returncode == 0 and len(theirs) == 20
     slots = sorted(mine + theirs)
     assert min(later - earlier for earlier, later in pairwise(slots)) >= 0.05 - 1e-5
+
+
+# -- requests in flight --------------------------------------------------------------------------
+
+
+def requests_in_threads(store, threads: int, each: int, took: float) -> tuple[int, int]:
+    """(most requests in flight at once, requests made) when `threads` threads each make `each`
+    requests one after another through a limiter of their own, each request taking `took`."""
+    in_flight = most = made = 0
+    lock = threading.Lock()
+    barrier = threading.Barrier(threads)
+
+    def run() -> None:
+        nonlocal in_flight, most, made
+        try:
+            barrier.wait()
+            with Limiter(store) as limiter:
+                for _ in range(each):
+                    limiter.wait_turn()
+                    with lock:
+                        in_flight += 1
+                        most = max(most, in_flight)
+                    time.sleep(took)  # the request
+                    with lock:
+                        in_flight -= 1
+                        made += 1
+        finally:
+            connections.close_all()
+
+    workers = [threading.Thread(target=run) for _ in range(threads)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(60)
+    return most, made
+
+
+@pytest.fixture
+def no_spacing(limits):
+    """Requests may start together: only the cap keeps them apart."""
+    limits.CHIRP_YOUTUBE_SPACING = 0.0
+    return limits
+
+
+def test_requests_in_flight_never_exceed_the_cap(store, no_spacing):
+    no_spacing.CHIRP_YOUTUBE_MAX_IN_FLIGHT = 6
+    assert requests_in_threads(store, threads=6, each=2, took=0.05)[0] > 2  # they do overlap
+
+    no_spacing.CHIRP_YOUTUBE_MAX_IN_FLIGHT = 2
+    assert requests_in_threads(store, threads=6, each=4, took=0.05) == (2, 24)
+
+
+@pytest.mark.parametrize("spacing", [0.0, 0.05])
+def test_a_holder_that_keeps_asking_keeps_its_slot(store, spacing):
+    """Each turn gives the holder's slot back and takes it again, renewing the lease (without
+    spacing, once less than half of it is left): it never lapses while the holder works."""
+    for _ in range(20):  # 2 s: two leases
+        assert not store.reserve(time.time(), spacing, 0.0, holder="busy", cap=1, lease=1.0).full
+        assert store.reserve(time.time(), spacing, 0.0, holder="other", cap=1, lease=1.0).full
+        time.sleep(0.1)
+
+
+def test_the_slot_of_a_holder_that_never_comes_back_lapses_with_its_lease(store, no_spacing):
+    no_spacing.CHIRP_YOUTUBE_MAX_IN_FLIGHT = 1
+    crashed = store.reserve(time.time(), 0.0, 0.0, holder="crashed", cap=1, lease=0.5)
+    assert not crashed.full  # a worker that died during its request: it never releases
+
+    started = time.monotonic()
+    Limiter(store).wait_turn()
+
+    assert 0.4 <= time.monotonic() - started < 2.0
+
+
+def test_a_paused_turn_gives_the_slot_back(store, no_spacing):
+    no_spacing.CHIRP_YOUTUBE_MAX_IN_FLIGHT = 1
+    limiter = Limiter(store)
+    limiter.wait_turn()
+    pause = limiter.throttled("rate_limited")
+    with pytest.raises(YouTubePaused):
+        limiter.wait_turn()  # the request before it is over, and this one does not leave
+
+    time.sleep(max(0.0, pause.until.timestamp() - time.time()))
+    assert not store.reserve(time.time(), 0.0, 0.0, holder="other", cap=1, lease=60).full
+
+
+def test_release_frees_the_slot_at_once(store, no_spacing):
+    no_spacing.CHIRP_YOUTUBE_MAX_IN_FLIGHT = 1
+    first = Limiter(store)
+    first.wait_turn()
+    first.wait_turn()  # its own next request: its previous one is over
+    got_in: list[float] = []
+
+    def second() -> None:
+        try:
+            with Limiter(store) as limiter:
+                limiter.wait_turn()
+                got_in.append(time.monotonic())
+        finally:
+            connections.close_all()
+
+    waiting = threading.Thread(target=second)
+    waiting.start()
+    time.sleep(0.5)
+    assert got_in == []  # the only slot is the first limiter's
+    released = time.monotonic()
+    first.release()
+    waiting.join(10)
+
+    assert len(got_in) == 1
+    assert got_in[0] - released < 1.0  # at its next ask, not when the lease (minutes) ends
 
 
 # -- the limiter in front of every request ---------------------------------------------------

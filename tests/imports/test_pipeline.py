@@ -310,6 +310,28 @@ def test_timeouts_are_retried_with_backoff(alice, fake_youtube, settings):
     assert fake_youtube.count("timedtext", video_id=slow) == 2
 
 
+def most_in_flight(requests) -> int:
+    """The most requests the server was answering at once."""
+    moments = sorted([(r.at, 1) for r in requests] + [(r.done, -1) for r in requests])
+    now = most = 0
+    for _, change in moments:  # at the same moment, an answer ends before the next arrives
+        now += change
+        most = max(most, now)
+    return most
+
+
+def test_an_import_never_has_more_requests_in_flight_than_the_cap(alice, fake_youtube, settings):
+    settings.CHIRP_YOUTUBE_CONCURRENCY = 4
+    settings.CHIRP_YOUTUBE_MAX_IN_FLIGHT = 2
+    fake_youtube.add_channel("crowded", videos=8)
+    fake_youtube.add_fault(delay=0.05)  # every request takes a while: four threads would overlap
+
+    job = run_import(alice, "@crowded")
+
+    assert (job.status, job.done, job.failed) == ("completed", 8, 0)
+    assert most_in_flight(fake_youtube.requests) == 2
+
+
 def test_an_import_is_not_duplicated(alice, bob, fake_youtube):
     first, created = ImportJob.start(alice, parse_channel_input("@dupe"))
     again, created_again = ImportJob.start(alice, parse_channel_input("youtube.com/@Dupe/videos"))
