@@ -7,7 +7,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("imports", "0002_video_search_document"),
+        ("imports", "0003_video_search_weights"),
     ]
 
     operations = [
