@@ -367,6 +367,8 @@ class Limiter:
         self.holder = uuid.uuid4().hex
         self._last: State | None = None
         self._holding = False
+        # When the last turn given began (epoch seconds): the moment its request could leave.
+        self.last_turn: float | None = None
 
     def __enter__(self) -> Limiter:
         return self
@@ -386,9 +388,9 @@ class Limiter:
         enough that the slots of a worker that died come back within minutes."""
         return 2 * max(MIN_COVER, 3 * settings.CHIRP_YOUTUBE_TIMEOUT)
 
-    def _reserve(self) -> Turn:
+    def _reserve_at(self, now: float) -> Turn:
         return self.store.reserve(
-            time.time(),
+            now,
             self._base(),
             random.uniform(0, settings.CHIRP_YOUTUBE_JITTER),
             holder=self.holder,
@@ -400,7 +402,8 @@ class Limiter:
         """Before every request to YouTube: wait for an in-flight slot, then sleep until its
         turn; raise YouTubePaused while the circuit breaker is open."""
         while True:
-            turn = self._reserve()
+            asked = time.time()
+            turn = self._reserve_at(asked)
             self._last = turn.state
             self._holding = turn.wait >= 0 and not turn.full
             if turn.wait < 0:
@@ -408,8 +411,12 @@ class Limiter:
             if not turn.full:
                 break
             time.sleep(random.uniform(*FULL_RETRY))
-        if turn.wait > 0:
-            time.sleep(turn.wait)
+        # Sleep until the moment reserved, not for `wait` from now: the reservation's own round
+        # trip must not push this request later (and the next one closer to it).
+        self.last_turn = asked + turn.wait
+        delay = self.last_turn - time.time()
+        if delay > 0:
+            time.sleep(delay)
 
     def release(self) -> None:
         """This limiter's work is done: free its in-flight slot now (one round trip; none when
