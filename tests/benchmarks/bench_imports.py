@@ -19,6 +19,7 @@ import sys
 import tempfile
 import threading
 import time
+import uuid
 from datetime import timedelta
 from pathlib import Path
 from statistics import median
@@ -155,13 +156,15 @@ def chirp_overhead(user, videos: int = 1000, threads: int = 1) -> dict[str, floa
     from imports.transcripts import Segment, Transcript
     from imports.youtube import ChannelEntry, ChannelListing, VideoInfo, parse_channel_input
 
-    handle = f"stub{threads}"
+    handle = f"stub{threads}{uuid.uuid4().hex[:6]}"
     entries = tuple(
-        ChannelEntry(video_id=f"s{threads}{n:09d}", title=f"Stub video {n}", url="", duration=600)
+        ChannelEntry(
+            video_id=f"s{handle[-6:]}{n:06d}", title=f"Stub video {n}", url="", duration=600
+        )
         for n in range(videos)
     )
     listing = ChannelListing(
-        channel_id=f"UCstub{threads:018d}",
+        channel_id=f"UCstub{handle[-6:]}{threads:012d}",
         title="Stub channel",
         url="",
         handle=f"@{handle}",
