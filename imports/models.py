@@ -170,6 +170,12 @@ def channels_of(user) -> models.QuerySet[Channel]:
 
 
 class VideoQuerySet(models.QuerySet):
+    # What a video card does not show: a channel page reads 24 cards, not 24 transcripts.
+    NOT_ON_CARDS = ("description", "tags", "transcript", "transcript_segments", "chapters")
+
+    def for_cards(self) -> VideoQuerySet:
+        return self.defer(*self.NOT_ON_CARDS)
+
     def importing(self) -> VideoQuerySet:
         return self.exclude(stage__in=[Video.Stage.COMPLETE, Video.Stage.ERROR])
 

@@ -146,7 +146,7 @@ def channel_detail(request: HttpRequest, pk: int) -> HttpResponse:
         q, stage = filters.cleaned_data["q"], filters.cleaned_data["stage"]
         page_number, jobs_page = filters.cleaned_data["page"], filters.cleaned_data["jobs_page"]
 
-    videos = channel.videos.with_stage(stage).search(q)
+    videos = channel.videos.with_stage(stage).search(q).for_cards()
     jobs = ImportJob.objects.filter(owner=request.user, channel=channel).select_related("channel")
     context = {
         "channel": channel,

@@ -28,10 +28,14 @@ STREAMS = 200
 
 
 def event_latency(url: str, user, tmp: Path, redis: bool) -> dict[str, float]:
+    from django.conf import settings
+
     from tests.conftest import session_cookie_for, start_web_server
     from tests.demo.models import DemoJob
     from tests.sse import SSEClient
 
+    configured = settings.REDIS_URL
+    settings.REDIS_URL = configured if redis else None  # this process sends as the server reads
     server = start_web_server(tmp, redis=redis)
     try:
         client = SSEClient(server.url + "/events/", session_cookie_for(user), timeout=30)
@@ -61,6 +65,7 @@ def event_latency(url: str, user, tmp: Path, redis: bool) -> dict[str, float]:
             "max_ms": max(latencies),
         }
     finally:
+        settings.REDIS_URL = configured
         server.process.terminate(10)
 
 
