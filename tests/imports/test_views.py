@@ -6,6 +6,7 @@ from datetime import timedelta
 
 import pytest
 from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
@@ -316,3 +317,22 @@ def mocker_wake(monkeypatch):
 def test_channel_page_url_names():
     assert reverse("imports:channel_list") == "/channels/"
     assert reverse("imports:channel_detail", args=[3]) == "/channels/3/"
+
+
+def test_the_channel_page_costs_the_same_queries_for_3_or_24_videos(
+    alice_client, alice, make_channel, django_assert_max_num_queries
+):
+    few, many = make_channel(alice, videos=3), make_channel(alice, videos=24, title="Many")
+    for channel in (few, many):
+        Video.objects.filter(channel=channel).update(
+            stage="complete", transcript="words " * 500, transcript_source="manual"
+        )
+        Video.objects.filter(pk=channel.videos.first().pk).update(stage="error", error="Gone.")
+    alice_client.get(few.get_absolute_url())  # the session and user are read once per request
+
+    with CaptureQueriesContext(connection) as baseline:
+        assert alice_client.get(few.get_absolute_url()).status_code == 200
+    with django_assert_max_num_queries(len(baseline)):
+        response = alice_client.get(many.get_absolute_url())
+    html = response.content.decode()
+    assert html.count('class="video-card') == 24 and "no captions" not in html
