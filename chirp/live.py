@@ -205,12 +205,11 @@ class RedisEvents:
     listener reads `events_channel`). One round trip per batch, and the database is not
     touched at all: live updates cost the worker no connection, no commit.
 
-    Each channel keeps its newest `keep` events for a day after its last one; a browser that
-    was away longer gets a reset (django-eventstream's EventDoesNotExist) and re-reads the page.
-    The counter itself never expires, so ids only grow.
+    Each channel keeps its newest CHIRP_LIVE_EVENTS_KEPT events for a day after its last one; a
+    browser that missed more gets a `stream-reset` event (django-eventstream's EventDoesNotExist)
+    and reloads the page (static/chirp.js). The counter never expires, so ids only grow.
     """
 
-    keep = 5000
     ttl = 24 * 3600
 
     def __init__(self, url: str) -> None:
@@ -225,7 +224,8 @@ class RedisEvents:
 
     def send(self, channel: str, fragments: Fragments, *, publish: bool = True) -> int:
         """Store fragments (name, html) in order and publish them; the last id."""
-        args: list[str | int] = [channel, self.keep, self.ttl, int(publish)]
+        keep = settings.CHIRP_LIVE_EVENTS_KEPT
+        args: list[str | int] = [channel, keep, self.ttl, int(publish)]
         for name, html in fragments:
             args += [name, html]
         return int(self._send(keys=list(self._keys(channel)), args=args))

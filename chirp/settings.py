@@ -261,6 +261,9 @@ if REDIS_URL:
 # installations share one Redis database.
 CHIRP_REDIS_PREFIX = env_str("CHIRP_REDIS_PREFIX", "chirp")
 
+# With Redis, each user's newest events kept for a reconnecting browser (a day at most).
+CHIRP_LIVE_EVENTS_KEPT = env_int("CHIRP_LIVE_EVENTS_KEPT", 5000, minimum=10)
+
 EVENTSTREAM_STORAGE_CLASS = "chirp.live.EventStorage"
 EVENTSTREAM_CHANNELMANAGER_CLASS = "chirp.live.UserChannelManager"
 # Without Redis, each web process polls the event table this often (seconds).

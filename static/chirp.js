@@ -31,3 +31,29 @@ document.addEventListener("htmx:sseError", () => {
   url.searchParams.set("lastEventId", lastEventId);
   live.setAttribute("sse-connect", url.pathname + url.search);
 });
+
+// The server could not replay everything this page missed (it keeps a user's newest events
+// only): the page is out of date, so reload it; while someone is typing, offer it instead.
+document.addEventListener("htmx:sseBeforeMessage", (event) => {
+  if (event.target.id !== "stream-reset") return;
+  event.preventDefault();
+  const typing = document.activeElement && document.activeElement.closest("form");
+  if (!typing) {
+    window.location.reload();
+    return;
+  }
+  const toasts = document.getElementById("toasts");
+  if (!toasts || toasts.querySelector("[data-toast-key='stream-reset']")) return;
+  const note = document.createElement("div");
+  note.className = "toast toast-warning";
+  note.style.animation = "toast-in .2s ease"; // stays until the page is reloaded
+  note.dataset.toastKey = "stream-reset";
+  note.setAttribute("role", "status");
+  note.textContent = "Some live updates were missed. ";
+  const reload = document.createElement("button");
+  reload.type = "button";
+  reload.textContent = "Reload";
+  reload.addEventListener("click", () => window.location.reload());
+  note.append(reload);
+  toasts.append(note);
+});

@@ -154,10 +154,10 @@ def test_with_redis_events_never_touch_the_database(alice, django_assert_num_que
 
 
 @pytest.mark.skipif(not os.environ.get("REDIS_URL"), reason="REDIS_URL is not set")
-def test_with_redis_a_browser_away_too_long_is_told_to_reset(alice, monkeypatch):
+def test_with_redis_a_browser_away_too_long_is_told_to_reset(alice, settings):
     from django_eventstream.storage import EventDoesNotExist
 
-    monkeypatch.setattr(live.RedisEvents, "keep", 3)
+    settings.CHIRP_LIVE_EVENTS_KEPT = 3
     events = live.redis_events()
     channel = f"user-{alice.pk}"
     for n in range(5):
