@@ -257,8 +257,8 @@ if REDIS_URL:
     except ValueError as exc:
         raise ImproperlyConfigured(f"REDIS_URL cannot be read: {exc}") from None
 
-# Where Chirp's keys live in Redis (live events, the YouTube limiter): change it when two
-# installations share one Redis database.
+# Where Chirp's keys live in Redis (live events, the YouTube limiter). Two installations still need
+# two Redis servers: django-eventstream publishes on one pub/sub channel for all.
 CHIRP_REDIS_PREFIX = env_str("CHIRP_REDIS_PREFIX", "chirp")
 
 # With Redis, each user's newest events kept for a reconnecting browser (a day at most).
