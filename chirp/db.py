@@ -1,4 +1,4 @@
-"""How much waiting for the disk a write is worth.
+"""Chirp's stores: how much waiting for the disk a write is worth, and the Redis client.
 
 Everything the worker writes can be redone from its inputs: a video's metadata is fetched
 again, an image detected again, a live update is only a picture of the database. So on
@@ -17,6 +17,7 @@ again. Web requests (what a person submits) keep the durable default.
 from __future__ import annotations
 
 import contextlib
+import functools
 import threading
 from collections.abc import Iterator
 
@@ -58,3 +59,11 @@ def _set(connection, value: str) -> None:
 def _relax_new_connection(sender, connection, **kwargs) -> None:
     if getattr(_thread, "relaxed", False):
         _set(connection, "OFF")
+
+
+@functools.cache
+def redis_client(url: str):
+    """One client (a connection pool, safe across threads) per Redis URL, for every use."""
+    import redis
+
+    return redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)

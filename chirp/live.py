@@ -13,6 +13,7 @@ reconnects with Last-Event-ID gets what it missed) and then reaches the web proc
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import logging
 import threading
@@ -29,6 +30,8 @@ from django.utils import timezone
 from django_eventstream import send_event
 from django_eventstream.channelmanager import DefaultChannelManager
 from django_eventstream.storage import DjangoModelStorage
+
+from chirp.db import redis_client
 
 logger = logging.getLogger(__name__)
 
@@ -213,9 +216,7 @@ class RedisEvents:
     ttl = 24 * 3600
 
     def __init__(self, url: str) -> None:
-        import redis
-
-        self.client = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
+        self.client = redis_client(url)
         self.prefix = settings.CHIRP_REDIS_PREFIX
         self._send = self.client.register_script(_SEND)
 
@@ -253,14 +254,13 @@ class RedisEvents:
             self.client.delete(key)
 
 
-_redis_events: dict[str, RedisEvents] = {}
-
-
 def redis_events() -> RedisEvents:
-    url = settings.REDIS_URL
-    if url not in _redis_events:
-        _redis_events[url] = RedisEvents(url)
-    return _redis_events[url]
+    return _redis_events(settings.REDIS_URL)
+
+
+@functools.cache
+def _redis_events(url: str) -> RedisEvents:
+    return RedisEvents(url)
 
 
 class EventStorage(ConnectionFreeStorage):

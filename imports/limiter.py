@@ -31,7 +31,6 @@ does four things:
 
 from __future__ import annotations
 
-import functools
 import logging
 import random
 import time
@@ -45,6 +44,7 @@ from django.db.models import F
 from django.utils import timezone
 from django.utils.formats import time_format
 
+from chirp.db import redis_client
 from chirp.jobs import JobPaused
 from imports.youtube import Reason
 
@@ -287,19 +287,12 @@ return 1
 """
 
 
-@functools.cache
-def _redis(url: str):
-    import redis
-
-    return redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
-
-
 class RedisStore:
     """State in one Redis hash, the requests in flight in a sorted set beside it (member: the
     holder, score: when its lease ends); each operation is one Lua script (atomic in Redis)."""
 
     def __init__(self, url: str, key: str = KEY) -> None:
-        self.client = _redis(url)
+        self.client = redis_client(url)
         self.key = f"{settings.CHIRP_REDIS_PREFIX}:ratelimit:{key}"
         self.in_flight_key = f"{self.key}:inflight"
         self._reserve = self.client.register_script(_RESERVE)
