@@ -39,6 +39,7 @@ from chirp.db import worker_commits
 from chirp.jobs import (
     PENDING,
     IllegalTransition,
+    Interrupted,
     Item,
     ItemError,
     ItemSkipped,
@@ -195,6 +196,24 @@ class RunContext:
                 self.stop_reason = "slice"
         return self.stop_reason is not None
 
+    def interrupted(self) -> bool:
+        """Stop even the work in hand: the worker is shutting down, or the job was cancelled
+        or taken over. (At the end of a slice or in a pause, the work in hand finishes.)"""
+        self.should_stop()
+        return shutting_down() or self.stop_reason in ("cancelled", "lost")
+
+    def sleep(self, seconds: float) -> None:
+        """time.sleep(), but a quarter of a second at most after the work in hand is
+        interrupted it raises Interrupted: a long wait never holds up a shutdown."""
+        end = time.monotonic() + seconds
+        while True:
+            if self.interrupted():
+                raise Interrupted(f"Stopped while waiting ({self.stop_reason or 'shutdown'}).")
+            left = end - time.monotonic()
+            if left <= 0:
+                return
+            time.sleep(min(0.25, left))
+
     def set_step(self, step: str) -> None:
         try:
             self.job.set_step(step, self.token)
@@ -301,6 +320,14 @@ def process_one(job: Job, item: Item, ctx: RunContext) -> None:
     except JobPaused as paused:
         item.defer()
         ctx.pause(paused)
+    except Interrupted:
+        try:
+            if ctx.stop_reason == "cancelled":
+                item.cancel(source=ItemStatus.PROCESSING)
+            else:
+                item.defer()
+        except IllegalTransition:
+            logger.warning("%s changed under %s (lease lost?)", item, job)
     except ItemError as exc:
         item.fail(str(exc))
     except IllegalTransition:
@@ -401,6 +428,8 @@ def run_job(ctx: RunContext, crashed: bool, monitor: Monitor) -> str:
                 return "finished"
     except JobPaused as paused:
         ctx.pause(paused)
+        return _hand_back(job, ctx)
+    except Interrupted:
         return _hand_back(job, ctx)
     except JobError as exc:
         _fail_quietly(job, str(exc), token)

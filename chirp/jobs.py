@@ -45,6 +45,16 @@ class ItemSkipped(Exception):
     """The item needs no work (already known); the message says why."""
 
 
+class Interrupted(Exception):
+    """The work in hand was told to stop before it was done (RunContext.interrupted: the worker
+    is shutting down, or the job was cancelled), typically while it waited (RunContext.sleep).
+
+    Raised by process_item(): the item goes back to the queue as if it had not been started (not
+    an attempt, not a failure), or is cancelled with its job. Raised by prepare(): the job is
+    handed back, to be prepared again.
+    """
+
+
 class JobPaused(Exception):
     """Leave the lane alone until `until` (an outside service asked to be left alone).
 
@@ -465,8 +475,10 @@ class Item(models.Model):
             **fields,
         )
 
-    def cancel(self) -> None:
-        self._move(ItemStatus.QUEUED, ItemStatus.CANCELLED, "cancelled", finished=timezone.now())
+    def cancel(self, source: str = ItemStatus.QUEUED) -> None:
+        """Cancelled while queued, or while processing (its job was cancelled and the runner
+        interrupted it)."""
+        self._move(source, ItemStatus.CANCELLED, "cancelled", finished=timezone.now())
 
     def defer(self) -> None:
         """Back to the queue as if never started: its job was paused (JobPaused) before the

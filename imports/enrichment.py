@@ -26,7 +26,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from chirp import live
-from chirp.jobs import ItemError, ItemSkipped, JobError
+from chirp.jobs import Interrupted, ItemError, ItemSkipped, JobError
 from imports import speech
 from imports.limiter import BLOCKING_REASONS, Limiter, YouTubePaused
 from imports.models import Channel, ImportJob, ImportJobItem, Video
@@ -53,9 +53,16 @@ def youtube_client(limiter: Limiter) -> YouTube:
     return YouTube(gate=limiter.wait_turn)
 
 
+def limiter_for(ctx: RunContext | None) -> Limiter:
+    """A limiter whose waits end when the runner interrupts the work (a shutdown, a cancel)."""
+    return Limiter(sleep=ctx.sleep) if ctx is not None else Limiter()
+
+
 def with_retries(call: Callable[[], T], limiter: Limiter, ctx: RunContext | None = None) -> T:
     """`call()`, retried with exponential backoff on timeouts and network errors. A block
-    (429, bot check, IP block) opens the limiter's breaker and raises YouTubePaused."""
+    (429, bot check, IP block) opens the limiter's breaker and raises YouTubePaused. Told to
+    stop (a shutdown, a cancel) before a retry or during its backoff: Interrupted, the work is
+    handed back rather than failed."""
     retries = settings.CHIRP_YOUTUBE_RETRIES
     backoff = settings.CHIRP_YOUTUBE_RETRY_BACKOFF
     attempt = 0
@@ -65,11 +72,13 @@ def with_retries(call: Callable[[], T], limiter: Limiter, ctx: RunContext | None
         except YouTubeError as exc:
             if exc.reason in BLOCKING_REASONS:
                 raise YouTubePaused(limiter.throttled(exc.reason)) from exc
-            if not exc.transient or attempt >= retries or (ctx and ctx.should_stop()):
+            if not exc.transient or attempt >= retries:
                 raise
+            if ctx is not None and ctx.interrupted():
+                raise Interrupted(str(exc)) from exc
             pause = backoff * 2**attempt
             logger.info("%s; retrying in %.1f s", exc.reason, pause)
-            time.sleep(pause)
+            (ctx.sleep if ctx is not None else time.sleep)(pause)
             attempt += 1
         else:
             limiter.succeeded()
@@ -91,7 +100,7 @@ def list_channel(job: ImportJob, ctx: RunContext) -> list[ImportJobItem]:
             known = frozenset(channel.videos.values_list("youtube_id", flat=True))
 
     ctx.set_step("Listing the channel's videos")
-    with Limiter() as limiter, youtube_client(limiter) as client:
+    with limiter_for(ctx) as limiter, youtube_client(limiter) as client:
         try:
             listing = with_retries(
                 lambda: client.fetch_channel(
@@ -163,7 +172,7 @@ def enrich_item(job: ImportJob, item: ImportJobItem, ctx: RunContext) -> None:
     if job.step.startswith("Paused"):
         ctx.set_step("")  # the pause is over
     owner = job.owner_id
-    limiter = Limiter()
+    limiter = limiter_for(ctx)
 
     def stage(change: Callable[[], None]) -> None:
         change()
@@ -177,7 +186,7 @@ def enrich_item(job: ImportJob, item: ImportJobItem, ctx: RunContext) -> None:
             transcript = _transcript(video, client, limiter, ctx)
             stage(lambda: video.save_transcript(transcript))
             stage(lambda: video.save_chapters(info))
-    except YouTubePaused:
+    except (YouTubePaused, Interrupted):  # the video goes back to the queue untouched
         stage(video.restart)
         raise
     except YouTubeError as exc:

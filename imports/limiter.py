@@ -35,6 +35,7 @@ import logging
 import random
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -354,8 +355,16 @@ class Limiter:
     video, a listing), used by one thread, its requests one after another. Used as a context
     manager, it releases its in-flight slot on leaving."""
 
-    def __init__(self, store: DatabaseStore | RedisStore | None = None) -> None:
+    def __init__(
+        self,
+        store: DatabaseStore | RedisStore | None = None,
+        *,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
         self.store = store or default_store()
+        # How it waits for a slot or a turn: the runner's RunContext.sleep, so that a shutdown
+        # interrupts the wait (chirp.jobs.Interrupted) rather than waiting for it.
+        self.sleep = sleep
         # Names this limiter's in-flight slot in the shared state.
         self.holder = uuid.uuid4().hex
         self._last: State | None = None
@@ -403,13 +412,13 @@ class Limiter:
                 raise YouTubePaused(Pause(_when(turn.state.paused_until), turn.state.reason))
             if not turn.full:
                 break
-            time.sleep(random.uniform(*FULL_RETRY))
+            self.sleep(random.uniform(*FULL_RETRY))
         # Sleep until the moment reserved, not for `wait` from now: the reservation's own round
         # trip must not push this request later (and the next one closer to it).
         self.last_turn = asked + turn.wait
         delay = self.last_turn - time.time()
         if delay > 0:
-            time.sleep(delay)
+            self.sleep(delay)
 
     def release(self) -> None:
         """This limiter's work is done: free its in-flight slot now (one round trip; none when

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import threading
 import time
 
 import pytest
@@ -339,3 +340,153 @@ def test_an_import_is_not_duplicated(alice, bob, fake_youtube):
 
     assert created and not created_again and again.pk == first.pk
     assert created_theirs and theirs.pk != first.pk
+
+
+# -- a shutdown or a cancel during a wait ------------------------------------------------------
+
+
+@pytest.fixture
+def shutdown(monkeypatch):
+    """The event chirp's qcluster sets on SIGTERM, here set by the test."""
+    event = threading.Event()
+    monkeypatch.setattr(engine, "shutdown_event", event)
+    return event
+
+
+def run_in_thread() -> threading.Thread:
+    def run() -> None:
+        try:
+            engine.run_lane("imports")
+        finally:
+            connections.close_all()
+
+    runner = threading.Thread(target=run, daemon=True)
+    runner.start()
+    return runner
+
+
+def take_the_only_slot() -> None:
+    """A holder that never gives its slot back (a worker that died mid-request), as soon as the
+    import's own turns let it in: every other request now waits (for minutes: its lease)."""
+    store = Limiter().store
+    deadline = time.monotonic() + 30
+    while store.reserve(time.time(), 0.0, 0.0, holder="stuck", cap=1, lease=600).full:
+        assert time.monotonic() < deadline
+        time.sleep(0.005)
+
+
+def test_a_shutdown_ends_a_wait_for_a_slot_and_hands_the_videos_back(
+    alice, fake_youtube, settings, shutdown
+):
+    settings.CHIRP_YOUTUBE_MAX_IN_FLIGHT = 1
+    fake_youtube.add_channel("stuck", videos=20)
+    fake_youtube.add_fault(delay=0.02)
+    job, _ = ImportJob.start(alice, parse_channel_input("@stuck"))
+    runner = run_in_thread()
+    wait_for(lambda: ImportJobItem.objects.filter(job=job, status="completed").exists(), 30)
+    take_the_only_slot()
+    try:
+        time.sleep(0.5)  # both threads are waiting for the slot now
+        shutdown.set()
+        runner.join(10)
+        assert not runner.is_alive(), "the runner kept waiting for the slot"
+    finally:
+        Limiter().reset()
+        runner.join(30)
+
+    job.refresh_from_db()
+    assert job.status == "enriching" and job.worker == ""  # handed back, not failed
+    assert (job.failed, job.cancelled) == (0, 0) and 0 < job.done < 20
+    items = ImportJobItem.objects.filter(job=job)
+    assert not items.filter(status="processing").exists()
+    waiting = items.filter(status="queued")
+    assert waiting.count() == 20 - job.done
+    assert set(waiting.values_list("attempts", flat=True)) == {0}  # not counted as a try
+    assert set(waiting.values_list("video__stage", flat=True)) == {"created"}
+    assert not Video.objects.filter(stage="error").exists()
+
+    shutdown.clear()
+    engine.run_lane("imports")  # the next worker finishes the import
+    job.refresh_from_db()
+    assert (job.status, job.done, job.failed) == ("completed", 20, 0)
+    assert set(Video.objects.values_list("stage", flat=True)) == {"complete"}
+
+
+def test_a_shutdown_during_the_listing_hands_the_job_back(alice, fake_youtube, settings, shutdown):
+    settings.CHIRP_YOUTUBE_MAX_IN_FLIGHT = 1
+    fake_youtube.add_channel("unlisted", videos=5)
+    take_the_only_slot()
+    job, _ = ImportJob.start(alice, parse_channel_input("@unlisted"))
+    runner = run_in_thread()
+    try:
+        wait_for(lambda: ImportJob.objects.get(pk=job.pk).status == "listing", 30)
+        time.sleep(0.3)
+        shutdown.set()
+        runner.join(10)
+        assert not runner.is_alive(), "the listing kept waiting for the slot"
+    finally:
+        Limiter().reset()
+        runner.join(30)
+
+    job.refresh_from_db()
+    assert (job.status, job.worker, job.error, job.total) == ("listing", "", "", 0)
+    assert fake_youtube.count("channel_page") == 0
+
+    shutdown.clear()
+    engine.run_lane("imports")
+    job.refresh_from_db()
+    assert (job.status, job.done, job.attempts) == ("completed", 5, 1)
+
+
+def test_cancelling_ends_the_waits_and_cancels_the_videos_in_hand(alice, fake_youtube, settings):
+    settings.CHIRP_YOUTUBE_MAX_IN_FLIGHT = 1
+    fake_youtube.add_channel("dropped", videos=20)
+    fake_youtube.add_fault(delay=0.02)
+    job, _ = ImportJob.start(alice, parse_channel_input("@dropped"))
+    runner = run_in_thread()
+    wait_for(lambda: ImportJobItem.objects.filter(job=job, status="completed").exists(), 30)
+    take_the_only_slot()
+    try:
+        time.sleep(0.5)
+        ImportJob.objects.get(pk=job.pk).cancel()
+        runner.join(10)
+        assert not runner.is_alive(), "the runner kept waiting for the slot"
+    finally:
+        Limiter().reset()
+        runner.join(30)
+
+    job.refresh_from_db()
+    items = ImportJobItem.objects.filter(job=job)
+    assert job.status == "cancelled"
+    assert not items.exclude(status__in=["completed", "cancelled"]).exists()
+    assert (job.done, job.cancelled, job.failed) == (
+        items.filter(status="completed").count(),
+        items.filter(status="cancelled").count(),
+        0,
+    )
+    assert job.done + job.cancelled == 20
+    assert not Video.objects.filter(stage="error").exists()
+
+
+def test_a_timeout_during_a_shutdown_hands_the_video_back_rather_than_failing_it(
+    alice, fake_youtube, settings, shutdown
+):
+    settings.CHIRP_YOUTUBE_TIMEOUT = 0.5
+    settings.CHIRP_YOUTUBE_RETRY_BACKOFF = 30  # a long backoff the shutdown must not wait out
+    fake = fake_youtube.add_channel("timeouts", videos=1)
+    fake_youtube.add_fault(kinds={"timedtext"}, delay=1.5)
+    job, _ = ImportJob.start(alice, parse_channel_input("@timeouts"))
+    runner = run_in_thread()
+    try:
+        wait_for(lambda: fake_youtube.count("timedtext") >= 1, 30)
+        time.sleep(0.2)
+        shutdown.set()  # during the timeout, or the backoff after it
+        runner.join(10)
+        assert not runner.is_alive(), "the runner waited out the backoff"
+    finally:
+        runner.join(60)
+
+    job.refresh_from_db()
+    item = ImportJobItem.objects.get(job=job)
+    assert (job.failed, item.status, item.attempts, item.error) == (0, "queued", 0, "")
+    assert Video.objects.get(youtube_id=fake.videos[0].id).stage == "created"
