@@ -709,7 +709,8 @@ class RateLimit(models.Model):
     paused_until = models.FloatField(default=0)
     reason = models.CharField(max_length=30, blank=True)
     # Requests in flight: each holder (a Limiter) and the epoch second its lease ends.
-    holders = models.JSONField(default=dict, blank=True)
+    # (db_default too: code from before it, during a rolling deploy, can still add the row.)
+    holders = models.JSONField(default=dict, db_default=Value({}, models.JSONField()), blank=True)
     version = models.PositiveBigIntegerField(default=0)
 
     def __str__(self) -> str:

@@ -14,7 +14,7 @@ import uuid
 from itertools import pairwise
 
 import pytest
-from django.db import connections
+from django.db import connection, connections
 
 from imports.limiter import DatabaseStore, Limiter, RedisStore, YouTubePaused
 from imports.transcripts import fetch_transcript
@@ -326,6 +326,24 @@ def test_release_frees_the_slot_at_once(store, no_spacing):
 
     assert len(got_in) == 1
     assert got_in[0] - released < 1.0  # at its next ask, not when the lease (minutes) ends
+
+
+def test_a_row_added_by_code_from_before_the_slots_works(limits):
+    """During a rolling deploy, code from before the in-flight slots (migration 0004) may add
+    the limiter's row without them: the database fills them in."""
+    key = f"old-{os.getpid()}"
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO imports_ratelimit (key, next_at, spacing, strikes, paused_until, reason,"
+            " version) VALUES (%s, 0, 0, 0, 0, '', 0)",
+            [key],
+        )
+    store = DatabaseStore(key=key)
+    limits.CHIRP_YOUTUBE_MAX_IN_FLIGHT = 1
+    with Limiter(store) as limiter:
+        limiter.wait_turn()
+        assert store.reserve(time.time(), 0.0, 0.0, holder="other", cap=1, lease=60).full
+    assert not store.reserve(time.time(), 0.0, 0.0, holder="other", cap=1, lease=60).full
 
 
 # -- the limiter in front of every request ---------------------------------------------------
