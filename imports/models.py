@@ -22,6 +22,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from chirp import live
+from chirp.db import update_row
 from chirp.jobs import CANCELLED, COMPLETED, FAILED, PENDING, Item, Job
 from imports.youtube import YOUTUBE, ChannelListing, ChannelRef, Reason, VideoInfo
 
@@ -337,7 +338,7 @@ class Video(models.Model):
         if stage == self.Stage.COMPLETE:
             fields["enriched"] = timezone.now()
         fields["updated"] = timezone.now()
-        type(self).objects.filter(pk=self.pk).update(**fields)
+        update_row(self, **fields)
         for name, value in fields.items():
             setattr(self, name, value)
 
