@@ -71,3 +71,23 @@ def test_the_engine_runs_items_with_worker_commits(alice, monkeypatch, threads):
     assert (job.status, job.done) == ("completed", 4)
     assert seen == ["off"] * 4
     assert synchronous_commit() == "on"  # the caller's connection is as it was
+
+
+def test_a_videos_transcript_is_stored_with_lz4():
+    """Migration 0006: the long values written on every video's path compress with lz4."""
+    from imports.models import Channel, Video
+
+    channel = Channel.objects.create(youtube_id="UC" + "z" * 22, title="Channel")
+    video = Video.objects.create(youtube_id="lz4video000", channel=channel, title="Video")
+    words = " ".join(f"word{n % 400}" for n in range(3000))  # ~25 kB, stored compressed
+    Video.objects.filter(pk=video.pk).update(
+        transcript=words, transcript_segments=[[n, 1.0, words[:80]] for n in range(200)]
+    )
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_column_compression(transcript), pg_column_compression(transcript_segments)"
+            " FROM imports_video WHERE id = %s",
+            [video.pk],
+        )
+        assert cursor.fetchone() == ("lz4", "lz4")
