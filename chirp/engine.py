@@ -298,6 +298,7 @@ class Monitor(threading.Thread):
 
                     live.publish(job.owner_id, job.live_fragments())
                 self._shown = shown
+        ctx.job.upkeep()
 
     def show_in_flight(self) -> None:
         from chirp import live
@@ -424,6 +425,7 @@ def run_job(ctx: RunContext, crashed: bool, monitor: Monitor) -> str:
                         future.result()
             if ctx.should_stop():
                 return _hand_back(job, ctx)
+            job.upkeep(final=True)
             if job.finish(token):
                 return "finished"
     except JobPaused as paused:

@@ -182,6 +182,10 @@ class Job(models.Model):
         """Do one item's work, ending with item.complete(), item.skip() or raising ItemError."""
         raise NotImplementedError
 
+    def upkeep(self, final: bool = False) -> None:
+        """Light work beside the items: run on the runner's monitor thread at every tick while
+        the job runs, and once more (`final`) before the job finishes. Nothing by default."""
+
     def final_status(self) -> str:
         """Completed, unless there was work and none of it succeeded."""
         if self.total and self.failed and not (self.done or self.skipped):

@@ -7,7 +7,7 @@ import threading
 import time
 
 import pytest
-from django.db import connections
+from django.db import connection, connections
 
 from chirp import engine
 from imports.limiter import Limiter
@@ -490,3 +490,28 @@ def test_a_timeout_during_a_shutdown_hands_the_video_back_rather_than_failing_it
     item = ImportJobItem.objects.get(job=job)
     assert (job.failed, item.status, item.attempts, item.error) == (0, "queued", 0, "")
     assert Video.objects.get(youtube_id=fake.videos[0].id).stage == "created"
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL's search vectors")
+def test_the_search_vectors_are_built_beside_the_import_and_all_by_its_end(alice, fake_youtube):
+    fake_youtube.add_channel("searchable", videos=30)
+    fake_youtube.add_fault(kinds={"timedtext"}, delay=0.05)  # an import of a few seconds
+    job, _ = ImportJob.start(alice, parse_channel_input("@searchable"))
+    runner = run_in_thread()
+    built_while_running = False
+    try:
+        while runner.is_alive() and not built_while_running:
+            built = Video.objects.exclude(transcript="").filter(search_stale=False).exists()
+            queued = ImportJobItem.objects.filter(job=job, status="queued").exists()
+            built_while_running = built and queued
+            time.sleep(0.02)
+    finally:
+        runner.join(60)
+
+    job.refresh_from_db()
+    assert job.status == "completed" and job.done == 30
+    assert built_while_running  # the monitor's ticks built them as the import went
+    assert not Video.objects.filter(search_stale=True).exists()  # and none is left at the end
+    video = Video.objects.first()
+    word = max((w.strip(".,!?") for w in video.transcript.split()), key=len)
+    assert video in Video.objects.search(word)

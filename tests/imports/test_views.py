@@ -11,6 +11,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from imports.models import ImportJob, Video
+from imports.transcripts import Segment, Transcript
 
 pytestmark = pytest.mark.django_db
 
@@ -278,6 +279,69 @@ def test_search_ranks_more_mentions_higher(alice_client, alice, make_channel):
     )
 
     assert _search_order(alice_client, channel, "q=garden") == ["Often", "Twice", "Once"]
+
+
+def _transcript(text: str) -> Transcript:
+    return Transcript(
+        video_id="",
+        language_code="en",
+        language="English",
+        source="manual",
+        segments=(Segment(start=0.0, duration=4.0, text=text),),
+    )
+
+
+def _matches(video: Video, word: str) -> bool:
+    """Whether the video's stored search vector has `word` (PostgreSQL)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT search_document @@ to_tsquery('english', %s) FROM imports_video WHERE id = %s",
+            [word, video.pk],
+        )
+        return cursor.fetchone()[0]
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL's search vectors")
+def test_the_worker_stores_a_transcript_without_building_its_search_vector(alice, make_channel):
+    channel = make_channel(alice, videos=1, stage="captions")
+    video = channel.videos.get()
+    Video.objects.filter(pk=video.pk).update(title="Building a trellis")
+
+    video.save_transcript(_transcript("we graft the quince onto the rootstock"))
+
+    video.refresh_from_db()
+    assert video.search_stale and video.transcript_source == "manual"
+    assert _matches(video, "trellis") and not _matches(video, "quince")  # the title at once
+
+    assert Video.refresh_search_documents() == 1
+    video.refresh_from_db()
+    assert not video.search_stale
+    assert _matches(video, "trellis") and _matches(video, "quince")
+    assert Video.refresh_search_documents() == 0  # nothing left to build
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL's search vectors")
+def test_a_search_finds_a_transcript_stored_moments_ago(alice_client, alice, make_channel):
+    channel = make_channel(alice, videos=2, stage="captions")
+    first, second = channel.videos.order_by("pk")
+    Video.objects.filter(pk=first.pk).update(title="Pruning")
+    Video.objects.filter(pk=second.pk).update(title="Mulching")
+    first.save_transcript(_transcript("an old quince tree"))
+    other = make_channel(alice, videos=1, stage="captions").videos.get()
+    other.save_transcript(_transcript("quince jelly"))
+
+    assert _search_order(alice_client, channel, "q=quince") == ["Pruning"]
+    # The search built the vectors of the videos it searched, and only those.
+    assert list(Video.objects.filter(search_stale=True)) == [other]
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL's search vectors")
+def test_an_edit_in_the_admin_builds_the_search_vector_at_once(alice, make_channel):
+    video = make_channel(alice, videos=1).videos.get()
+    video.transcript = "a hedge of hornbeam"
+    video.save()
+
+    assert not Video.objects.get(pk=video.pk).search_stale and _matches(video, "hornbeam")
 
 
 def test_the_video_page_links_timestamps_to_youtube(alice_client, alice, make_channel):
