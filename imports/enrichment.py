@@ -4,9 +4,10 @@
 the channel, create every listed video at once (stage `created`) and one item per video.
 
 `enrich_item` (process_item): one video, stage by stage: metadata (25 %) → captions (60 %) →
-chapters (90 %) → complete (100 %). Each stage is one UPDATE and one live event to the owner.
-Every request waits for its turn (and an in-flight slot) at the shared limiter, one limiter per
-video or listing, released when it is done. What YouTube says decides what follows:
+chapters (90 %) → complete (100 %). Each stage is one UPDATE and one live event to the owner
+(and to everyone else who imported the channel: ImportJob.watchers). Every request waits for its
+turn (and an in-flight slot) at the shared limiter, one limiter per video or listing, released
+when it is done. What YouTube says decides what follows:
 
 - permanent (private, removed, members-only...): stage `error` with the reason, item failed,
   never retried by itself;
@@ -171,12 +172,11 @@ def enrich_item(job: ImportJob, item: ImportJobItem, ctx: RunContext) -> None:
         raise ItemSkipped("Already imported.")
     if job.step.startswith("Paused"):
         ctx.set_step("")  # the pause is over
-    owner = job.owner_id
     limiter = limiter_for(ctx)
 
     def stage(change: Callable[[], None]) -> None:
         change()
-        video.publish_to(owner)
+        video.publish_to(*job.audience())
 
     try:
         with limiter, youtube_client(limiter) as client:  # the limiter's slot is freed on leaving
@@ -191,13 +191,13 @@ def enrich_item(job: ImportJob, item: ImportJobItem, ctx: RunContext) -> None:
         raise
     except YouTubeError as exc:
         video.save_error(exc.reason, str(exc))
-        video.publish_to(owner)
+        video.publish_to(*job.audience())
         raise ItemError(str(exc)) from exc
     except Exception as exc:
         logger.exception("Enriching %s failed unexpectedly", video.youtube_id)
         message = f"Unexpected error: {exc.__class__.__name__}: {exc}"
         video.save_error(Reason.UNKNOWN, message)
-        video.publish_to(owner)
+        video.publish_to(*job.audience())
         raise ItemError(message) from exc
     item.complete()
 

@@ -8,6 +8,7 @@ in stages (metadata → captions → chapters → complete), each stage saved an
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -229,6 +230,8 @@ SEARCH_CONFIG = "english"
 # Search vectors an import's monitor builds per tick (0.25 s): ~1.3 ms each for a 10-minute
 # video's transcript, so at most a quarter of a second of PostgreSQL's time per tick.
 SEARCH_REFRESH_BATCH = 200
+# How often a running import reads who else imported its channel, and sends them its numbers.
+WATCHERS_SECONDS = 1.0
 
 
 class Video(models.Model):
@@ -435,9 +438,11 @@ class Video(models.Model):
     def card_html(self) -> str:
         return render_to_string("imports/channel_detail.html#video_card", {"video": self})
 
-    def publish_to(self, user_id: int) -> None:
-        """Send this video's card to one user's stream now."""
-        live.publish(user_id, [(self.dom_id, self.card_html())])
+    def publish_to(self, *user_ids: int) -> None:
+        """Send this video's card (rendered once) to these users' streams now."""
+        fragments = [(self.dom_id, self.card_html())]
+        for user_id in user_ids:
+            live.publish(user_id, fragments)
 
     @property
     def segments(self) -> list[dict[str, Any]]:
@@ -661,8 +666,10 @@ class ImportJob(Job):
 
     def upkeep(self, final: bool = False) -> None:
         """The search vectors of the transcripts stored meanwhile (a batch a tick; all of them,
-        for every video, before the import finishes)."""
+        for every video, before the import finishes), and the channel's numbers for the other
+        users who imported it."""
         Video.refresh_search_documents(limit=0 if final else SEARCH_REFRESH_BATCH)
+        self._show_channel_to_watchers(final)
 
     # -- live ----------------------------------------------------------------------------------
 
@@ -695,17 +702,51 @@ class ImportJob(Job):
             ),
             banner_fragment(self.owner_id),
         ]
-        if self.channel_id:
-            row = channels_of(self.owner_id).filter(pk=self.channel_id).first()
-            if row is not None:
-                fragments.append(
-                    (
-                        row.dom_id,
-                        render_to_string("imports/channel_list.html#channel_row", {"channel": row}),
-                    )
-                )
-                fragments.append(row.stats_fragment(self.owner_id))
-        return fragments
+        return fragments + self.channel_fragments(self.owner_id)
+
+    def channel_fragments(self, user_id: int) -> list[tuple[str, str]]:
+        """The channel as `user_id` sees it: its row in their channel list and the stat cards
+        on their channel page (the shared catalog's numbers, and their own imports)."""
+        if not self.channel_id:
+            return []
+        row = channels_of(user_id).filter(pk=self.channel_id).first()
+        if row is None:
+            return []
+        html = render_to_string("imports/channel_list.html#channel_row", {"channel": row})
+        return [(row.dom_id, html), row.stats_fragment(user_id)]
+
+    # -- everyone else who imported the channel -------------------------------------------------
+
+    def watchers(self) -> tuple[int, ...]:
+        """The other users who imported this channel. The catalog is shared, so their pages
+        show the same videos: they see the cards and the channel's numbers change as this
+        import goes (never this job itself). Read again every WATCHERS_SECONDS, so asking
+        on every video stage costs nothing."""
+        if not self.channel_id:
+            return ()
+        now = time.monotonic()
+        read_at, ids = self.__dict__.get("_watchers", (None, ()))
+        if read_at is None or now - read_at >= WATCHERS_SECONDS:
+            others = ImportJob.objects.filter(channel_id=self.channel_id).exclude(
+                owner_id=self.owner_id
+            )
+            ids = tuple(others.order_by().values_list("owner_id", flat=True).distinct())
+            self._watchers = (now, ids)
+        return ids
+
+    def audience(self) -> tuple[int, ...]:
+        """Who sees this import's video cards change: its owner, then the watchers."""
+        return (self.owner_id, *self.watchers())
+
+    def _show_channel_to_watchers(self, final: bool) -> None:
+        """The watchers' channel rows and stat cards: at most every WATCHERS_SECONDS while
+        the import runs (two aggregates each), and once at its end."""
+        now = time.monotonic()
+        if not final and now - self.__dict__.get("_watchers_shown", 0.0) < WATCHERS_SECONDS:
+            return
+        self._watchers_shown = now
+        for user_id in self.watchers():
+            live.publish(user_id, self.channel_fragments(user_id))
 
 
 def banner_fragment(owner_id: int) -> tuple[str, str]:

@@ -153,12 +153,45 @@ def test_the_channel_stat_cards_follow_the_import_for_its_owner_only(alice, bob,
     assert (stat(sent[-1], "activeJobs"), stat(sent[-1], "successRate")) == ("0", "100 %")
     assert events_for(bob, channel.stats_dom_id) == []
 
-    # Bob's import of the same channel: his own cards (one job of his), nothing for alice.
-    run_import(bob, "@counted")
+    # Bob's import of the same channel: his own cards (one job of his). Alice, who has the
+    # channel too, gets its numbers as hers: his running import is not an active job of hers.
+    theirs_job = run_import(bob, "@counted")
 
-    assert [html for _, html in events_for(alice, channel.stats_dom_id)] == sent
     theirs = [html for _, html in events_for(bob, channel.stats_dom_id)]
     assert stat(theirs[-1], "totalVideos") == "4" and stat(theirs[-1], "successRate") == "100 %"
+    assert any(stat(html, "activeJobs") == "1" for html in theirs[:-1])
+    mine = [html for _, html in events_for(alice, channel.stats_dom_id)][len(sent) :]
+    assert mine and {stat(html, "activeJobs") for html in mine} == {"0"}
+    assert events_for(alice, theirs_job.dom_id) == []  # his job is his alone
+
+
+def test_everyone_who_imported_the_channel_sees_its_videos_change(
+    alice, bob, django_user_model, fake_youtube
+):
+    fake = fake_youtube.add_channel("together", videos=5, captions={2: "none"})
+    carol = django_user_model.objects.create_user("carol", password="x")
+    # Bob imported the channel before; Carol never did.
+    channel = Channel.objects.create(youtube_id=fake.channel_id, handle="@together", title="T")
+    ImportJob.objects.create(
+        owner=bob, channel=channel, channel_url=channel.youtube_url, status="completed"
+    )
+
+    job = run_import(alice, "@together")
+
+    assert (job.status, job.done) == ("completed", 5)
+    videos = list(Video.objects.all())
+    for user in (alice, bob):
+        assert {v.dom_id: stages_sent(user, v) for v in videos} == {
+            v.dom_id: STAGES for v in videos
+        }
+    # Bob's channel page: its numbers, exact at the end (his imports only: one, finished).
+    bobs = [html for _, html in events_for(bob, channel.stats_dom_id)]
+    assert (stat(bobs[-1], "totalVideos"), stat(bobs[-1], "withTranscripts")) == ("5", "4")
+    assert stat(bobs[-1], "activeJobs") == "0"
+    assert any(f'id="{channel.dom_id}"' in html for _, html in events_for(bob, channel.dom_id))
+    # Alice's job is hers: Bob hears nothing of it; Carol hears nothing at all.
+    assert events_for(bob, job.dom_id) == [] and events_for(bob, "import-banner") == []
+    assert events_for(carol) == []
 
 
 @pytest.mark.parametrize(("tab", "count"), [("shorts", 40), ("streams", 35)])
