@@ -425,7 +425,10 @@ def run_job(ctx: RunContext, crashed: bool, monitor: Monitor) -> str:
                         future.result()
             if ctx.should_stop():
                 return _hand_back(job, ctx)
-            job.upkeep(final=True)
+            try:
+                job.upkeep(final=True)
+            except Exception:  # upkeep is beside the work: it never fails the job
+                logger.exception("The final upkeep of %s failed", job)
             if job.finish(token):
                 return "finished"
     except JobPaused as paused:

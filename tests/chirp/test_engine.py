@@ -402,3 +402,17 @@ def test_a_monitor_tick_never_sends_an_older_state_after_the_job_ends(alice, mon
 
     final = [html for name, html in stored_events(alice) if name == job.dom_id][-1]
     assert 'data-status="failed"' in final
+
+
+def test_a_failing_upkeep_never_fails_the_job(alice, monkeypatch, caplog):
+    def broken(self, final=False):
+        raise RuntimeError("upkeep is broken")
+
+    monkeypatch.setattr(DemoJob, "upkeep", broken)
+    job = DemoJob.objects.create(owner=alice, size=3)
+
+    engine.run_lane("demo")
+
+    job.refresh_from_db()
+    assert (job.status, job.done, job.error) == ("completed", 3, "")
+    assert "The final upkeep of" in caplog.text
