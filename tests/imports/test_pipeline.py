@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import threading
 import time
+from collections.abc import Callable
 
 import pytest
 from django.db import connection, connections
@@ -408,26 +409,37 @@ def take_the_only_slot() -> None:
         time.sleep(0.005)
 
 
-def test_a_shutdown_ends_a_wait_for_a_slot_and_hands_the_videos_back(
-    alice, fake_youtube, settings, shutdown
-):
+def stop_while_videos_wait_for_a_slot(
+    owner, fake_youtube, settings, handle: str, stop: Callable[[ImportJob], None]
+) -> ImportJob:
+    """A 20-video import whose threads, after its first video, wait for a slot that is never
+    given back; then `stop(job)`. The runner must return within seconds, not at the lease."""
     settings.CHIRP_YOUTUBE_MAX_IN_FLIGHT = 1
-    fake_youtube.add_channel("stuck", videos=20)
+    fake_youtube.add_channel(handle, videos=20)
     fake_youtube.add_fault(delay=0.02)
-    job, _ = ImportJob.start(alice, parse_channel_input("@stuck"))
+    job, _ = ImportJob.start(owner, parse_channel_input(f"@{handle}"))
     runner = run_in_thread()
     wait_for(lambda: ImportJobItem.objects.filter(job=job, status="completed").exists(), 30)
     take_the_only_slot()
     try:
         time.sleep(0.5)  # both threads are waiting for the slot now
-        shutdown.set()
+        stop(job)
         runner.join(10)
         assert not runner.is_alive(), "the runner kept waiting for the slot"
     finally:
         Limiter().reset()
         runner.join(30)
-
     job.refresh_from_db()
+    return job
+
+
+def test_a_shutdown_ends_a_wait_for_a_slot_and_hands_the_videos_back(
+    alice, fake_youtube, settings, shutdown
+):
+    job = stop_while_videos_wait_for_a_slot(
+        alice, fake_youtube, settings, "stuck", lambda job: shutdown.set()
+    )
+
     assert job.status == "enriching" and job.worker == ""  # handed back, not failed
     assert (job.failed, job.cancelled) == (0, 0) and 0 < job.done < 20
     items = ImportJobItem.objects.filter(job=job)
@@ -472,23 +484,14 @@ def test_a_shutdown_during_the_listing_hands_the_job_back(alice, fake_youtube, s
 
 
 def test_cancelling_ends_the_waits_and_cancels_the_videos_in_hand(alice, fake_youtube, settings):
-    settings.CHIRP_YOUTUBE_MAX_IN_FLIGHT = 1
-    fake_youtube.add_channel("dropped", videos=20)
-    fake_youtube.add_fault(delay=0.02)
-    job, _ = ImportJob.start(alice, parse_channel_input("@dropped"))
-    runner = run_in_thread()
-    wait_for(lambda: ImportJobItem.objects.filter(job=job, status="completed").exists(), 30)
-    take_the_only_slot()
-    try:
-        time.sleep(0.5)
-        ImportJob.objects.get(pk=job.pk).cancel()
-        runner.join(10)
-        assert not runner.is_alive(), "the runner kept waiting for the slot"
-    finally:
-        Limiter().reset()
-        runner.join(30)
+    job = stop_while_videos_wait_for_a_slot(
+        alice,
+        fake_youtube,
+        settings,
+        "dropped",
+        lambda job: ImportJob.objects.get(pk=job.pk).cancel(),
+    )
 
-    job.refresh_from_db()
     items = ImportJobItem.objects.filter(job=job)
     assert job.status == "cancelled"
     assert not items.exclude(status__in=["completed", "cancelled"]).exists()
