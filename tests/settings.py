@@ -17,6 +17,9 @@ PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):  # noqa: F405
     # A file (worker and web server processes open it too), one per test run.
     DATABASES["default"]["TEST"] = {"NAME": str(DATA_DIR / f"test-{os.getpid()}.sqlite3")}  # noqa: F405
+elif os.environ.get("CHIRP_TEST_DATABASE_NAME"):
+    # Two suites on one PostgreSQL server at once (parallel checkouts) need two test databases.
+    DATABASES["default"]["TEST"] = {"NAME": os.environ["CHIRP_TEST_DATABASE_NAME"]}  # noqa: F405
 
 # The tests' web sites run on loopback; everything else stays refused (tests/uploads).
 CHIRP_FETCH_ALLOWED_NETWORKS = ["127.0.0.0/8"]
