@@ -100,3 +100,75 @@ def test_last_used_is_recorded_at_most_once_a_minute(alice):
     ApiToken.objects.filter(pk=token.pk).update(last_used=first - timedelta(minutes=2))
     bearer(key).get(API)
     assert ApiToken.objects.get().last_used > first
+
+
+def test_the_top_bar_links_to_the_account_page(alice_client):
+    assert '<a href="/accounts/">Account</a>' in alice_client.get("/").content.decode()
+
+
+def test_the_account_page_needs_a_sign_in(client, alice):
+    response = client.get("/accounts/")
+    assert response.status_code == 302 and "/login/" in response.url
+
+
+def test_the_account_page_lists_only_your_own_tokens(alice_client, alice, bob):
+    ApiToken.create(bob, "bob's script")
+    mine, _ = ApiToken.create(alice, "nightly backup", expires=timezone.now() + timedelta(days=3))
+    page = alice_client.get("/accounts/").content.decode()
+    assert "nightly backup" in page and f"{mine.hint}…" in page
+    assert "bob&#x27;s script" not in page
+
+
+def test_creating_a_token_shows_its_key_once(alice_client, alice):
+    response = alice_client.post("/accounts/tokens/", {"name": "backup", "expires_in_days": "30"})
+    assert response.status_code == 200
+    assert "no-store" in response["Cache-Control"]
+    token = ApiToken.objects.get()
+    key = response.context["key"]
+    assert f'value="{key}"' in response.content.decode()
+    assert token.user == alice and token.name == "backup"
+    assert timedelta(days=29) < token.expires - timezone.now() <= timedelta(days=30)
+    assert bearer(key).get(API).status_code == 200
+
+    again = alice_client.get("/accounts/").content.decode()
+    assert "backup" in again and key not in again
+
+
+def test_a_token_without_expiry_never_expires(alice_client):
+    alice_client.post("/accounts/tokens/", {"name": "forever", "expires_in_days": ""})
+    assert ApiToken.objects.get().expires is None
+
+
+def test_a_bad_token_form_says_what_is_wrong(alice_client):
+    response = alice_client.post("/accounts/tokens/", {"name": "", "expires_in_days": "0"})
+    assert response.status_code == 400
+    page = response.content.decode()
+    assert "This field is required." in page
+    assert "Ensure this value is greater than or equal to 1." in page
+    assert not ApiToken.objects.exists()
+
+
+def test_revoking_a_token_stops_it_working(alice_client, alice):
+    token, key = ApiToken.create(alice, "old script")
+    assert bearer(key).get(API).status_code == 200
+    response = alice_client.post(f"/accounts/tokens/{token.pk}/revoke/", follow=True)
+    assert response.status_code == 200
+    assert "is revoked" in response.content.decode()
+    assert not ApiToken.objects.exists()
+    assert bearer(key).get(API).status_code == 401
+
+
+def test_bob_cannot_revoke_alices_token(client, alice, bob):
+    token, key = ApiToken.create(alice, "alice's")
+    client.force_login(bob)
+    assert client.post(f"/accounts/tokens/{token.pk}/revoke/").status_code == 404
+    assert bearer(key).get(API).status_code == 200
+
+
+def test_revoking_takes_a_post_with_the_csrf_token(alice):
+    token, _ = ApiToken.create(alice, "kept")
+    browser = Client(enforce_csrf_checks=True)
+    browser.force_login(alice)
+    assert browser.get(f"/accounts/tokens/{token.pk}/revoke/").status_code == 405
+    assert browser.post(f"/accounts/tokens/{token.pk}/revoke/").status_code == 403
+    assert ApiToken.objects.filter(pk=token.pk).exists()
