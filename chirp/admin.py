@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from axes.admin import AccessAttemptAdmin
+from axes.models import AccessAttempt
 from django.contrib import admin, messages
 from django.contrib.auth import get_user_model
 from django.db import IntegrityError
@@ -79,3 +81,22 @@ class ApiTokenAdmin(admin.ModelAdmin):
                 f"The new token's key is {key} — copy it now: it cannot be shown again.",
             )
         super().save_model(request, obj, form, change)
+
+
+@admin.register(AccessAttempt)
+class LoginFailureAdmin(AccessAttemptAdmin):
+    """django-axes' failed sign-ins, with a way to let a locked-out person (or address) back in."""
+
+    actions = ["lift_lockout", *AccessAttemptAdmin.actions]
+
+    @admin.action(
+        description="Lift the lock-out (forget these failed sign-ins)", permissions=["delete"]
+    )
+    def lift_lockout(self, request: HttpRequest, queryset: QuerySet[AccessAttempt]) -> None:
+        names = sorted({attempt.username or attempt.ip_address for attempt in queryset})
+        deleted, _ = queryset.delete()
+        self.message_user(
+            request,
+            f"Lock-out lifted for {', '.join(names)}: {deleted} record(s) of failures forgotten.",
+            messages.SUCCESS,
+        )
