@@ -14,7 +14,9 @@ import logging
 import math
 from datetime import timedelta
 
-from axes.helpers import get_cool_off
+from asgiref.sync import sync_to_async
+from axes.helpers import get_cool_off, get_lockout_response
+from axes.middleware import AxesMiddleware
 from django import forms
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
@@ -67,3 +69,18 @@ def lockout_response(
         response = HttpResponse(message, status=429, content_type="text/plain; charset=utf-8")
     response["Retry-After"] = str(math.ceil(cool_off.total_seconds()))
     return response
+
+
+class LockoutMiddleware(AxesMiddleware):
+    """django-axes' middleware, whose asynchronous path (8.3) hands the lock-out answer the
+    credentials in place of the page's own answer: under uvicorn the sign-in page was lost
+    and a bare message came back. The same steps as its synchronous path."""
+
+    async def __acall__(self, request: HttpRequest) -> HttpResponse:
+        response = await self.get_response(request)
+        if settings.AXES_ENABLED and getattr(request, "axes_locked_out", None):
+            credentials = getattr(request, "axes_credentials", None)
+            response = await sync_to_async(get_lockout_response, thread_sensitive=True)(
+                request, response, credentials
+            )
+        return response

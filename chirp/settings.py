@@ -141,7 +141,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # Last, as django-axes asks: it turns a refused sign-in into the lock-out answer.
-    "axes.middleware.AxesMiddleware",
+    # (Its own axes.middleware.AxesMiddleware, with its asynchronous path fixed.)
+    "chirp.lockouts.LockoutMiddleware",
 ]
 
 ROOT_URLCONF = "chirp.urls"
@@ -254,7 +255,11 @@ SECURE_HSTS_PRELOAD = SECURE_HSTS_SECONDS > 0
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SESSION_COOKIE_HTTPONLY = True
 X_FRAME_OPTIONS = "DENY"
-SILENCED_SYSTEM_CHECKS = env_list("SILENCED_SYSTEM_CHECKS", [])
+SILENCED_SYSTEM_CHECKS = [
+    *env_list("SILENCED_SYSTEM_CHECKS", []),
+    # django-axes looks for its own middleware by name; Chirp's is a subclass of it.
+    "axes.W002",
+]
 
 # Throttling of password guessing (django-axes, chirp/lockouts.py), on both sign-in pages.
 # Failures are counted per user name and per client address, separately: a name tried from

@@ -5,8 +5,9 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from asgiref.sync import async_to_sync
 from axes.models import AccessAttempt
-from django.test import Client
+from django.test import AsyncClient, Client
 from django.urls import reverse
 
 from tests.conftest import PASSWORD
@@ -36,7 +37,8 @@ def assert_refused(response) -> None:
     assert "Too many failed sign-ins. Try again in 15 minutes, after " in page
     assert "Please enter a correct username and password" not in page
     assert response["Retry-After"] == "900"
-    assert "_auth_user_id" not in response.wsgi_request.session
+    request = getattr(response, "wsgi_request", None) or response.asgi_request
+    assert "_auth_user_id" not in request.session
 
 
 def test_a_few_mistakes_are_forgiven(client, alice):
@@ -152,3 +154,17 @@ def test_behind_a_proxy_the_trusted_header_names_the_client(settings, alice, bob
 
     assert_refused(bob_from(HOME))
     assert bob_from(ELSEWHERE).status_code == 302
+
+
+def test_the_web_server_answers_a_lockout_with_the_sign_in_page(alice):
+    """Under uvicorn the middleware runs asynchronously: the same page, the same message."""
+    client = AsyncClient()
+
+    async def attempts():
+        for n in range(LIMIT):
+            await client.post(LOGIN, {"username": "alice", "password": f"no {n}"})
+        return await client.post(LOGIN, {"username": "alice", "password": PASSWORD})
+
+    response = async_to_sync(attempts)()
+    assert_refused(response)
+    assert '<form method="post"' in response.content.decode()
