@@ -168,3 +168,11 @@ def test_the_web_server_answers_a_lockout_with_the_sign_in_page(alice):
     response = async_to_sync(attempts)()
     assert_refused(response)
     assert '<form method="post"' in response.content.decode()
+
+
+def test_a_header_without_an_address_counts_against_the_connection(settings, alice):
+    settings.CHIRP_CLIENT_IP_HEADER = "X-Real-IP"
+    Client().post(
+        LOGIN, {"username": "alice", "password": "x"}, REMOTE_ADDR=HOME, HTTP_X_REAL_IP="nonsense"
+    )
+    assert AccessAttempt.objects.get().ip_address == HOME
