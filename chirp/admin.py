@@ -1,6 +1,9 @@
 from __future__ import annotations
 
+from axes.admin import AccessAttemptAdmin
+from axes.models import AccessAttempt
 from django.contrib import admin, messages
+from django.contrib.auth import get_user_model
 from django.db import IntegrityError
 from django.db.models import QuerySet
 from django.http import HttpRequest
@@ -46,11 +49,29 @@ class JobAdminMixin:
 
 @admin.register(ApiToken)
 class ApiTokenAdmin(admin.ModelAdmin):
-    list_display = ["name", "user", "hint", "created", "last_used"]
+    """A token acts as its user, so only a superuser may hold or mint one for someone else:
+    other staff see, create and revoke their own tokens only."""
+
+    list_display = ["name", "user", "hint", "created", "last_used", "expires"]
     list_filter = ["user"]
     search_fields = ["name", "user__username"]
-    fields = ["user", "name", "hint", "created", "last_used"]
+    fields = ["user", "name", "expires", "hint", "created", "last_used"]
     readonly_fields = ["hint", "created", "last_used"]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[ApiToken]:
+        tokens = super().get_queryset(request)
+        return tokens if request.user.is_superuser else tokens.filter(user=request.user)
+
+    def get_readonly_fields(self, request: HttpRequest, obj: ApiToken | None = None):
+        # A token never changes hands: moving one's own key to another user would let its
+        # holder act as them.
+        return [*self.readonly_fields, "user"] if obj is not None else self.readonly_fields
+
+    def formfield_for_foreignkey(self, db_field, request: HttpRequest, **kwargs):
+        if db_field.name == "user" and not request.user.is_superuser:
+            kwargs["queryset"] = get_user_model().objects.filter(pk=request.user.pk)
+            kwargs["initial"] = request.user.pk
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
     def save_model(self, request: HttpRequest, obj: ApiToken, form, change: bool) -> None:
         if not change:
@@ -60,3 +81,22 @@ class ApiTokenAdmin(admin.ModelAdmin):
                 f"The new token's key is {key} — copy it now: it cannot be shown again.",
             )
         super().save_model(request, obj, form, change)
+
+
+@admin.register(AccessAttempt)
+class LoginFailureAdmin(AccessAttemptAdmin):
+    """django-axes' failed sign-ins, with a way to let a locked-out person (or address) back in."""
+
+    actions = ["lift_lockout", *AccessAttemptAdmin.actions]
+
+    @admin.action(
+        description="Lift the lock-out (forget these failed sign-ins)", permissions=["delete"]
+    )
+    def lift_lockout(self, request: HttpRequest, queryset: QuerySet[AccessAttempt]) -> None:
+        names = sorted({attempt.username or attempt.ip_address for attempt in queryset})
+        deleted, _ = queryset.delete()
+        self.message_user(
+            request,
+            f"Lock-out lifted for {', '.join(names)}: {deleted} record(s) of failures forgotten.",
+            messages.SUCCESS,
+        )

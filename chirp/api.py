@@ -16,6 +16,7 @@ from typing import Any
 from django.contrib.auth.decorators import login_not_required
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.middleware.csrf import CsrfViewMiddleware
+from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 
 from chirp.models import ApiToken
@@ -32,6 +33,11 @@ def _csrf_failure(request: HttpRequest) -> str | None:
     check = _CsrfCheck(lambda request: HttpResponse())
     check.process_request(request)
     return check.process_view(request, None, (), {})  # type: ignore[arg-type, return-value]
+
+
+def _expired_message(token: ApiToken) -> str:
+    expired = timezone.localtime(token.expires).strftime("%Y-%m-%d %H:%M %Z")
+    return f"This API token expired on {expired}. Create a new one on your account page."
 
 
 def error(message: str, status: int, **extra: Any) -> JsonResponse:
@@ -52,10 +58,13 @@ def api_view(*methods: str) -> Callable[[View], View]:
                 return response
             scheme, _, key = request.headers.get("Authorization", "").partition(" ")
             if scheme:
-                user = ApiToken.user_for_key(key) if scheme.lower() == "bearer" else None
-                if user is None:
+                token = ApiToken.for_key(key) if scheme.lower() == "bearer" else None
+                if token is None:
                     return error("Invalid API token.", 401)
-                request.user = user
+                if token.has_expired:
+                    return error(_expired_message(token), 401)
+                token.record_use()
+                request.user = token.user
             elif not request.user.is_authenticated:
                 return error("Authentication required.", 401)
             elif request.method not in ("GET", "HEAD", "OPTIONS") and (

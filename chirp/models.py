@@ -2,9 +2,11 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import models
+from django.db.models import Q
 from django.utils import timezone
 
 
@@ -34,10 +36,13 @@ class ApiToken(models.Model):
     """A key for the JSON API (`Authorization: Bearer <key>`), acting as its user.
 
     Only a SHA-256 of the key is kept: the key itself is shown once, when the token is created
-    in the admin, and a leaked database cannot be used to call the API.
+    (on the account page or in the admin), and a leaked database cannot be used to call the API.
     """
 
     PREFIX = "chirp_"
+    # last_used is written at most this often per token: a script calling the API in a loop
+    # should not turn every read into a write.
+    LAST_USED_PRECISION = timedelta(minutes=1)
 
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens"
@@ -50,6 +55,9 @@ class ApiToken(models.Model):
     hint = models.CharField(max_length=16, editable=False)
     created = models.DateTimeField(default=timezone.now, editable=False)
     last_used = models.DateTimeField(null=True, blank=True, editable=False)
+    expires = models.DateTimeField(
+        null=True, blank=True, help_text="Leave empty for a token that never expires."
+    )
 
     class Meta:
         verbose_name = "API token"
@@ -62,6 +70,14 @@ class ApiToken(models.Model):
     def _hash(key: str) -> str:
         return hashlib.sha256(key.encode()).hexdigest()
 
+    @classmethod
+    def create(cls, user, name: str, expires: datetime | None = None) -> tuple[ApiToken, str]:
+        """A new token for `user` and its key (the only time the key can be read)."""
+        token = cls(user=user, name=name, expires=expires)
+        key = token.set_new_key()
+        token.save()
+        return token, key
+
     def set_new_key(self) -> str:
         """Give the token a new random key and return it (the only time it can be read)."""
         key = self.PREFIX + secrets.token_urlsafe(32)
@@ -70,14 +86,31 @@ class ApiToken(models.Model):
         return key
 
     @classmethod
-    def user_for_key(cls, key: str):
-        """The active user the key belongs to, or None."""
-        token = (
+    def for_key(cls, key: str) -> ApiToken | None:
+        """The token of an active user that the key belongs to, expired or not, or None."""
+        return (
             cls.objects.select_related("user")
             .filter(key_hash=cls._hash(key.strip()), user__is_active=True)
             .first()
         )
-        if token is None:
+
+    @property
+    def has_expired(self) -> bool:
+        return self.expires is not None and self.expires <= timezone.now()
+
+    def record_use(self) -> None:
+        """Note that the token was just used, unless that was already noted in the last minute."""
+        now = timezone.now()
+        ApiToken.objects.filter(
+            Q(last_used__isnull=True) | Q(last_used__lt=now - self.LAST_USED_PRECISION),
+            pk=self.pk,
+        ).update(last_used=now)
+
+    @classmethod
+    def user_for_key(cls, key: str):
+        """The active user an unexpired token with this key belongs to, or None."""
+        token = cls.for_key(key)
+        if token is None or token.has_expired:
             return None
-        cls.objects.filter(pk=token.pk).update(last_used=timezone.now())
+        token.record_use()
         return token.user

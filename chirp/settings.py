@@ -9,6 +9,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import secrets
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -124,6 +125,7 @@ INSTALLED_APPS = [
     "template_partials",
     "uploads",
     "imports",
+    "axes",
 ]
 
 MIDDLEWARE = [
@@ -138,6 +140,9 @@ MIDDLEWARE = [
     "chirp.middleware.LoginRequiredMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes asks: it turns a refused sign-in into the lock-out answer.
+    # (Its own axes.middleware.AxesMiddleware, with its asynchronous path fixed.)
+    "chirp.lockouts.LockoutMiddleware",
 ]
 
 ROOT_URLCONF = "chirp.urls"
@@ -188,6 +193,11 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+AUTHENTICATION_BACKENDS = [
+    # First: refuses a locked-out user name or address before any password is checked.
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
 ]
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
@@ -245,7 +255,27 @@ SECURE_HSTS_PRELOAD = SECURE_HSTS_SECONDS > 0
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SESSION_COOKIE_HTTPONLY = True
 X_FRAME_OPTIONS = "DENY"
-SILENCED_SYSTEM_CHECKS = env_list("SILENCED_SYSTEM_CHECKS", [])
+SILENCED_SYSTEM_CHECKS = [
+    *env_list("SILENCED_SYSTEM_CHECKS", []),
+    # django-axes looks for its own middleware by name; Chirp's is a subclass of it.
+    "axes.W002",
+]
+
+# Throttling of password guessing (django-axes, chirp/lockouts.py), on both sign-in pages.
+# Failures are counted per user name and per client address, separately: a name tried from
+# many addresses, or many names tried from one address, are both locked out for the cool-off.
+AXES_FAILURE_LIMIT = env_int("CHIRP_LOGIN_FAILURE_LIMIT", 5, minimum=1)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("CHIRP_LOGIN_COOLOFF_MINUTES", 15, minimum=1))
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_LOCKOUT_CALLABLE = "chirp.lockouts.lockout_response"
+AXES_CLIENT_IP_CALLABLE = "chirp.lockouts.client_ip"
+# The failed attempts (and their lifting) are in chirp/admin.py; successful sign-ins are not
+# logged (a table that would only grow).
+AXES_ENABLE_ADMIN = False
+AXES_DISABLE_ACCESS_LOG = True
+# Behind a proxy every client has the proxy's address: name the header in which the proxy
+# passes on the client's (e.g. X-Forwarded-For, X-Real-IP). Only when the proxy sets it.
+CHIRP_CLIENT_IP_HEADER = env_str("CHIRP_CLIENT_IP_HEADER", "")
 
 # Redis is optional: when set, live events cross processes through Redis pub/sub.
 REDIS_URL = env_str("REDIS_URL") or None

@@ -1,15 +1,18 @@
 from __future__ import annotations
 
+from django.contrib import messages
 from django.contrib.auth import get_user_model, login
 from django.contrib.auth.decorators import login_not_required
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse, HttpResponseForbidden
-from django.shortcuts import redirect, render
-from django.views.decorators.http import require_GET, require_http_methods
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_eventstream.views import events
 
 from chirp import live
-from chirp.forms import FirstUserForm
+from chirp.forms import ApiTokenForm, FirstUserForm
+from chirp.models import ApiToken
 
 
 @require_GET
@@ -47,3 +50,38 @@ def event_stream(request: HttpRequest) -> HttpResponse:
     if any(channel != own for channel in asked):
         return HttpResponseForbidden("You can only receive your own live updates.")
     return events(request, channels=[own])
+
+
+def _get_token_for_user(request: HttpRequest, pk: int) -> ApiToken:
+    """One of the signed-in user's own API tokens; anyone else's is a 404."""
+    return get_object_or_404(ApiToken, pk=pk, user=request.user)
+
+
+def _render_account(request: HttpRequest, form: ApiTokenForm, status: int = 200) -> HttpResponse:
+    tokens = request.user.api_tokens.order_by("-created")
+    return render(request, "chirp/account.html", {"tokens": tokens, "form": form}, status=status)
+
+
+@require_GET
+def account(request: HttpRequest) -> HttpResponse:
+    return _render_account(request, ApiTokenForm())
+
+
+@never_cache  # the answer holds the new key: no cache, and no back button, keeps a copy
+@require_POST
+def create_api_token(request: HttpRequest) -> HttpResponse:
+    """Create a token and show its key, in this answer only: the key is never stored (only its
+    hash), so it is not redirected to a page that would have to keep it somewhere."""
+    form = ApiTokenForm(request.POST)
+    if not form.is_valid():
+        return _render_account(request, form, status=400)
+    token, key = ApiToken.create(request.user, form.cleaned_data["name"], form.expires())
+    return render(request, "chirp/api_token_created.html", {"token": token, "key": key})
+
+
+@require_POST
+def revoke_api_token(request: HttpRequest, pk: int) -> HttpResponse:
+    token = _get_token_for_user(request, pk)
+    token.delete()
+    messages.success(request, f"The token “{token.name}” is revoked: it no longer works.")
+    return redirect("account")
