@@ -116,7 +116,7 @@ class ImageAdmin(admin.ModelAdmin):
     list_display = ["preview", "source_url", "face_count", "dimensions", "format", "first_seen"]
     list_display_links = ["preview", "source_url"]
     list_filter = [HasFacesFilter, "format", "first_seen"]
-    search_fields = ["source_url", "found_on", "sha256"]
+    search_fields = ["source_url", "found_on", "sha256", "sightings__owner__username"]
     date_hierarchy = "first_seen"
     inlines = [SightingInline, DetectedFaceInline]
     fields = [

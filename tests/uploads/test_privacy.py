@@ -23,6 +23,7 @@ from .conftest import PhotoSite, make_image, make_job
 SECRET = "alice-s3cret"
 SECRET_PAGE = f"http://127.0.0.1:8123/private.html?token={SECRET}"
 SECRET_PICTURE = f"http://127.0.0.1:8123/photo.jpg?token={SECRET}"
+migration = importlib.import_module("uploads.migrations.0002_image_sightings")
 
 
 @pytest.fixture
@@ -135,6 +136,16 @@ def test_staff_see_every_image_and_who_found_it_where_in_the_admin(staff_client,
 
 
 @pytest.mark.django_db
+def test_staff_find_a_users_images_in_the_admin(staff_client, alice, bob):
+    alices = make_image("plain", seen_by=alice)  # no "alice" in its URLs
+    bobs = make_image("other", seen_by=bob)
+
+    found = html(staff_client.get(reverse("admin:uploads_image_changelist"), {"q": "alice"}))
+
+    assert alices.thumbnail_url in found and bobs.thumbnail_url not in found
+
+
+@pytest.mark.django_db
 def test_the_migration_gives_each_user_the_images_their_jobs_found(alice, bob, alices_image):
     """Existing installations: sightings come from the jobs still there, and old skip reasons
     lose the URL they named."""
@@ -147,7 +158,7 @@ def test_the_migration_gives_each_user_the_images_their_jobs_found(alice, bob, a
         image=alices_image,
         error=f"The same picture as {SECRET_PICTURE}",
     )
-    migration = importlib.import_module("uploads.migrations.0002_image_sightings")
+    make_image("orphan")  # its job was deleted: nobody can tell who found it
 
     migration.backfill_sightings(apps, None)
     migration.forget_other_users_urls(apps, None)
@@ -157,6 +168,19 @@ def test_the_migration_gives_each_user_the_images_their_jobs_found(alice, bob, a
         ("bob", "http://127.0.0.1:8123/bob.jpg", "http://127.0.0.1:8123/bob.html"),
     }
     assert ScrapeJobItem.objects.get(job=bobs_job).error == SAME_PICTURE
+
+
+@pytest.mark.django_db
+def test_the_migration_gives_the_only_account_the_images_whose_jobs_are_gone(alice_client):
+    orphan = make_image("orphan", found_on=SECRET_PAGE)
+    assert alice_client.get(orphan.get_absolute_url()).status_code == 404
+
+    migration.backfill_sightings(apps, None)
+
+    assert alice_client.get(orphan.get_absolute_url()).status_code == 200
+    assert "This page was scraped" in html(
+        alice_client.post(reverse("uploads:page"), {"url": SECRET_PAGE}, follow=True)
+    )
 
 
 # -- the same picture, found by bob's own job --------------------------------------------------

@@ -10,19 +10,23 @@ from django.db.models.functions import Coalesce
 
 def backfill_sightings(apps, schema_editor):
     """Each user keeps seeing the images their existing jobs found. Images whose jobs were
-    already deleted have no known finder: only staff see those (in the admin)."""
+    already deleted have no known finder: on an installation with one account they are that
+    account's (nobody else could have found them); otherwise only staff see them (in the
+    admin)."""
     Item = apps.get_model("uploads", "ScrapeJobItem")
     Sighting = apps.get_model("uploads", "Sighting")
+    Image = apps.get_model("uploads", "Image")
+    User = apps.get_model(*settings.AUTH_USER_MODEL.split("."))
     seen = Coalesce("finished", "updated")
-    rows = (
+    found_by_jobs = (
         Item.objects.filter(image__isnull=False)
         .values("job__owner_id", "image_id", "source_url", "job__url")
         .annotate(first=Min(seen), last=Max(seen))
         .order_by()
     )
-    batch = []
-    for row in rows.iterator(chunk_size=2000):
-        batch.append(
+    _create_in_batches(
+        Sighting,
+        (
             Sighting(
                 owner_id=row["job__owner_id"],
                 image_id=row["image_id"],
@@ -31,11 +35,40 @@ def backfill_sightings(apps, schema_editor):
                 first_seen=row["first"],
                 last_seen=row["last"],
             )
-        )
-        if len(batch) >= 2000:
-            Sighting.objects.bulk_create(batch)
+            for row in found_by_jobs.iterator(chunk_size=BATCH)
+        ),
+    )
+    users = list(User.objects.values_list("pk", flat=True)[:2])
+    if len(users) != 1:
+        return
+    orphans = Image.objects.filter(sightings__isnull=True)
+    _create_in_batches(
+        Sighting,
+        (
+            Sighting(
+                owner_id=users[0],
+                image_id=image.pk,
+                source_url=image.source_url,
+                page_url=image.found_on,
+                first_seen=image.first_seen,
+                last_seen=image.first_seen,
+            )
+            for image in orphans.iterator(chunk_size=BATCH)
+        ),
+    )
+
+
+BATCH = 2000
+
+
+def _create_in_batches(model, rows):
+    batch = []
+    for row in rows:
+        batch.append(row)
+        if len(batch) == BATCH:
+            model.objects.bulk_create(batch)
             batch = []
-    Sighting.objects.bulk_create(batch)
+    model.objects.bulk_create(batch)
 
 
 def forget_other_users_urls(apps, schema_editor):
