@@ -7,11 +7,13 @@ from __future__ import annotations
 import importlib
 import json
 import re
+from datetime import timedelta
 
 import pytest
 from django.apps import apps
 from django.test import Client
 from django.urls import reverse
+from django.utils import timezone
 
 from chirp import engine
 from tests.sse import stored_events
@@ -75,6 +77,20 @@ def test_my_gallery_and_its_counts_show_only_images_my_jobs_found(
     gallery = html(bob_client.get(reverse("uploads:gallery")))
     assert alices_image.get_absolute_url() not in gallery
     assert alices_image.thumbnail_url not in gallery
+
+
+@pytest.mark.django_db
+def test_my_gallery_shows_first_what_my_jobs_found_last(bob_client, alice, bob):
+    """Not the catalogue's order: that would hint at when someone else found a picture."""
+    old_to_me = make_image("old", seen_by=bob, first_seen=timezone.now() - timedelta(days=1))
+    new_to_me = make_image("new", first_seen=timezone.now() - timedelta(days=30))
+    Sighting.objects.create(
+        owner=bob, image=new_to_me, source_url=new_to_me.source_url, page_url="https://b.example/"
+    )
+
+    gallery = html(bob_client.get(reverse("uploads:gallery")))
+
+    assert gallery.index(new_to_me.get_absolute_url()) < gallery.index(old_to_me.get_absolute_url())
 
 
 @pytest.mark.django_db
