@@ -5,7 +5,7 @@ from django.http import HttpRequest
 from django.utils.html import format_html
 
 from chirp.admin import JobAdminMixin
-from uploads.models import DetectedFace, Image, ScrapeJob, ScrapeJobItem
+from uploads.models import DetectedFace, Image, ScrapeJob, ScrapeJobItem, Sighting
 
 
 class ScrapeJobItemInline(admin.TabularInline):
@@ -74,6 +74,19 @@ class DetectedFaceInline(admin.TabularInline):
         return False
 
 
+class SightingInline(admin.TabularInline):
+    """Who found the image where: users see only their own; staff see them all here."""
+
+    model = Sighting
+    fields = ["owner", "source_url", "page_url", "first_seen", "last_seen"]
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+
 class HasFacesFilter(admin.SimpleListFilter):
     title = "faces"
     parameter_name = "faces"
@@ -103,9 +116,9 @@ class ImageAdmin(admin.ModelAdmin):
     list_display = ["preview", "source_url", "face_count", "dimensions", "format", "first_seen"]
     list_display_links = ["preview", "source_url"]
     list_filter = [HasFacesFilter, "format", "first_seen"]
-    search_fields = ["source_url", "found_on", "sha256"]
+    search_fields = ["source_url", "found_on", "sha256", "sightings__owner__username"]
     date_hierarchy = "first_seen"
-    inlines = [DetectedFaceInline]
+    inlines = [SightingInline, DetectedFaceInline]
     fields = [
         "large_preview",
         "source_url",

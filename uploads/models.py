@@ -1,7 +1,11 @@
 """Scrape jobs (a page's images, processed in the uploads lane) and the images they find.
 
 `Image` is the canonical record of a picture: one per source URL and one per content (SHA-256),
-whoever found it. Jobs come and go (see `ScrapeJob.delete_expired`); images stay.
+whoever found it, so each picture is fetched and detected once for the whole installation.
+Jobs come and go (see `ScrapeJob.delete_expired`); images stay.
+
+A user sees an image only through their own `Sighting`s of it (which outlive their jobs): the
+catalogue is shared, what each user scraped is not. Staff see everything in the admin.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.db import models, transaction
-from django.db.models import Count, Max, Q
+from django.db.models import Count, Exists, Max, Min, OuterRef, Q, Subquery
 from django.db.models.signals import post_delete
 from django.dispatch import receiver
 from django.template.loader import render_to_string
@@ -27,6 +31,19 @@ if TYPE_CHECKING:
 
 
 class ImageQuerySet(models.QuerySet):
+    def visible_to(self, user) -> ImageQuerySet:
+        """The images the user's (a user or their id) own jobs found, newest to them first.
+        Another user's images are not there at all: not their pages, not their URLs, not even
+        whether they exist."""
+        sightings = Sighting.objects.filter(owner=user, image=OuterRef("pk"))
+        return (
+            self.filter(Exists(sightings))
+            .annotate(
+                seen_by_user=Subquery(sightings.order_by("first_seen").values("first_seen")[:1])
+            )
+            .order_by("-seen_by_user", "-pk")
+        )
+
     def with_faces(self) -> ImageQuerySet:
         return self.filter(face_count__gt=0)
 
@@ -75,12 +92,69 @@ class Image(models.Model):
     def thumbnail_url(self) -> str:
         return reverse("uploads:thumbnail", args=[self.pk])
 
+    def sightings_by(self, user) -> dict[str, object]:
+        """What this user's own jobs saw of the image: its URLs, the pages it was found on and
+        when they first saw it (never another user's, whoever found it first)."""
+        sightings = self.sightings.filter(owner=user)
+        return {
+            "source_urls": _distinct(sightings, "source_url"),
+            "pages": _distinct(sightings, "page_url"),
+            "first_seen": sightings.aggregate(first=Min("first_seen"))["first"],
+        }
+
+
+def _distinct(queryset: models.QuerySet, field: str) -> list[str]:
+    return list(queryset.order_by(field).values_list(field, flat=True).distinct())
+
 
 @receiver(post_delete, sender=Image)
 def _delete_thumbnail_file(sender, instance: Image, **kwargs) -> None:
     if instance.thumbnail:
         storage, name = instance.thumbnail.storage, instance.thumbnail.name
         transaction.on_commit(lambda: storage.delete(name))
+
+
+class Sighting(models.Model):
+    """One user's job found this image at this URL on this page. What the user may see of the
+    shared catalogue; kept when the job is deleted, as the image is."""
+
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="image_sightings"
+    )
+    image = models.ForeignKey(Image, on_delete=models.CASCADE, related_name="sightings")
+    source_url = models.URLField(max_length=2048)
+    page_url = models.URLField("found on page", max_length=2048)
+    first_seen = models.DateTimeField(default=timezone.now)
+    last_seen = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["first_seen", "pk"]
+        indexes = [
+            models.Index(fields=["owner", "image"], name="uploads_sighting_owner_image"),
+            models.Index(fields=["owner", "page_url"], name="uploads_sighting_owner_page"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.source_url} on {self.page_url}"
+
+    @classmethod
+    def record(cls, owner_id: int, image: Image, source_url: str, page_url: str) -> None:
+        """Remember (again) that the user's job found the image there. No unique constraint
+        (two 2048-character URLs are too long for one index): a race can leave a duplicate
+        row, which every reader tolerates (they ask for distinct values or an aggregate)."""
+        now = timezone.now()
+        seen_before = cls.objects.filter(
+            owner=owner_id, image=image, source_url=source_url, page_url=page_url
+        )
+        if not seen_before.update(last_seen=now):
+            cls.objects.create(
+                owner_id=owner_id,
+                image=image,
+                source_url=source_url,
+                page_url=page_url,
+                first_seen=now,
+                last_seen=now,
+            )
 
 
 class DetectedFace(models.Model):
@@ -156,10 +230,13 @@ class ScrapeJob(Job):
 
     @classmethod
     def last_scraped(cls, owner, url: str) -> datetime | None:
-        """When `url` was last scraped: by this user's jobs, or as the page of known images
-        (jobs are deleted after a while; the images stay)."""
+        """When this user last scraped `url`: by their jobs, or as the page where their jobs
+        found images (jobs are deleted after a while; the sightings stay). Another user's
+        scrapes never count: that would tell anyone who scraped what, and when."""
         by_job = cls.objects.filter(owner=owner, url=url).aggregate(last=Max("created"))["last"]
-        by_image = Image.objects.filter(found_on=url).aggregate(last=Max("first_seen"))["last"]
+        by_image = Sighting.objects.filter(owner=owner, page_url=url).aggregate(
+            last=Max("last_seen")
+        )["last"]
         return max((when for when in (by_job, by_image) if when), default=None)
 
     @classmethod
@@ -255,7 +332,7 @@ class ScrapeJob(Job):
             summary_fragment(self.owner_id),
         ]
         if self.is_terminal:
-            fragments.append(gallery_counts_fragment())
+            fragments.append(gallery_counts_fragment(self.owner_id))
         return fragments
 
 
@@ -293,6 +370,6 @@ def summary_fragment(owner_id: int) -> tuple[str, str]:
     return ("upload-summary", render_to_string("uploads/partials/summary_chips.html", context))
 
 
-def gallery_counts_fragment() -> tuple[str, str]:
-    context = {"counts": Image.objects.counts()}
+def gallery_counts_fragment(owner_id: int) -> tuple[str, str]:
+    context = {"counts": Image.objects.visible_to(owner_id).counts()}
     return ("gallery-counts", render_to_string("uploads/partials/gallery_counts.html", context))

@@ -1,8 +1,9 @@
 """A scrape job's work: find a page's images, then turn each one into an Image, or a skip.
 
 An image already known by its URL is skipped before it is fetched; one whose bytes are known
-under another URL is skipped before detection. Both are linked to the existing Image. Every
-failure becomes the item's readable error (ItemError); the engine never sees a crash.
+under another URL is skipped before detection. Both are linked to the existing Image, and
+the job's owner now sees it (a Sighting); a skip's reason never names another user's URL.
+Every failure becomes the item's readable error (ItemError); the engine never sees a crash.
 """
 
 from __future__ import annotations
@@ -18,12 +19,13 @@ from chirp.jobs import ItemError, ItemSkipped, JobError
 from uploads.faces import Face, detect_faces
 from uploads.fetching import FetchError, fetch_image, fetch_page
 from uploads.images import DecodedImage, ImageError, UnsupportedImage, decode_image, make_thumbnail
-from uploads.models import DetectedFace, Image, ScrapeJob, ScrapeJobItem
+from uploads.models import DetectedFace, Image, ScrapeJob, ScrapeJobItem, Sighting
 from uploads.scraping import DiscoveredImages, find_images
 
 logger = logging.getLogger(__name__)
 
 ALREADY_KNOWN = "Already in the gallery."
+SAME_PICTURE = "The same picture as one already in the gallery."
 
 
 def discover(page_url: str) -> DiscoveredImages:
@@ -41,7 +43,7 @@ def discover(page_url: str) -> DiscoveredImages:
 def process(job: ScrapeJob, item: ScrapeJobItem) -> None:
     known = Image.objects.filter(source_url=item.source_url).first()
     if known is not None:
-        item.skip(ALREADY_KNOWN, image=known)
+        _skip_known(job, item, known, ALREADY_KNOWN)
         return
     try:
         fetched = fetch_image(item.source_url)
@@ -52,7 +54,7 @@ def process(job: ScrapeJob, item: ScrapeJobItem) -> None:
         raise ItemError(str(exc)) from None
     known = Image.objects.filter(sha256=decoded.sha256).first()
     if known is not None:
-        item.skip(f"The same picture as {known.source_url}", image=known)
+        _skip_known(job, item, known, _same_picture_reason(job, item, known))
         return
     faces = detect_faces(decoded.image)
     thumbnail = make_thumbnail(decoded.image, settings.CHIRP_THUMBNAIL_SIZE)
@@ -85,6 +87,7 @@ def _record(
                 DetectedFace(image=image, x=f.x, y=f.y, w=f.w, h=f.h, confidence=f.confidence)
                 for f in faces
             )
+            Sighting.record(job.owner_id, image, item.source_url, job.url)
             item.complete(image=image)
     except Exception as exc:
         image.thumbnail.delete(save=False)
@@ -96,4 +99,24 @@ def _record(
         ).first()
         if known is None:
             raise
-        item.skip(ALREADY_KNOWN, image=known)
+        _skip_known(job, item, known, ALREADY_KNOWN)
+
+
+def _same_picture_reason(job: ScrapeJob, item: ScrapeJobItem, known: Image) -> str:
+    """Name the other URL only if this user's own jobs found the picture there: the first
+    finder may be someone else, whose URLs (query strings, tokens) are theirs alone."""
+    own_url = (
+        Sighting.objects.filter(owner=job.owner_id, image=known)
+        .exclude(source_url=item.source_url)
+        .values_list("source_url", flat=True)
+        .first()
+    )
+    return f"The same picture as {own_url}" if own_url else SAME_PICTURE
+
+
+def _skip_known(job: ScrapeJob, item: ScrapeJobItem, known: Image, reason: str) -> None:
+    """Skip an item whose picture is already in the catalogue: it is not fetched or detected
+    again, and from now on the job's owner sees it too."""
+    with transaction.atomic():
+        Sighting.record(job.owner_id, known, item.source_url, job.url)
+        item.skip(reason, image=known)

@@ -30,6 +30,11 @@ def _get_item_for_user(request: HttpRequest, pk: int) -> ScrapeJobItem:
     )
 
 
+def _get_image_for_user(request: HttpRequest, pk: int) -> Image:
+    """An image the user's own jobs found; anyone else's is a 404, as if it did not exist."""
+    return get_object_or_404(Image.objects.visible_to(request.user), pk=pk)
+
+
 def _page(request: HttpRequest, queryset: QuerySet, per_page: int) -> Page:
     form = PageForm(request.GET)
     number = form.cleaned_data["page"] if form.is_valid() else None
@@ -54,7 +59,7 @@ def uploads_page(request: HttpRequest) -> HttpResponse:
             "form": form,
             "jobs": _page(request, jobs, JOBS_PER_PAGE),
             "summary": ScrapeJobItem.summary_for(request.user.pk),
-            "counts": Image.objects.counts(),
+            "counts": Image.objects.visible_to(request.user).counts(),
         },
     )
 
@@ -158,7 +163,8 @@ def retry_item(request: HttpRequest, pk: int) -> HttpResponse:
 def gallery(request: HttpRequest) -> HttpResponse:
     form = GalleryFilterForm(request.GET)
     faces = form.cleaned_data["faces"] if form.is_valid() else ""
-    images = Image.objects.all()
+    images = Image.objects.visible_to(request.user)
+    counts = images.counts()
     if faces == "with":
         images = images.with_faces()
     elif faces == "without":
@@ -170,22 +176,28 @@ def gallery(request: HttpRequest) -> HttpResponse:
             "images": _page(request, images, IMAGES_PER_PAGE),
             "query": urlencode({"faces": faces}) if faces else "",
             "filter_label": dict(GalleryFilterForm.FACES_CHOICES)[faces],
-            "counts": Image.objects.counts(),
+            "counts": counts,
         },
     )
 
 
 @require_GET
 def image_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    image = get_object_or_404(Image, pk=pk)
+    image = _get_image_for_user(request, pk)
     return render(
-        request, "uploads/image_detail.html", {"image": image, "faces": image.faces.all()}
+        request,
+        "uploads/image_detail.html",
+        {"image": image, "faces": image.faces.all(), "seen": image.sightings_by(request.user)},
     )
 
 
 @require_GET
 def thumbnail(request: HttpRequest, pk: int) -> FileResponse:
-    image = get_object_or_404(Image, pk=pk)
+    # Staff who may view images in the admin see every thumbnail there.
+    if request.user.has_perm("uploads.view_image"):
+        image = get_object_or_404(Image, pk=pk)
+    else:
+        image = _get_image_for_user(request, pk)
     try:
         file = image.thumbnail.open("rb")
     except (FileNotFoundError, ValueError):

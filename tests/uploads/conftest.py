@@ -340,10 +340,12 @@ def media_root(settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Pat
 # -- rows for the view, API and admin tests -----------------------------------------------
 
 
-def make_image(name: str = "a", faces: int = 0, **fields):
+def make_image(name: str = "a", faces: int = 0, seen_by=None, **fields):
+    """An image in the shared catalogue; `seen_by` a user: found by that user's job on the
+    image's `found_on` page (what the pipeline records), so that user sees it."""
     from django.core.files.base import ContentFile
 
-    from uploads.models import DetectedFace
+    from uploads.models import DetectedFace, Sighting
     from uploads.models import Image as ImageRecord
 
     values = {
@@ -363,6 +365,15 @@ def make_image(name: str = "a", faces: int = 0, **fields):
     image.save()
     for n in range(faces):
         DetectedFace.objects.create(image=image, x=10 + 100 * n, y=20, w=80, h=100, confidence=0.9)
+    if seen_by is not None:
+        Sighting.objects.create(
+            owner=seen_by,
+            image=image,
+            source_url=image.source_url,
+            page_url=image.found_on,
+            first_seen=image.first_seen,
+            last_seen=image.first_seen,
+        )
     return image
 
 
@@ -388,7 +399,9 @@ def make_job(owner, statuses: list[str] = (), url: str = "https://photos.example
             job=job,
             source_url=f"{url}img/{n}.jpg",
             status=status,
-            image=make_image(f"{job.pk}-{n}", faces=1) if status == "completed" else None,
+            image=make_image(f"{job.pk}-{n}", faces=1, seen_by=owner, found_on=url)
+            if status == "completed"
+            else None,
             error="The server answered 404 Not Found" if status == "failed" else "",
         )
     return job

@@ -10,7 +10,7 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from uploads.models import ScrapeJob, ScrapeJobItem
+from uploads.models import ScrapeJob, ScrapeJobItem, Sighting
 
 from .conftest import make_image, make_job
 
@@ -75,7 +75,9 @@ def test_submitting_a_page_starts_a_job_and_shows_it(alice_client, alice):
 
 def test_a_page_scraped_before_warns_without_blocking(alice_client, alice):
     old = make_job(alice, ["completed"], url=PAGE_URL)
-    ScrapeJob.objects.filter(pk=old.pk).update(created=timezone.now() - timedelta(days=3))
+    three_days_ago = timezone.now() - timedelta(days=3)
+    ScrapeJob.objects.filter(pk=old.pk).update(created=three_days_ago)
+    Sighting.objects.update(first_seen=three_days_ago, last_seen=three_days_ago)
 
     response = alice_client.post(reverse("uploads:page"), {"url": PAGE_URL})
 
@@ -86,8 +88,10 @@ def test_a_page_scraped_before_warns_without_blocking(alice_client, alice):
     ]
 
 
-def test_a_page_whose_images_are_known_warns_even_after_its_jobs_were_deleted(alice_client, bob):
-    make_image("x", found_on=PAGE_URL, first_seen=timezone.now() - timedelta(days=10))
+def test_a_page_whose_images_are_known_warns_even_after_its_jobs_were_deleted(alice_client, alice):
+    make_image(
+        "x", seen_by=alice, found_on=PAGE_URL, first_seen=timezone.now() - timedelta(days=10)
+    )
 
     response = alice_client.post(reverse("uploads:page"), {"url": PAGE_URL})
 
@@ -286,9 +290,9 @@ def test_retrying_a_failed_item_queues_it_and_its_job(alice_client, alice):
 # -- images ------------------------------------------------------------------------------
 
 
-def test_the_gallery_filters_by_faces(alice_client):
-    with_face = make_image("with", faces=1)
-    without = make_image("without", faces=0)
+def test_the_gallery_filters_by_faces(alice_client, alice):
+    with_face = make_image("with", faces=1, seen_by=alice)
+    without = make_image("without", faces=0, seen_by=alice)
 
     every = alice_client.get(reverse("uploads:gallery")).content.decode()
     faces = alice_client.get(reverse("uploads:gallery"), {"faces": "with"}).content.decode()
@@ -302,8 +306,8 @@ def test_the_gallery_filters_by_faces(alice_client):
     assert 'data-count="with">With faces <span class="count">1<' in every
 
 
-def test_image_review_draws_each_face_box(alice_client):
-    image = make_image("two", faces=2)
+def test_image_review_draws_each_face_box(alice_client, alice):
+    image = make_image("two", faces=2, seen_by=alice)
 
     html = alice_client.get(image.get_absolute_url()).content.decode()
 
@@ -315,7 +319,7 @@ def test_image_review_draws_each_face_box(alice_client):
 
 
 def test_the_thumbnail_is_served_to_signed_in_users_only(alice_client, client, alice):
-    image = make_image("thumb")
+    image = make_image("thumb", seen_by=alice)
 
     response = alice_client.get(image.thumbnail_url)
 
