@@ -11,8 +11,10 @@ import os
 import secrets
 from datetime import timedelta
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import dj_database_url
+from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -276,6 +278,61 @@ AXES_DISABLE_ACCESS_LOG = True
 # Behind a proxy every client has the proxy's address: name the header in which the proxy
 # passes on the client's (e.g. X-Forwarded-For, X-Real-IP). Only when the proxy sets it.
 CHIRP_CLIENT_IP_HEADER = env_str("CHIRP_CLIENT_IP_HEADER", "")
+
+# -- Content-Security-Policy (django-csp): scripts and styles come from our own static files
+# only; no inline script, style attribute or <style> block runs. Behaviour lives in
+# static/chirp.js (htmx is told not to inject its indicator styles: base.html's htmx-config),
+# looks in static/chirp.css. Set early in MIDDLEWARE so responses that other middleware
+# answer itself (redirects, refusals) carry the policy too.
+MIDDLEWARE.insert(
+    MIDDLEWARE.index("django.middleware.security.SecurityMiddleware") + 1,
+    "csp.middleware.CSPMiddleware",
+)
+
+
+def _media_image_sources() -> list[str]:
+    """Where media links point when they are not on this site: the S3 bucket's origins."""
+    if not CHIRP_S3_BUCKET:
+        return []
+    options = STORAGES["default"]["OPTIONS"]
+    if options["custom_domain"]:
+        return [f"https://{options['custom_domain']}"]
+    endpoint = options["endpoint_url"]
+    if endpoint:
+        parts = urlsplit(endpoint)
+        # Path-style links name the endpoint, virtual-hosted ones the bucket under it.
+        return [
+            f"{parts.scheme}://{parts.netloc}",
+            f"{parts.scheme}://{CHIRP_S3_BUCKET}.{parts.netloc}",
+        ]
+    sources = [f"https://{CHIRP_S3_BUCKET}.s3.amazonaws.com"]
+    if options["region_name"]:
+        sources.append(f"https://{CHIRP_S3_BUCKET}.s3.{options['region_name']}.amazonaws.com")
+    return sources
+
+
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF],
+        "img-src": [
+            SELF,
+            "data:",
+            *_media_image_sources(),
+            # Channel avatars and video thumbnails are still hot-linked from YouTube's image
+            # hosts; they go once Chirp keeps its own copies.
+            "https://i.ytimg.com",
+            "https://yt3.ggpht.com",
+            "https://yt3.googleusercontent.com",
+        ],
+        "connect-src": [SELF],  # htmx requests and the live-update stream (SSE)
+        "frame-ancestors": [NONE],
+        "form-action": [SELF],
+        "base-uri": [SELF],
+        "object-src": [NONE],
+    }
+}
 
 # Redis is optional: when set, live events cross processes through Redis pub/sub.
 REDIS_URL = env_str("REDIS_URL") or None

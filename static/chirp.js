@@ -5,16 +5,20 @@ document.addEventListener("animationend", (event) => {
   }
 });
 
-// Live events arrive at least once: drop a toast that repeats one already shown.
-document.addEventListener("htmx:afterSwap", (event) => {
-  const box = event.detail.target;
-  if (!box || box.id !== "toasts") return;
-  const seen = new Set();
-  for (const toast of Array.from(box.querySelectorAll("[data-toast-key]"))) {
-    const key = toast.dataset.toastKey;
-    if (seen.has(key)) toast.remove();
-    seen.add(key);
+// Live events arrive at least once (a reconnecting stream replays from its last id): a toast
+// whose key this page has shown already is dropped before htmx swaps it in. The check is on
+// the toast's own key, in the event's data: SSE swaps carry no request target to go by.
+const toastsShown = new Set();
+document.addEventListener("htmx:sseBeforeMessage", (event) => {
+  if (event.target.id !== "toasts") return;
+  const fragment = document.createElement("template");
+  fragment.innerHTML = event.detail.data;
+  const keys = Array.from(fragment.content.querySelectorAll("[data-toast-key]"), (toast) => toast.dataset.toastKey);
+  if (keys.length && keys.every((key) => toastsShown.has(key))) {
+    event.preventDefault();
+    return;
   }
+  keys.forEach((key) => toastsShown.add(key));
 });
 
 // When the server was away, the SSE extension opens a new stream, which (unlike the browser's

@@ -313,7 +313,7 @@ def test_image_review_draws_each_face_box(alice_client, alice):
 
     assert "2 faces" in html
     # 400 by 200 pixels: the first box is at (10, 20), 80 by 100.
-    assert 'style="left: 2.50%; top: 10.00%; width: 20.00%; height: 50.00%"' in html
+    assert 'x="2.50%" y="10.00%" width="20.00%" height="50.00%"' in html
     assert html.count('class="face-box"') == 2
     assert image.found_on in html
 
