@@ -75,7 +75,7 @@ def make_channel(owner) -> tuple[Channel, ImportJob, Video]:
 def main_pages(alice, staff) -> list[tuple[object, str]]:
     """(user, path) of every main page; None is a visitor who is not signed in."""
     upload = make_job(alice, ["completed", "failed", "queued"])
-    image = make_image("policy", faces=2)
+    image = make_image("policy", faces=2, seen_by=alice)
     channel, import_job, video = make_channel(alice)
     return [
         (alice, reverse("home")),
