@@ -34,7 +34,7 @@ def _get_job_for_user(request: HttpRequest, pk: int) -> ImportJob:
 
 def _get_channel_for_user(request: HttpRequest, pk: int) -> Channel:
     try:
-        return Channel.visible_to(request.user).get(pk=pk)
+        return Channel.objects.visible_to(request.user).get(pk=pk)
     except Channel.DoesNotExist:
         raise Http404 from None
 
