@@ -697,7 +697,7 @@ class ImportJob(Job):
     def upkeep(self, final: bool = False) -> None:
         """The search vectors of the transcripts stored meanwhile (a batch a tick; all of them,
         for every video, before the import finishes), and the channel's numbers for the other
-        users who imported it."""
+        users who see it."""
         Video.refresh_search_documents(limit=0 if final else SEARCH_REFRESH_BATCH)
         self._show_channel_to_watchers(final)
 
