@@ -187,6 +187,20 @@ def test_a_channel_shows_once_my_own_import_has_listed_it(alice, bob, fake_youtu
 
 
 @pytest.mark.django_db(transaction=True)
+def test_only_new_videos_counts_from_my_own_imports_not_from_others(alice, bob, fake_youtube):
+    fake_youtube.add_channel("shared", videos=4)
+    run_import(alice, "@shared")
+
+    job = run_import(bob, "@shared", only_new=True)
+
+    # Nothing new "since the last import" would tell Bob that someone imported it before.
+    assert (job.status, job.total, job.skipped) == ("completed", 4, 4)
+    assert "4 already there" in job.finished_summary()
+    again = run_import(bob, "@shared", only_new=True)
+    assert (again.status, again.total) == ("completed", 0)  # his own import: nothing new
+
+
+@pytest.mark.django_db(transaction=True)
 def test_my_failed_listing_does_not_open_the_channel_page(alice, bob, fake_youtube):
     fake_youtube.add_channel("flaky", videos=2)
     run_import(bob, "@flaky")
