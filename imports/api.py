@@ -9,7 +9,8 @@
     GET  /api/channels/<id>/stats        the channel page's stat cards
 
 Callers authenticate with their session (CSRF applies to POST) or an API token (chirp.api).
-Another user's import, or a channel the caller never imported, is a 404.
+Another user's import, or a channel the caller does not see (Channel.seen: their own import
+has not listed it), is a 404. An import's answer names its channel only once the caller sees it.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ def _get_job_for_user(request: HttpRequest, pk: int) -> ImportJob:
 
 def _get_channel_for_user(request: HttpRequest, pk: int) -> Channel:
     try:
-        return Channel.visible_to(request.user).get(pk=pk)
+        return Channel.objects.visible_to(request.user).get(pk=pk)
     except Channel.DoesNotExist:
         raise Http404 from None
 

@@ -1,11 +1,12 @@
 """The two phases of an import, as the engine runs them.
 
 `list_channel` (prepare): resolve and list the channel flat (capped, or only what is new), upsert
-the channel, create every listed video at once (stage `created`) and one item per video.
+the channel, link the job to it (which shows it to the job's owner: Channel.seen), create every
+listed video at once (stage `created`) and one item per video.
 
 `enrich_item` (process_item): one video, stage by stage: metadata (25 %) → captions (60 %) →
 chapters (90 %) → complete (100 %). Each stage is one UPDATE and one live event to the owner
-(and to everyone else who imported the channel: ImportJob.watchers). Every request waits for its
+(and to everyone else who sees the channel: ImportJob.watchers). Every request waits for its
 turn (and an in-flight slot) at the shared limiter, one limiter per video or listing, released
 when it is done. What YouTube says decides what follows:
 
@@ -96,7 +97,7 @@ def list_channel(job: ImportJob, ctx: RunContext) -> list[ImportJobItem]:
         raise JobError(str(exc)) from exc
     known: frozenset[str] = frozenset()
     if job.only_new:
-        channel = job.channel or Channel.known_for(ref, job.channel_url)
+        channel = job.channel or Channel.known_for(ref, job.channel_url, job.owner_id)
         if channel is not None:
             known = frozenset(channel.videos.values_list("youtube_id", flat=True))
 
@@ -115,6 +116,7 @@ def list_channel(job: ImportJob, ctx: RunContext) -> list[ImportJobItem]:
 
     channel = Channel.upsert(listing)
     Channel.objects.filter(pk=channel.pk).update(last_imported=timezone.now())
+    # YouTube answered this user's own listing: from now on they see the channel (Channel.seen).
     ImportJob.objects.filter(pk=job.pk).update(channel=channel)
     job.channel = channel
     live.publish(job.owner_id, [("channels-changed", channel.dom_id)])  # the list shows it

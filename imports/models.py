@@ -32,8 +32,15 @@ if TYPE_CHECKING:
     from imports.transcripts import Transcript
 
 
+class ChannelQuerySet(models.QuerySet):
+    def visible_to(self, user: Any) -> ChannelQuerySet:
+        """The channels `user` sees (Channel.seen): what their pages, searches and API show."""
+        return self.filter(Channel.seen(user, OuterRef("pk")))
+
+
 class Channel(models.Model):
-    """A YouTube channel, upserted by its channel ID whoever imports it."""
+    """A YouTube channel, upserted by its channel ID whoever imports it. The catalog is shared
+    (a video is fetched once for the installation); who sees a channel is Channel.seen."""
 
     youtube_id = models.CharField("YouTube channel ID", max_length=40, unique=True)
     handle = models.CharField(max_length=100, blank=True, db_index=True)
@@ -46,6 +53,8 @@ class Channel(models.Model):
     last_imported = models.DateTimeField(null=True, blank=True)
     created = models.DateTimeField(default=timezone.now)
     updated = models.DateTimeField(auto_now=True)
+
+    objects = ChannelQuerySet.as_manager()
 
     class Meta:
         ordering = ["title", "pk"]
@@ -125,33 +134,53 @@ class Channel(models.Model):
         html = render_to_string("imports/channel_detail.html#channel_stats", context)
         return (self.stats_dom_id, html)
 
-    @classmethod
-    def visible_to(cls, user) -> models.QuerySet[Channel]:
-        """The catalog's channels `user` has imported: the ones their pages show."""
-        return cls.objects.filter(
-            Exists(ImportJob.objects.filter(owner=user, channel=OuterRef("pk")))
-        )
+    @staticmethod
+    def seen(user: Any, channel: Any) -> Exists:
+        """Whether `user` sees `channel` (either may be an OuterRef): the one rule behind every
+        channel page, video page, channel list and search, the stat cards, the API, and who
+        receives a channel's live fragments (ImportJob.watchers). Everyone else gets a 404.
+
+        A user sees a channel once their own import has *listed* it: an import job of theirs
+        is linked to it. A job is linked to a channel only when its listing phase has fetched
+        that channel from YouTube successfully (enrichment.list_channel), or at its start when
+        its owner already sees the channel (a re-import: ImportJob.start). So an import of a
+        channel that others imported discloses nothing of it before YouTube has answered this
+        user's own listing, and none of it at all when that listing fails.
+
+        (Following a channel, when it comes, is one more `| Exists(...)` here.)"""
+        return Exists(ImportJob.objects.filter(owner=user, channel=channel))
 
     @classmethod
-    def known_for(cls, ref: ChannelRef, channel_url: str) -> Channel | None:
-        """The channel a reference names, if Chirp has imported it before (no network)."""
+    def viewer_ids(cls, channel_id: int) -> models.QuerySet:
+        """The ids of the users who see this channel (Channel.seen)."""
+        from django.contrib.auth import get_user_model
+
+        viewers = get_user_model().objects.filter(cls.seen(OuterRef("pk"), channel_id))
+        return viewers.order_by().values_list("pk", flat=True)
+
+    @classmethod
+    def known_for(cls, ref: ChannelRef, channel_url: str, user: Any) -> Channel | None:
+        """The channel a reference names, if `user` sees it already (no network). A channel
+        only others imported stays unknown here, as if nobody had: whether it is in the
+        catalog is not disclosed before this user's own import has listed it."""
+        channels = cls.objects.visible_to(user)
         if ref.channel_id:
-            return cls.objects.filter(youtube_id=ref.channel_id).first()
+            return channels.filter(youtube_id=ref.channel_id).first()
         previous = (
-            ImportJob.objects.filter(channel_url=channel_url, channel__isnull=False)
+            ImportJob.objects.filter(owner=user, channel_url=channel_url, channel__isnull=False)
             .order_by("-created")
             .values_list("channel", flat=True)
             .first()
         )
         if previous:
-            return cls.objects.filter(pk=previous).first()
+            return channels.filter(pk=previous).first()
         if ref.handle:
-            return cls.objects.filter(handle__iexact=ref.handle).first()
+            return channels.filter(handle__iexact=ref.handle).first()
         return None
 
 
 def channels_of(user) -> models.QuerySet[Channel]:
-    """The channels `user` has imported, with what the channel list shows about each."""
+    """The channels `user` sees, with what the channel list shows about each."""
     videos = Video.objects.filter(channel=OuterRef("pk")).order_by().values("channel")
     jobs = ImportJob.objects.filter(owner=user, channel=OuterRef("pk")).order_by("-created", "-pk")
 
@@ -159,7 +188,7 @@ def channels_of(user) -> models.QuerySet[Channel]:
         return Coalesce(Subquery(queryset.annotate(n=Count("pk")).values("n")), 0)
 
     return (
-        Channel.objects.filter(Exists(jobs))
+        Channel.objects.visible_to(user)
         .annotate(
             listed=count(videos),
             imported=count(videos.filter(stage=Video.Stage.COMPLETE)),
@@ -559,7 +588,8 @@ class ImportJob(Job):
                 job = cls.objects.create(
                     owner=owner,
                     channel_url=ref.url,
-                    channel=Channel.known_for(ref, ref.url),
+                    # Linked now only if its owner sees it already; else by its listing.
+                    channel=Channel.known_for(ref, ref.url, owner),
                     tab=tab,
                     limit=limit or None,
                     only_new=only_new,
@@ -667,7 +697,7 @@ class ImportJob(Job):
     def upkeep(self, final: bool = False) -> None:
         """The search vectors of the transcripts stored meanwhile (a batch a tick; all of them,
         for every video, before the import finishes), and the channel's numbers for the other
-        users who imported it."""
+        users who see it."""
         Video.refresh_search_documents(limit=0 if final else SEARCH_REFRESH_BATCH)
         self._show_channel_to_watchers(final)
 
@@ -715,22 +745,19 @@ class ImportJob(Job):
         html = render_to_string("imports/channel_list.html#channel_row", {"channel": row})
         return [(row.dom_id, html), row.stats_fragment(user_id)]
 
-    # -- everyone else who imported the channel -------------------------------------------------
+    # -- everyone else who sees the channel ------------------------------------------------------
 
     def watchers(self) -> tuple[int, ...]:
-        """The other users who imported this channel. The catalog is shared, so their pages
-        show the same videos: they see the cards and the channel's numbers change as this
-        import goes (never this job itself). Read again every WATCHERS_SECONDS, so asking
-        on every video stage costs nothing."""
+        """The other users who see this channel (Channel.seen). The catalog is shared, so
+        their pages show the same videos: they see the cards and the channel's numbers change
+        as this import goes (never this job itself). Read again every WATCHERS_SECONDS, so
+        asking on every video stage costs nothing."""
         if not self.channel_id:
             return ()
         now = time.monotonic()
         read_at, ids = self.__dict__.get("_watchers", (None, ()))
         if read_at is None or now - read_at >= WATCHERS_SECONDS:
-            others = ImportJob.objects.filter(channel_id=self.channel_id).exclude(
-                owner_id=self.owner_id
-            )
-            ids = tuple(others.order_by().values_list("owner_id", flat=True).distinct())
+            ids = tuple(Channel.viewer_ids(self.channel_id).exclude(pk=self.owner_id))
             self._watchers = (now, ids)
         return ids
 

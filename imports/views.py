@@ -24,14 +24,14 @@ def _get_job_for_user(request: HttpRequest, pk: int) -> ImportJob:
 
 
 def _get_channel_for_user(request: HttpRequest, pk: int) -> Channel:
-    """A channel of the shared catalog, shown to those who imported it (404 for the rest)."""
-    return get_object_or_404(Channel.visible_to(request.user), pk=pk)
+    """A channel of the shared catalog, shown to those who see it (404 for the rest)."""
+    return get_object_or_404(Channel.objects.visible_to(request.user), pk=pk)
 
 
 def _get_video_for_user(request: HttpRequest, pk: int) -> Video:
     return get_object_or_404(
         Video.objects.select_related("channel").filter(
-            channel__in=Channel.visible_to(request.user)
+            channel__in=Channel.objects.visible_to(request.user)
         ),
         pk=pk,
     )
