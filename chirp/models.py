@@ -30,6 +30,8 @@ class LaneSlot(models.Model):
             models.UniqueConstraint(fields=["lane", "slot"], name="chirp_laneslot_unique"),
         ]
         ordering = ["lane", "slot"]
+        # The admin lists them as the live lanes page (chirp.admin.LiveLanesAdmin).
+        verbose_name_plural = "live lanes"
 
     def __str__(self) -> str:
         return f"{self.lane}#{self.slot}"
