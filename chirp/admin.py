@@ -14,6 +14,7 @@ from django.http import HttpRequest
 from django.template.response import TemplateResponse
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
+from django.utils.formats import date_format
 from django.utils.html import format_html
 
 from chirp import engine
@@ -48,7 +49,7 @@ class JobAdminMixin:
         )
         return format_html(
             '<span class="chirp-progress" title="{}"><progress value="{}" max="{}"></progress>'
-            " {}/{}{}</span>",
+            "{}/{}{}</span>",
             breakdown,
             job.processed,
             max(job.total, 1),
@@ -58,6 +59,10 @@ class JobAdminMixin:
             if job.failed
             else "",
         )
+
+    @admin.display(description="created", ordering="created")
+    def created_at(self, job: Job) -> str:
+        return date_format(timezone.localtime(job.created), "Y-m-d H:i")
 
     @admin.action(description="Retry the failed items of the selected jobs")
     def retry_failed(self, request: HttpRequest, queryset: QuerySet[Job]) -> None:

@@ -99,7 +99,7 @@ class ImportJobItemInline(admin.TabularInline):
 
 @admin.register(ImportJob)
 class ImportJobAdmin(JobAdminMixin, admin.ModelAdmin):
-    list_display = ["id", "title", "owner", "tab", "status", "progress", "created"]
+    list_display = ["id", "title", "owner", "tab", "status", "progress", "created_at"]
     list_filter = ["status", "tab"]
     search_fields = ["channel_url", "owner__username", "channel__title"]
     list_select_related = ["owner", "channel"]
@@ -117,7 +117,9 @@ class ImportJobAdmin(JobAdminMixin, admin.ModelAdmin):
     @admin.display(description="channel")
     def title(self, job: ImportJob) -> str:
         return format_html(
-            '<span title="{}">{}</span>', job.channel_url, Truncator(job.title).chars(50)
+            '<span class="chirp-cut" title="{}">{}</span>',
+            job.channel_url,
+            Truncator(job.title).chars(40),
         )
 
     def lift_pause(self) -> str:

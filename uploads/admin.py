@@ -23,7 +23,7 @@ class ScrapeJobItemInline(admin.TabularInline):
 
 @admin.register(ScrapeJob)
 class ScrapeJobAdmin(JobAdminMixin, admin.ModelAdmin):
-    list_display = ["id", "page", "owner", "status", "progress", "created"]
+    list_display = ["id", "page", "owner", "status", "progress", "created_at"]
     list_filter = ["status", "owner", "created"]
     search_fields = ["url", "owner__username"]
     date_hierarchy = "created"
@@ -56,7 +56,9 @@ class ScrapeJobAdmin(JobAdminMixin, admin.ModelAdmin):
     @admin.display(description="page", ordering="url")
     def page(self, job: ScrapeJob) -> str:
         # A page URL can be 2,000 characters: cut in the list, whole in the tooltip.
-        return format_html('<span title="{}">{}</span>', job.url, Truncator(job.url).chars(60))
+        return format_html(
+            '<span class="chirp-cut" title="{}">{}</span>', job.url, Truncator(job.url).chars(40)
+        )
 
 
 class DetectedFaceInline(admin.TabularInline):
