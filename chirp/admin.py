@@ -106,13 +106,12 @@ class JobAdminMixin:
         """Wake the lane for jobs that wait (queued, handed back in a pause, or left by a
         worker that died), lifting the lane's pause if there is one."""
         lane = self.model.lane
-        line = list(
-            engine.runnable_jobs(self.model).order_by("enqueued", "pk").values_list("pk", flat=True)
-        )
+        waiting = engine.runnable_jobs(self.model).order_by("enqueued", "pk")
+        place = {pk: ahead for ahead, pk in enumerate(waiting.values_list("pk", flat=True))}
         woken, skipped = [], []
         for job in queryset.order_by("pk"):
-            if job.pk in line:
-                ahead = line.index(job.pk)
+            if job.pk in place:
+                ahead = place[job.pk]
                 woken.append(f"#{job.pk} ({ahead} ahead of it)" if ahead else f"#{job.pk} (next)")
             elif job.is_terminal:
                 skipped.append(f"#{job.pk} already {job.get_status_display().lower()}")
@@ -120,7 +119,7 @@ class JobAdminMixin:
                 skipped.append(f"#{job.pk} is running now")
         if woken:
             lifted = self.lift_pause()
-            for _ in range(min(len(line), engine.concurrency(lane))):
+            for _ in range(min(len(place), engine.concurrency(lane))):
                 engine.wake_lane_on_commit(lane)
             self.message_user(
                 request,
