@@ -135,17 +135,20 @@ def claim_slot(lane: str, token: str) -> LaneSlot | None:
         LaneSlot.objects.get_or_create(lane=lane, slot=number)
     free = Q(holder="") | Q(heartbeat__lt=lease_cutoff()) | Q(heartbeat__isnull=True)
     for slot in LaneSlot.objects.filter(free, lane=lane, slot__lt=concurrency(lane)):
+        now = timezone.now()
         taken = LaneSlot.objects.filter(
             free, pk=slot.pk, holder=slot.holder, heartbeat=slot.heartbeat
-        ).update(holder=token, heartbeat=timezone.now())
+        ).update(holder=token, heartbeat=now, held_since=now)
         if taken == 1:
-            slot.holder = token
+            slot.holder, slot.heartbeat, slot.held_since = token, now, now
             return slot
     return None
 
 
 def release_slot(slot: LaneSlot, token: str) -> None:
-    LaneSlot.objects.filter(pk=slot.pk, holder=token).update(holder="", heartbeat=None)
+    LaneSlot.objects.filter(pk=slot.pk, holder=token).update(
+        holder="", heartbeat=None, held_since=None
+    )
 
 
 # -- jobs -------------------------------------------------------------------------------

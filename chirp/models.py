@@ -20,6 +20,9 @@ class LaneSlot(models.Model):
     lane = models.CharField(max_length=50)
     slot = models.PositiveSmallIntegerField()
     holder = models.CharField(max_length=100, blank=True)
+    # When the holder took the slot (the live lanes page shows since when a worker holds it;
+    # the heartbeat moves on every beat).
+    held_since = models.DateTimeField(null=True, blank=True)
     heartbeat = models.DateTimeField(null=True, blank=True)
 
     class Meta:
@@ -27,6 +30,8 @@ class LaneSlot(models.Model):
             models.UniqueConstraint(fields=["lane", "slot"], name="chirp_laneslot_unique"),
         ]
         ordering = ["lane", "slot"]
+        # The admin lists them as the live lanes page (chirp.admin.LiveLanesAdmin).
+        verbose_name_plural = "live lanes"
 
     def __str__(self) -> str:
         return f"{self.lane}#{self.slot}"

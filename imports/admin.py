@@ -4,9 +4,14 @@ from django.contrib import admin, messages
 from django.db import IntegrityError, models
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from django.utils import timezone
+from django.utils.formats import time_format
+from django.utils.html import format_html
+from django.utils.text import Truncator
 
 from chirp.admin import JobAdminMixin
 from chirp.jobs import IllegalTransition, ItemStatus
+from imports.limiter import Limiter
 from imports.models import Channel, ImportJob, ImportJobItem, Video
 
 HTTPS_URLS = {models.URLField: {"assume_scheme": "https"}}
@@ -43,7 +48,12 @@ class VideoAdmin(admin.ModelAdmin):
     search_fields = ["title", "youtube_id"]
     list_select_related = ["channel"]
     raw_id_fields = ["channel"]
-    readonly_fields = ["created", "updated", "enriched"]
+    # Where the pipeline is with a video is its to say (retry enrichment restarts it); the
+    # transcript stays editable, and saving it rebuilds its search vector (the table's trigger).
+    readonly_fields = [
+        "stage", "progress", "transcript_source", "error_reason", "error",
+        "created", "updated", "enriched",
+    ]  # fmt: skip
     actions = ["retry_enrichment"]
 
     @admin.action(description="Retry enrichment of the selected failed videos")
@@ -89,25 +99,36 @@ class ImportJobItemInline(admin.TabularInline):
 
 @admin.register(ImportJob)
 class ImportJobAdmin(JobAdminMixin, admin.ModelAdmin):
-    list_display = [
-        "__str__",
-        "owner",
-        "channel_url",
-        "channel",
-        "status",
-        "total",
-        "done",
-        "failed",
-        "created",
-    ]
+    list_display = ["id", "title", "owner", "tab", "status", "progress", "created_at"]
     list_filter = ["status", "tab"]
     search_fields = ["channel_url", "owner__username", "channel__title"]
     list_select_related = ["owner", "channel"]
-    raw_id_fields = ["owner", "channel"]
     readonly_fields = [
-        "status", "total", "done", "skipped", "failed", "cancelled", "step", "error", "prepared",
-        "created", "enqueued", "started", "finished", "updated", "heartbeat", "attempts", "worker",
+        "owner", "channel_url", "channel", "tab", "limit", "only_new",
+        "status", "progress", "total", "done", "skipped", "failed", "cancelled", "step", "error",
+        "prepared", "created", "enqueued", "started", "finished", "updated", "heartbeat",
+        "attempts", "worker",
     ]  # fmt: skip
+    fields = readonly_fields
     inlines = [ImportJobItemInline]
     item_noun = "video"
     job_noun = "import"
+
+    @admin.display(description="channel")
+    def title(self, job: ImportJob) -> str:
+        return format_html(
+            '<span class="chirp-cut" title="{}">{}</span>',
+            job.channel_url,
+            Truncator(job.title).chars(40),
+        )
+
+    def lift_pause(self) -> str:
+        """YouTube's pause (the limiter's circuit breaker) holds the whole lane: staff who
+        resume an import now end it, and the limiter starts afresh (strikes and spacing)."""
+        limiter = Limiter()
+        pause = limiter.current_pause()
+        if pause is None:
+            return ""
+        limiter.reset()
+        until = time_format(timezone.localtime(pause.until), "H:i")
+        return f"YouTube's pause (until {until}) was lifted."

@@ -3,6 +3,7 @@ from __future__ import annotations
 from django.contrib import admin
 from django.http import HttpRequest
 from django.utils.html import format_html
+from django.utils.text import Truncator
 
 from chirp.admin import JobAdminMixin
 from uploads.models import DetectedFace, Image, ScrapeJob, ScrapeJobItem, Sighting
@@ -22,7 +23,7 @@ class ScrapeJobItemInline(admin.TabularInline):
 
 @admin.register(ScrapeJob)
 class ScrapeJobAdmin(JobAdminMixin, admin.ModelAdmin):
-    list_display = ["id", "url", "owner", "status", "progress", "created", "finished"]
+    list_display = ["id", "page", "owner", "status", "progress", "created_at"]
     list_filter = ["status", "owner", "created"]
     search_fields = ["url", "owner__username"]
     date_hierarchy = "created"
@@ -52,14 +53,11 @@ class ScrapeJobAdmin(JobAdminMixin, admin.ModelAdmin):
     ]
     fields = readonly_fields
 
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False  # jobs start from the Uploads page or the API
-
-    @admin.display(description="progress")
-    def progress(self, job: ScrapeJob) -> str:
-        return (
-            f"{job.processed}/{job.total} ({job.percent}%): {job.done} new, "
-            f"{job.skipped} skipped, {job.failed} failed"
+    @admin.display(description="page", ordering="url")
+    def page(self, job: ScrapeJob) -> str:
+        # A page URL can be 2,000 characters: cut in the list, whole in the tooltip.
+        return format_html(
+            '<span class="chirp-cut" title="{}">{}</span>', job.url, Truncator(job.url).chars(40)
         )
 
 

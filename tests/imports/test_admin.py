@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
+from django import forms
+from django.contrib.messages import get_messages
+from django.db import connection
 from django.utils import timezone
 
+from imports.limiter import Limiter
 from imports.models import ImportJob, ImportJobItem, Video
 
 pytestmark = pytest.mark.django_db
@@ -88,3 +94,124 @@ def test_retry_failed_and_cancel_import_jobs(staff_client, alice, make_channel, 
     assert (job.status, job.failed) == ("pending", 0)
     assert ImportJobItem.objects.get(video=bad).status == "queued"
     assert running.status == "cancelled" and running.finished <= timezone.now()
+
+
+def test_an_import_job_cannot_be_added_or_changed_through_a_form(staff_client, alice, make_channel):
+    job, _ = failed_import(alice, make_channel)
+    ImportJob.objects.filter(pk=job.pk).update(attempts=2)
+    before = ImportJob.objects.filter(pk=job.pk).values().get()
+    change_url = f"/admin/imports/importjob/{job.pk}/change/"
+
+    page = staff_client.get(change_url).content.decode()
+    posted = staff_client.post(
+        change_url,
+        {"status": "pending", "done": "3", "failed": "0", "attempts": "0", "total": "9"},
+    )
+    added = staff_client.post(
+        "/admin/imports/importjob/add/",
+        {"owner": alice.pk, "channel_url": "https://www.youtube.com/@new", "tab": "videos"},
+    )
+
+    assert 'name="status"' not in page and 'name="attempts"' not in page
+    assert posted.status_code == 403 and added.status_code == 403
+    assert ImportJob.objects.filter(pk=job.pk).values().get() == before
+    assert ImportJob.objects.count() == 1
+    assert "/admin/imports/importjob/add/" not in staff_client.get("/admin/").content.decode()
+
+
+def _change_form_data(response) -> dict:
+    """What the admin's change form would post back unchanged (split date fields included)."""
+    form = response.context["adminform"].form
+    data = {}
+    for name, field in form.fields.items():
+        value = form[name].value()
+        if isinstance(field.widget, forms.SplitDateTimeWidget):
+            moment = timezone.localtime(value) if value else None
+            data[f"{name}_0"] = moment.strftime("%Y-%m-%d") if moment else ""
+            data[f"{name}_1"] = moment.strftime("%H:%M:%S") if moment else ""
+        else:
+            data[name] = "" if value is None else value
+    return data
+
+
+def test_a_video_keeps_its_stage_but_its_transcript_can_be_edited(
+    staff_client, alice, make_channel
+):
+    video = make_channel(alice, videos=1, stage="captions").videos.get()
+    Video.objects.filter(pk=video.pk).update(progress=60, transcript_source="auto")
+    change_url = f"/admin/imports/video/{video.pk}/change/"
+    data = _change_form_data(staff_client.get(change_url))
+
+    response = staff_client.post(
+        change_url,
+        {
+            **data,
+            "transcript": "a hedge of hornbeam",
+            "stage": "complete",
+            "progress": "100",
+            "transcript_source": "manual",
+        },
+    )
+
+    assert response.status_code == 302, response.context["adminform"].form.errors
+    video.refresh_from_db()
+    assert video.transcript == "a hedge of hornbeam"
+    assert (video.stage, video.progress, video.transcript_source) == ("captions", 60, "auto")
+    if connection.vendor == "postgresql":  # the search vector was rebuilt with the edit
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT search_document @@ to_tsquery('english', 'hornbeam'), search_stale"
+                " FROM imports_video WHERE id = %s",
+                [video.pk],
+            )
+            assert cursor.fetchone() == (True, False)
+
+
+def test_resume_now_wakes_the_lane_for_waiting_imports_and_lifts_youtubes_pause(
+    staff_client, alice, make_channel, monkeypatch, django_capture_on_commit_callbacks
+):
+    woken = []
+    monkeypatch.setattr("chirp.engine.wake_lane", woken.append)
+    done, _ = failed_import(alice, make_channel)
+    earlier = timezone.now() - timedelta(minutes=5)
+    first = ImportJob.objects.create(
+        owner=alice, channel_url="https://www.youtube.com/@first", enqueued=earlier
+    )
+    paused = ImportJob.objects.create(  # handed back in the pause: nobody holds its lease
+        owner=alice,
+        channel_url="https://www.youtube.com/@paused",
+        status="enriching",
+        step="Paused: YouTube is rate-limiting",
+        heartbeat=timezone.now(),
+    )
+    running = ImportJob.objects.create(
+        owner=alice,
+        channel_url="https://www.youtube.com/@running",
+        status="enriching",
+        worker="host:1:abc",
+        heartbeat=timezone.now(),
+    )
+    Limiter().throttled("rate_limited")
+    assert Limiter().current_pause() is not None
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = staff_client.post(
+            "/admin/imports/importjob/",
+            {
+                "action": "resume_now",
+                "_selected_action": [first.pk, paused.pk, running.pk, done.pk],
+            },
+            follow=True,
+        )
+
+    shown = [str(m) for m in get_messages(response.wsgi_request)]
+    assert shown[0].startswith(
+        f"The imports lane was woken for #{first.pk} (next), #{paused.pk} (1 ahead of it): "
+    )
+    assert "YouTube's pause (until " in shown[0] and shown[0].endswith(") was lifted.")
+    assert shown[1] == (
+        f"2 import(s) were not waiting and were not resumed: #{done.pk} already completed, "
+        f"#{running.pk} is running now."
+    )
+    assert Limiter().current_pause() is None
+    assert woken == ["imports"]  # one runner: the lane has one slot

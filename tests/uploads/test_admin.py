@@ -28,16 +28,56 @@ def run_action(client, action: str, jobs: list[ScrapeJob]):
     )
 
 
-def test_the_job_list_shows_progress_and_filters(staff_client, alice):
+def test_the_job_list_shows_progress_as_one_small_bar_with_counts(staff_client, alice):
     make_job(alice, ["completed", "failed", "queued"], status="processing")
 
     response = staff_client.get(reverse("admin:uploads_scrapejob_changelist"))
 
     html = response.content.decode()
     assert response.status_code == 200
-    assert "2/3 (67%): 1 new, 0 skipped, 1 failed" in html
+    assert (
+        '<span class="chirp-progress" title="2/3 (67%): 1 done, 0 skipped, 1 failed, 0 cancelled">'
+        '<progress value="2" max="3"></progress>2/3 <span class="chirp-failed">1 failed</span>'
+        "</span>"
+    ) in html
+    assert "chirp-admin.css" in html  # the stylesheet that keeps each row on one line
+    headers = response.context["cl"].list_display
+    assert headers == ["action_checkbox", "id", "page", "owner", "status", "progress", "created_at"]
     for query in ("status__exact=processing", "owner__id__exact=", "created__gte="):
         assert query in html  # the filters
+
+
+def test_a_long_page_url_is_cut_in_the_list_and_whole_in_its_tooltip(staff_client, alice):
+    url = "https://photos.example/" + "a" * 200
+    make_job(alice, url=url)
+
+    html = staff_client.get(reverse("admin:uploads_scrapejob_changelist")).content.decode()
+
+    assert (
+        f'<span class="chirp-cut" title="{url}">https://photos.example/{"a" * 16}…</span>' in html
+    )
+
+
+def test_a_job_cannot_be_added_or_changed_through_a_form(staff_client, alice):
+    job = make_job(alice, ["completed", "failed"], status="completed", attempts=1)
+    before = ScrapeJob.objects.filter(pk=job.pk).values().get()
+    change_url = reverse("admin:uploads_scrapejob_change", args=[job.pk])
+
+    page = staff_client.get(change_url)
+    posted = staff_client.post(
+        change_url,
+        {"status": "pending", "done": "99", "failed": "0", "attempts": "0", "url": "https://x/"},
+    )
+    added = staff_client.post(
+        reverse("admin:uploads_scrapejob_add"), {"url": "https://x/", "owner": alice.pk}
+    )
+
+    assert page.status_code == 200 and 'name="done"' not in page.content.decode()
+    assert posted.status_code == 403 and added.status_code == 403
+    assert ScrapeJob.objects.filter(pk=job.pk).values().get() == before
+    assert ScrapeJob.objects.count() == 1
+    listing = staff_client.get(reverse("admin:uploads_scrapejob_changelist")).content.decode()
+    assert reverse("admin:uploads_scrapejob_add") not in listing
 
 
 def test_a_job_shows_its_items_inline(staff_client, alice):
@@ -65,15 +105,20 @@ def test_retry_failed_action(staff_client, alice):
     assert "1 job(s) had nothing to retry or were still running." in messages
 
 
-def test_cancel_action(staff_client, alice):
+def test_cancel_action_says_which_jobs_it_skipped_and_why(staff_client, alice):
     job = make_job(alice, ["queued", "queued"], status="processing")
     done = make_job(alice, ["completed"], status="completed")
+    gone = make_job(alice, ["cancelled"], status="cancelled")
 
-    response = run_action(staff_client, "cancel", [job, done])
+    response = run_action(staff_client, "cancel", [job, done, gone])
 
     job.refresh_from_db()
     assert (job.status, job.cancelled) == ("cancelled", 2)
-    assert "1 job(s) cancelled." in [str(m) for m in get_messages(response.wsgi_request)]
+    assert [str(m) for m in get_messages(response.wsgi_request)] == [
+        "1 job(s) cancelled.",
+        f"2 job(s) had already ended and were not cancelled: #{done.pk} already completed, "
+        f"#{gone.pk} already cancelled.",
+    ]
 
 
 def test_images_show_their_thumbnail_and_faces(staff_client):
