@@ -3,13 +3,16 @@
 Three parts:
 
 - `parse_channel_input` turns what someone pasted into a `ChannelRef` with one canonical URL,
-  or refuses it with a message that person can act on.
+  or refuses it with a message that person can act on: an @handle in any script, a channel,
+  YouTube Music or legacy (youtube.com/<name>) link, a video link; full-width text read as
+  NFKC; a link to a Shorts or Live tab names that tab.
 - `YouTube` wraps `yt_dlp.YoutubeDL`. It lists a channel flat (one request per page of 30
   videos, stopping early at a limit or at the first already-known video) and reads one
   video's metadata. Media is downloaded only by `download_audio` (the speech-to-text fallback).
   A `gate` (the shared rate limiter) is called before every request it makes.
 - `classify_error` turns whatever yt-dlp or requests raised into a `YouTubeError`: permanent
   (private, removed...: never retried) or transient (429, the bot check, timeouts: retried).
+  A channel's page answered 404 is permanent at once: yt-dlp does not get to retry it.
 
 The only test seam is `Transport`: extra yt-dlp request handlers and a requests session
 factory that answer instead of the network. `get_transport()` builds one from the dotted path
