@@ -11,7 +11,7 @@ from imports.youtube import InvalidChannelInput, parse_channel_input
 MAX_LIMIT = 100_000
 
 
-class TextField(forms.CharField):
+class TextOnlyField(forms.CharField):
     """A CharField that refuses a value that is not text (what a JSON body can send: null, true,
     a number, a list), rather than reading str(value) as if it had been typed."""
 
@@ -32,7 +32,7 @@ class ImportForm(forms.Form):
 
     # No max_length: parse_channel_input says what is too long, in Chirp's words (and a browser
     # would silently cut a longer paste at the field's maxlength).
-    channel = TextField(
+    channel = TextOnlyField(
         label="Channel",
         widget=forms.TextInput(
             attrs={"placeholder": "@handle or youtube.com/…", "autocomplete": "off"}
@@ -91,7 +91,7 @@ class ImportForm(forms.Form):
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> ImportForm:
         """The API's camelCase body ({channelUrl, tab, limit, onlyNew}) as form data. The channel
-        is passed as sent (TextField refuses what is not text); the rest as text."""
+        is passed as sent (TextOnlyField refuses what is not text); the rest as text."""
         only_new = data.get("onlyNew", data.get("only_new"))
         name = "channelUrl" if "channelUrl" in data else "channel"
         values = {
