@@ -363,3 +363,14 @@ def test_a_link_to_the_shorts_tab_imports_the_shorts(alice, alice_client, fake_y
     assert (job.status, job.tab, job.done) == ("completed", "shorts", 4)
     assert set(Video.objects.values_list("youtube_id", flat=True)) == set(fake.short_ids)
     assert [r.tab for r in fake_youtube.requests_matching("channel_page")] == ["shorts"]
+
+
+def test_a_404_on_a_later_page_of_the_listing_is_still_retried(fake_youtube, youtube):
+    # Only the channel's own page is final: YouTube's API sometimes answers a passing 404.
+    fake = fake_youtube.add_channel("paged", videos=40)
+    fake_youtube.add_fault(kinds={"browse"}, page=2, status=404, times=1)
+
+    listing = youtube.fetch_channel(parse_channel_input("@paged"))
+
+    assert [entry.video_id for entry in listing.entries] == fake.video_ids
+    assert [r.status for r in fake_youtube.requests_matching("browse")] == [404, 200]
