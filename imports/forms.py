@@ -11,16 +11,36 @@ from imports.youtube import InvalidChannelInput, parse_channel_input
 MAX_LIMIT = 100_000
 
 
-class ImportForm(forms.Form):
-    """What to import: a channel (any form parse_channel_input accepts) and the options."""
+class TextOnlyField(forms.CharField):
+    """A CharField that refuses a value that is not text (what a JSON body can send: null, true,
+    a number, a list), rather than reading str(value) as if it had been typed."""
 
-    channel = forms.CharField(
+    default_error_messages = {"not_text": "Enter text."}
+
+    def to_python(self, value: Any) -> str:
+        if not isinstance(value, str):
+            raise forms.ValidationError(self.error_messages["not_text"], code="not_text")
+        return super().to_python(value)
+
+
+class ImportForm(forms.Form):
+    """What to import: a channel (any form parse_channel_input accepts) and the options.
+
+    A link to a channel's Shorts or Live tab (`youtube.com/@x/shorts`) imports that tab, unless
+    another tab than Videos (the default) is chosen.
+    """
+
+    # No max_length: parse_channel_input says what is too long, in Chirp's words (and a browser
+    # would silently cut a longer paste at the field's maxlength).
+    channel = TextOnlyField(
         label="Channel",
-        max_length=2048,
         widget=forms.TextInput(
             attrs={"placeholder": "@handle or youtube.com/…", "autocomplete": "off"}
         ),
-        error_messages={"required": "Enter a YouTube channel: its @handle or a link to it."},
+        error_messages={
+            "required": "Enter a YouTube channel: its @handle or a link to it.",
+            "not_text": "Enter the channel as text: its @handle or a link to it.",
+        },
     )
     tab = forms.ChoiceField(
         label="Videos from",
@@ -51,6 +71,13 @@ class ImportForm(forms.Form):
     def clean_tab(self) -> str:
         return self.cleaned_data.get("tab") or ImportJob.Tab.VIDEOS
 
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        ref = data.get("ref")
+        if ref is not None and ref.tab and data.get("tab") == ImportJob.Tab.VIDEOS:
+            data["tab"] = ref.tab
+        return data
+
     def start(self, owner) -> tuple[ImportJob, bool]:
         data = self.cleaned_data
         return ImportJob.start(
@@ -63,16 +90,24 @@ class ImportForm(forms.Form):
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> ImportForm:
-        """The API's camelCase body ({channelUrl, tab, limit, onlyNew}) as form data."""
+        """The API's camelCase body ({channelUrl, tab, limit, onlyNew}) as form data. The channel
+        is passed as sent (TextOnlyField refuses what is not text); the rest as text."""
         only_new = data.get("onlyNew", data.get("only_new"))
+        name = "channelUrl" if "channelUrl" in data else "channel"
         values = {
-            "channel": data.get("channelUrl", data.get("channel", "")),
             "tab": data.get("tab") or ImportJob.Tab.VIDEOS,
             "limit": "" if data.get("limit") is None else data.get("limit"),
         }
         if only_new in (True, "true", "on", "1", 1):
             values["only_new"] = "on"
-        return cls({k: v if isinstance(v, str) else str(v) for k, v in values.items()})
+        form = cls(
+            {
+                "channel": data.get(name, ""),
+                **{k: v if isinstance(v, str) else str(v) for k, v in values.items()},
+            }
+        )
+        form.fields["channel"].error_messages["not_text"] = f"{name} must be text."
+        return form
 
 
 class ChannelSearchForm(forms.Form):

@@ -3,13 +3,16 @@
 Three parts:
 
 - `parse_channel_input` turns what someone pasted into a `ChannelRef` with one canonical URL,
-  or refuses it with a message that person can act on.
+  or refuses it with a message that person can act on: an @handle in any script, a channel,
+  YouTube Music or legacy (youtube.com/<name>) link, a video link; full-width text read as
+  NFKC; a link to a Shorts or Live tab names that tab.
 - `YouTube` wraps `yt_dlp.YoutubeDL`. It lists a channel flat (one request per page of 30
   videos, stopping early at a limit or at the first already-known video) and reads one
   video's metadata. Media is downloaded only by `download_audio` (the speech-to-text fallback).
   A `gate` (the shared rate limiter) is called before every request it makes.
 - `classify_error` turns whatever yt-dlp or requests raised into a `YouTubeError`: permanent
   (private, removed...: never retried) or transient (429, the bot check, timeouts: retried).
+  A channel's page answered 404 is permanent at once: yt-dlp does not get to retry it.
 
 The only test seam is `Transport`: extra yt-dlp request handlers and a requests session
 factory that answer instead of the network. `get_transport()` builds one from the dotted path
@@ -31,9 +34,10 @@ from __future__ import annotations
 import functools
 import logging
 import re
+import unicodedata
 import urllib.parse
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from enum import StrEnum
 from pathlib import Path
@@ -64,16 +68,46 @@ _CHANNEL_TABS = frozenset(
     }
 )  # fmt: skip
 _YOUTUBE_HOSTS = frozenset({"youtube.com", "www.youtube.com", "m.youtube.com"})
+_MUSIC_HOSTS = frozenset({"music.youtube.com"})
 _SHORT_HOSTS = frozenset({"youtu.be", "www.youtu.be"})
 _NOCOOKIE_HOSTS = frozenset({"youtube-nocookie.com", "www.youtube-nocookie.com"})
 _VIDEO_PATHS = frozenset({"shorts", "live", "embed", "v", "e"})
+# YouTube's own pages: a first path segment that is none of these is a legacy channel address
+# (youtube.com/<name>), which YouTube resolves. yt-dlp's reserved names, and YouTube's products.
+_YOUTUBE_PAGES = frozenset(
+    {
+        "channel", "c", "user", "playlist", "watch", "w", "v", "embed", "e", "live",
+        "watch_popup", "clip", "shorts", "movies", "results", "search", "shared", "hashtag",
+        "trending", "explore", "feed", "feeds", "browse", "oembed", "get_video_info", "iframe_api",
+        "s", "source", "storefront", "oops", "index", "account", "t", "about", "upload", "signin",
+        "logout", "login", "signup", "premium", "music", "kids", "gaming", "news", "sports",
+        "learning", "fashion", "podcasts", "playables", "originals", "post", "redirect",
+        "attribution_link", "supported_browsers", "howyoutubeworks", "creators", "ads", "yt",
+        "api", "youtubei", "paid_memberships", "purchases", "reporthistory", "select_site",
+        "subscription_manager", "new", "live_chat", "verify_age", "das_captcha", "error",
+        "dashboard", "studio", "analytics", "my_videos", "view_all_playlists",
+        "channel_switcher", "create_channel", "copyright_complaint_form", "terms", "privacy",
+    }
+)  # fmt: skip
 
-# YouTube's rules: handles are 3-30 letters (any script), digits, dots, dashes, underscores.
-_HANDLE_RE = re.compile(r"[\w.-]{3,30}")
+# YouTube's rules: handles are 3-30 letters of any script (with their combining marks), digits,
+# underscores, dashes, dots and middle dots (·).
+HANDLE_MIN, HANDLE_MAX = 3, 30
+_HANDLE_PUNCTUATION = frozenset("_-.\u00b7")
 _CHANNEL_ID_RE = re.compile(r"UC[A-Za-z0-9_-]{22}")
 _VIDEO_ID_RE = re.compile(r"[A-Za-z0-9_-]{11}")
 _NAME_RE = re.compile(r"[\w.-]{1,100}")
+# A legacy youtube.com/<name>: a custom URL or an old username (letters and digits).
+_LEGACY_NAME_RE = re.compile(r"[\w-]{1,100}")
 _SCHEME_RE = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*):(?!\d)")
+
+
+def is_handle(name: str) -> bool:
+    """Whether `name` (without its @, NFKC-normalised) is a handle YouTube allows."""
+    return HANDLE_MIN <= len(name) <= HANDLE_MAX and all(
+        ch in _HANDLE_PUNCTUATION or unicodedata.category(ch)[0] in "LM" or ch.isdecimal()
+        for ch in name
+    )
 
 
 # --- Input --------------------------------------------------------------------------------------
@@ -85,10 +119,13 @@ class InvalidChannelInput(ValueError):
 
 @dataclass(frozen=True)
 class ChannelRef:
-    """A channel as the user named it. `url` is the one canonical form of that name.
+    """A channel as the user named it. `url` is the one canonical form of that name: two inputs
+    naming one channel the same way (`@MrBeast`, `youtube.com/@mrbeast/shorts`, full-width
+    `@MrBeast`) have one url, the key that keeps a user from importing it twice at once.
 
     A video link is accepted as "the channel of this video": `video_id` is set and `url` is the
     video's watch URL; `YouTube.resolve_channel` turns it into the channel (one network call).
+    `tab` is the listing tab the link pointed at (videos, shorts, streams), if it named one.
     """
 
     url: str
@@ -96,10 +133,15 @@ class ChannelRef:
     channel_id: str | None = None
     custom_name: str | None = None
     user_name: str | None = None
+    legacy_name: str | None = None
     video_id: str | None = None
+    tab: str | None = field(default=None, compare=False)
 
     @classmethod
     def for_handle(cls, handle: str) -> ChannelRef:
+        # Handles are case-insensitive at YouTube. lower(), not casefold(): casefold() turns
+        # sharp s into "ss" and the Greek final sigma into a plain one, which could name another
+        # handle there.
         handle = handle.lower()
         return cls(url=f"{YOUTUBE}/@{urllib.parse.quote(handle)}", handle=f"@{handle}")
 
@@ -113,17 +155,38 @@ class ChannelRef:
 
 
 def parse_channel_input(text: str) -> ChannelRef:
-    """Normalise an @handle, a channel link or a video link; raise InvalidChannelInput."""
-    text = (text or "").strip()
+    """Normalise an @handle, a channel link or a video link; raise InvalidChannelInput.
+
+    The text is NFKC-normalised first, so full-width forms (of `@MrBeast`, of `youtube.com`)
+    read as what they look like; so is each percent-decoded part of a link.
+    """
+    if not isinstance(text, str):
+        raise InvalidChannelInput("Enter the channel as text: its @handle or a link to it.")
+    text = text.strip()
     if not text:
         raise InvalidChannelInput("Enter a YouTube channel: its @handle or a link to it.")
     if len(text) > MAX_INPUT_LENGTH:
-        raise InvalidChannelInput("That is too long to be a YouTube link.")
+        raise InvalidChannelInput(
+            f"That is too long to be a YouTube link: links and handles are at most "
+            f"{MAX_INPUT_LENGTH:,} characters."
+        )
+    text = unicodedata.normalize("NFKC", text).strip()
     if any(ch.isspace() for ch in text):
         raise InvalidChannelInput("A channel link or @handle cannot contain spaces.")
     if not text.isprintable():
         raise InvalidChannelInput("That contains characters that cannot be in a YouTube link.")
 
+    try:
+        return _parse(text)
+    except InvalidChannelInput:
+        raise
+    except ValueError:  # urlsplit's own refusals: "[youtube.com/@x](…)", "http://[::1"
+        raise InvalidChannelInput(
+            "That is not a link Chirp can read: paste the channel's address or @handle alone."
+        ) from None
+
+
+def _parse(text: str) -> ChannelRef:
     if text.startswith("@"):
         return _parse_youtube_path("/" + text, "")
     if _CHANNEL_ID_RE.fullmatch(text):
@@ -131,7 +194,7 @@ def parse_channel_input(text: str) -> ChannelRef:
     if text.startswith("/") and not text.startswith("//"):
         parts = urllib.parse.urlsplit(text)
         return _parse_youtube_path(parts.path, parts.query)
-    if _HANDLE_RE.fullmatch(text) and "." not in text:
+    if is_handle(text) and "." not in text:
         raise InvalidChannelInput(f"Handles start with @: did you mean @{text}?")
 
     scheme = _SCHEME_RE.match(text)
@@ -149,19 +212,41 @@ def parse_channel_input(text: str) -> ChannelRef:
     if parts.username is not None or parts.password is not None or port is not None or not host:
         raise InvalidChannelInput("Only YouTube links are accepted (youtube.com or youtu.be).")
     if host in _SHORT_HOSTS:
-        return _video_ref(urllib.parse.unquote(parts.path).strip("/"))
+        return _video_ref(_segment_text(parts.path).strip("/"))
     if host in _NOCOOKIE_HOSTS:
         segments = _segments(parts.path)
         if len(segments) == 2 and segments[0] == "embed":
             return _video_ref(segments[1])
         raise InvalidChannelInput("That YouTube page is not a channel.")
+    if host in _MUSIC_HOSTS:
+        return _parse_music_path(parts.path, parts.query)
     if host not in _YOUTUBE_HOSTS:
         raise InvalidChannelInput("Only YouTube links are accepted (youtube.com or youtu.be).")
     return _parse_youtube_path(parts.path, parts.query)
 
 
+def _segment_text(path: str) -> str:
+    return unicodedata.normalize("NFKC", urllib.parse.unquote(path))
+
+
 def _segments(path: str) -> list[str]:
-    return [segment for segment in urllib.parse.unquote(path).split("/") if segment]
+    return [segment for segment in _segment_text(path).split("/") if segment]
+
+
+def _parse_music_path(path: str, query: str) -> ChannelRef:
+    """YouTube Music: an artist's or a channel's page (/channel/UC…, /browse/UC…) or a song."""
+    segments = _segments(path)
+    if segments[:1] == ["watch"]:
+        return _parse_youtube_path(path, query)
+    if (
+        len(segments) == 2
+        and segments[0] in ("channel", "browse")
+        and _CHANNEL_ID_RE.fullmatch(segments[1])
+    ):
+        return ChannelRef.for_channel_id(segments[1])
+    raise InvalidChannelInput(
+        "That YouTube Music page is not a channel: paste a link like music.youtube.com/channel/UC…"
+    )
 
 
 def _parse_youtube_path(path: str, query: str) -> ChannelRef:
@@ -183,10 +268,10 @@ def _parse_youtube_path(path: str, query: str) -> ChannelRef:
 
     if first.startswith("@"):
         handle = first[1:]
-        if not _HANDLE_RE.fullmatch(handle):
+        if not is_handle(handle):
             raise InvalidChannelInput(
-                f"“{first[:40]}” is not a valid handle: handles have 3 to 30 letters, "
-                "numbers, dots, dashes or underscores."
+                f"“{first[:40]}” is not a valid handle: handles have {HANDLE_MIN} to "
+                f"{HANDLE_MAX} letters, numbers, dots, dashes, underscores or middle dots (·)."
             )
         ref = ChannelRef.for_handle(handle)
     elif first == "channel" and rest:
@@ -206,6 +291,15 @@ def _parse_youtube_path(path: str, query: str) -> ChannelRef:
             ref = ChannelRef(url=f"{YOUTUBE}/c/{quoted}", custom_name=name)
         else:
             ref = ChannelRef(url=f"{YOUTUBE}/user/{quoted}", user_name=name)
+    elif first.lower() in _YOUTUBE_PAGES:
+        raise InvalidChannelInput(
+            f"That is YouTube's own “{first[:40]}” page, not a channel: paste a link like "
+            "youtube.com/@name or youtube.com/channel/UC…"
+        )
+    elif _LEGACY_NAME_RE.fullmatch(first):
+        # An old-style address (a custom URL or a username without /c/ or /user/): YouTube
+        # resolves it, or answers that there is no such channel.
+        ref = ChannelRef(url=f"{YOUTUBE}/{urllib.parse.quote(first)}", legacy_name=first)
     else:
         raise InvalidChannelInput(
             "That YouTube page is not a channel: paste a link like "
@@ -214,6 +308,9 @@ def _parse_youtube_path(path: str, query: str) -> ChannelRef:
 
     if len(rest) > 1 or (rest and rest[0].lower() not in _CHANNEL_TABS):
         raise InvalidChannelInput("That is a page inside a channel, not the channel itself.")
+    tab = rest[0].lower() if rest else None
+    if tab in LISTING_TABS:
+        ref = replace(ref, tab=tab)
     return ref
 
 
@@ -592,9 +689,22 @@ class _YtDlpLog:
         logger.debug("yt-dlp: %s", msg)
 
 
+CHANNEL_NOT_FOUND = "This channel does not exist on YouTube: check its @handle or link."
+
+
+def _page_path(url: str) -> str:
+    return urllib.parse.unquote(urllib.parse.urlsplit(url).path).rstrip("/").lower()
+
+
 class _YoutubeDL(yt_dlp.YoutubeDL):
     """YoutubeDL whose requests go through the given handlers when there are any, each one
-    after `gate()` (the shared rate limiter) when there is one."""
+    after `gate()` (the shared rate limiter) when there is one.
+
+    A 404 for the page in `final_404_path` (the channel being listed) is YouTube's final word,
+    raised at once as a YouTubeError: yt-dlp retries every 404 (some of YouTube's API 404s pass),
+    then asks the API to resolve the address and retries that too, which for a mistyped handle
+    was half a minute of backoff before the same answer.
+    """
 
     def __init__(
         self,
@@ -604,12 +714,20 @@ class _YoutubeDL(yt_dlp.YoutubeDL):
     ):
         self._chirp_handlers = tuple(handlers)
         self._chirp_gate = gate
+        self.final_404_path: str | None = None
         super().__init__(params)
 
     def urlopen(self, req):  # type: ignore[no-untyped-def]
         if self._chirp_gate is not None:
             self._chirp_gate()
-        return super().urlopen(req)
+        try:
+            return super().urlopen(req)
+        except HTTPError as exc:
+            url = req if isinstance(req, str) else getattr(req, "url", "")
+            if exc.status == 404 and self.final_404_path == _page_path(url):
+                # Not a YoutubeDLError: yt-dlp lets it through untouched, without retrying.
+                raise YouTubeError(Reason.NOT_FOUND, str(exc), CHANNEL_NOT_FOUND) from exc
+            raise
 
     @functools.cached_property
     def _request_director(self):  # type: ignore[override]
@@ -708,12 +826,17 @@ class YouTube:
             self._ydl = _YoutubeDL(self._params(), handlers, self.gate)
         return self._ydl
 
-    def _extract(self, url: str) -> dict[str, Any]:
+    def _extract(self, url: str, *, final_404: bool = False) -> dict[str, Any]:
+        """yt-dlp's information on `url`; with `final_404`, a 404 for `url` itself is final."""
         self._log.warnings.clear()
+        ydl = self._youtube_dl()
+        ydl.final_404_path = _page_path(url) if final_404 else None
         try:
-            info = self._youtube_dl().extract_info(url, download=False, process=False)
+            info = ydl.extract_info(url, download=False, process=False)
         except YoutubeDLError as exc:
             raise classify_error(exc, self._log.warnings) from exc
+        finally:
+            ydl.final_404_path = None
         if not info:
             raise YouTubeError(Reason.UNKNOWN, f"yt-dlp returned nothing for {url}")
         return info
@@ -792,7 +915,7 @@ class YouTube:
             raise ValueError("limit cannot be negative")
         ref = self.resolve_channel(ref)
         known = frozenset(known_ids)
-        info = self._extract(f"{ref.url}/{tab}")
+        info = self._extract(f"{ref.url}/{tab}", final_404=True)
 
         entries: list[ChannelEntry] = []
         complete = reached_known = False

@@ -16,7 +16,9 @@ the real site. The real code paths run unpatched: only yt-dlp's request director
 
 What it serves, per request kind (each request is recorded with its kind):
 
-    channel_page  GET  /@h/videos, /channel/UC…/videos, /c/n/videos, /user/n/videos
+    channel_page  GET  /@h/videos, /channel/UC…/videos, /c/n/videos, /user/n/videos, /n/videos
+                       (a legacy /n is the channel whose custom URL or username n is; an
+                       unknown channel is a 404, as on YouTube)
                        (and /shorts, /streams: a channel's tabs of shorts and past live streams)
     browse        POST /youtubei/v1/browse        continuations (30 videos a page), browseId
     resolve_url   POST /youtubei/v1/navigation/resolve_url
@@ -121,6 +123,9 @@ _CHANNEL_PATH = re.compile(
     r"^/(?:(?P<handle>@[^/]+)|channel/(?P<ucid>UC[\w-]{22})|c/(?P<custom>[^/]+)|user/(?P<user>[^/]+))"
     r"(?:/(?P<tab>[^/]+))?/?$"
 )
+# A legacy address, youtube.com/<name>: YouTube resolves it to the channel whose custom URL or
+# old username that is (the other top-level paths the fake serves are matched before it).
+_LEGACY_PATH = re.compile(r"^/(?P<legacy>[\w-]+)(?:/(?P<tab>[^/]+))?/?$")
 _FORWARDED_SUFFIXES = (
     "youtube.com", "youtu.be", "youtube-nocookie.com", "ytimg.com", "googlevideo.com", "ggpht.com",
 )  # fmt: skip
@@ -1734,9 +1739,18 @@ class FakeYouTube:
     def _channel_for_path(self, path: str) -> tuple[FakeChannel | None, str]:
         match = _CHANNEL_PATH.match(urllib.parse.unquote(path))
         if match is None:
-            return None, ""
+            return self._channel_for_legacy_path(path)
         channel = self._find_channel(match["handle"], match["ucid"], match["custom"], match["user"])
         return channel, (match["tab"] or "featured")
+
+    def _channel_for_legacy_path(self, path: str) -> tuple[FakeChannel | None, str]:
+        match = _LEGACY_PATH.match(urllib.parse.unquote(path))
+        if match is None:
+            return None, ""
+        name = match["legacy"]
+        return self._find_channel(custom=name) or self._find_channel(user=name), (
+            match["tab"] or "featured"
+        )
 
     def _route(
         self, method: str, host: str, target: str, body: bytes, headers: Mapping[str, str]
@@ -1790,7 +1804,10 @@ class FakeYouTube:
             record.kind = "iframe_api"
         elif path.startswith("/s/player/"):
             record.kind = "player_js"
-        elif method == "GET" and _CHANNEL_PATH.match(urllib.parse.unquote(path)):
+        elif method == "GET" and (
+            _CHANNEL_PATH.match(urllib.parse.unquote(path))
+            or _LEGACY_PATH.match(urllib.parse.unquote(path))
+        ):
             record.kind, record.page = "channel_page", 1
             channel, record.tab = self._channel_for_path(path)
             context["channel"] = channel

@@ -261,7 +261,7 @@ def test_an_unknown_channel_fails_the_job_with_a_message(alice, fake_youtube):
     job = run_import(alice, "@nobodyhere")
 
     assert job.status == "failed" and job.total == 0
-    assert "no channel" in job.error.lower()
+    assert "channel does not exist" in job.error.lower()
     assert "could not be imported" in job.finished_summary()
 
 

@@ -121,7 +121,6 @@ def test_handles_keep_their_kind():
         ("https://youtube.com@evil.com/@fixture95", "Only YouTube links"),
         ("https://evil.com/https://www.youtube.com/@fixture95", "Only YouTube links"),
         ("https://www.youtube.com:8443/@fixture95", "Only YouTube links"),
-        (f"https://music.youtube.com/channel/{UCID}", "Only YouTube links"),
         ("javascript:alert(document.cookie)", "Only web links"),
         ("ftp://www.youtube.com/@fixture95", "Only web links"),
         ("https://www.youtube.com/playlist?list=PLabcdefghijklmnop", "playlist"),
@@ -269,9 +268,10 @@ def test_an_unknown_channel_is_not_found(fake_youtube, youtube):
 
     assert caught.value.reason is Reason.NOT_FOUND
     assert caught.value.kind is Kind.PERMANENT
-    # yt-dlp retries the page, then asks the API to resolve the URL (and retries that too).
-    assert fake_youtube.count("channel_page") == 1 + youtube.retries
-    assert fake_youtube.count("resolve_url") == 1 + youtube.retries
+    assert str(caught.value) == "This channel does not exist on YouTube: check its @handle or link."
+    # YouTube's 404 for the channel's page is final: not retried, nor asked again of the API.
+    assert fake_youtube.count("channel_page") == 1
+    assert fake_youtube.count("resolve_url") == 0
 
 
 def test_429_on_a_continuation_is_transient_and_passes(fake_youtube, youtube):
