@@ -26,7 +26,7 @@ from uploads.models import ScrapeJob
 Schema = dict[str, Any]
 
 # The user's plans (README: "The user's plans") each endpoint's shapes follow.
-UPLOAD_PLAN = "the upload scraper plan (001_74680695b060749f): total_images, processed_count, …"
+UPLOAD_PLAN = "the upload scraper plan (001_74680695b060749f): total_images, processed_count"
 IMPORT_PLAN = "the channel import plan (000_b08af53142cb0246): jobId, channelUrl, 409 with jobId"
 DASHBOARD_PLAN = "the real-time dashboard plan (002_d1827b7b0ef1a774): total, page, totalPages"
 
