@@ -29,10 +29,11 @@ class FirstRunSetupMiddleware:
 
 class LoginRequiredMiddleware(DjangoLoginRequired):
     """Django's, with answers that fit the client: HTMX is sent to the login page as a whole
-    page (HX-Redirect, never a login form swapped into a fragment) and the API answers 401."""
+    page (HX-Redirect, never a login form swapped into a fragment) and the API answers 401
+    (but its docs page is a page, for a person: the login page first)."""
 
     def handle_no_permission(self, request: HttpRequest, view_func) -> HttpResponse:
-        if request.path.startswith("/api/"):
+        if request.path.startswith("/api/") and request.path != reverse("api_docs"):
             return JsonResponse({"error": "Authentication required."}, status=401)
         if getattr(request, "htmx", False):
             response = super().handle_no_permission(request, view_func)

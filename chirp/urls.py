@@ -16,6 +16,8 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("uploads/", include("uploads.urls")),
     path("channels/", include("imports.urls")),
+    path("api/openapi.json", views.openapi_json, name="openapi"),
+    path("api/docs/", views.api_docs, name="api_docs"),
     path("api/channels/", include("imports.api_urls")),
     path("api/", include("uploads.api_urls")),
 ]

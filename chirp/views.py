@@ -4,13 +4,14 @@ from django.contrib import messages
 from django.contrib.auth import get_user_model, login
 from django.contrib.auth.decorators import login_not_required
 from django.db import transaction
-from django.http import HttpRequest, HttpResponse, HttpResponseForbidden
+from django.http import HttpRequest, HttpResponse, HttpResponseForbidden, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_eventstream.views import events
 
-from chirp import live
+from chirp import live, openapi
+from chirp.api import api_view
 from chirp.forms import ApiTokenForm, FirstUserForm
 from chirp.models import ApiToken
 
@@ -50,6 +51,22 @@ def event_stream(request: HttpRequest) -> HttpResponse:
     if any(channel != own for channel in asked):
         return HttpResponseForbidden("You can only receive your own live updates.")
     return events(request, channels=[own])
+
+
+@api_view("GET")
+def openapi_json(request: HttpRequest) -> HttpResponse:
+    """The API's description, for a token as for a session (it is part of the API)."""
+    return JsonResponse(openapi.DOCUMENT, json_dumps_params={"indent": 2})
+
+
+@require_GET
+def api_docs(request: HttpRequest) -> HttpResponse:
+    context = {
+        "info": openapi.DOCUMENT["info"],
+        "introduction": openapi.description_html(),
+        "operations": openapi.operations(),
+    }
+    return render(request, "chirp/api_docs.html", context)
 
 
 def _get_token_for_user(request: HttpRequest, pk: int) -> ApiToken:

@@ -26,6 +26,10 @@ def _get_job_for_user(request: HttpRequest, pk: int) -> ScrapeJob:
         raise Http404 from None
 
 
+def _not_found() -> JsonResponse:
+    return error("Not found.", 404)
+
+
 def job_json(job: ScrapeJob) -> dict[str, Any]:
     return {
         "id": job.pk,
@@ -92,7 +96,10 @@ def _start_job(request: HttpRequest) -> HttpResponse:
 
 @api_view("GET", "DELETE")
 def scrape_job(request: HttpRequest, pk: int) -> HttpResponse:
-    job = _get_job_for_user(request, pk)
+    try:
+        job = _get_job_for_user(request, pk)
+    except Http404:
+        return _not_found()
     if request.method == "DELETE":
         if not job.delete_if_idle():
             return error("Cancel the job before deleting it (or let it finish).", 409)
@@ -103,7 +110,10 @@ def scrape_job(request: HttpRequest, pk: int) -> HttpResponse:
 
 @api_view("POST")
 def retry_scrape_job(request: HttpRequest, pk: int) -> HttpResponse:
-    job = _get_job_for_user(request, pk)
+    try:
+        job = _get_job_for_user(request, pk)
+    except Http404:
+        return _not_found()
     try:
         retried = job.retry_failed()
     except IllegalTransition as exc:
