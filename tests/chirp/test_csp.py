@@ -279,7 +279,9 @@ def test_a_toast_delivered_twice_shows_once(alice, browser_for):
     live.publish(alice.pk, [live.toast("Another", key="another")])
 
     toasts = page.locator("#toasts .toast")
-    expect(toasts).to_have_count(3)  # hello, the job's (once), another
+    # "Another" came after both copies: by then the repeat was dropped (toasts fade after 6 s,
+    # so the first one is not counted: a loaded machine may take that long).
+    expect(toasts.filter(has_text="Another")).to_have_count(1)
     expect(toasts.filter(has_text="Job #7 finished")).to_have_count(1)
     assert page.evaluate("window.notReloaded") is True
 
