@@ -249,10 +249,24 @@ class ScrapeJob(Job):
 
     # -- live ----------------------------------------------------------------------------------
 
+    @property
+    def summary_dom_id(self) -> str:
+        # Not "upload-summary": the job page's chips count this job, not all the user's jobs.
+        return f"{self.dom_id}-summary"
+
+    def item_summary(self) -> dict[str, int]:
+        """How many of this job's items are in each status (the job page's chips)."""
+        return ScrapeJobItem.summary_of(self.items.all())
+
     def live_fragments(self) -> list[tuple[str, str]]:
+        chips = render_to_string(
+            "uploads/partials/summary_chips.html",
+            {"summary": self.item_summary(), "summary_id": self.summary_dom_id},
+        )
         fragments = [
             (self.dom_id, render_to_string("uploads/partials/job_row.html", {"job": self})),
             summary_fragment(self.owner_id),
+            (self.summary_dom_id, chips),
         ]
         if self.is_terminal:
             fragments.append(gallery_counts_fragment())
@@ -272,14 +286,13 @@ class ScrapeJobItem(Item):
 
     @classmethod
     def summary_for(cls, owner_id: int) -> dict[str, int]:
-        """How many of the user's items are in each status."""
+        """How many of the user's items (all their jobs) are in each status."""
+        return cls.summary_of(cls.objects.filter(job__owner_id=owner_id))
+
+    @staticmethod
+    def summary_of(items: models.QuerySet[ScrapeJobItem]) -> dict[str, int]:
         counts = dict.fromkeys(ItemStatus.values, 0)
-        rows = (
-            cls.objects.filter(job__owner_id=owner_id)
-            .values("status")
-            .annotate(n=Count("pk"))
-            .order_by()
-        )
+        rows = items.values("status").annotate(n=Count("pk")).order_by()
         counts.update((row["status"], row["n"]) for row in rows)
         return counts
 

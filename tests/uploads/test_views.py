@@ -144,6 +144,28 @@ def test_the_job_page_shows_each_item_as_its_live_row(alice_client, alice):
     assert html.count('class="thumb placeholder"') == 4
 
 
+def test_the_job_pages_chips_count_that_jobs_items_only(alice_client, alice):
+    first = make_job(alice, ["completed", "completed", "failed"])
+    second = make_job(alice, ["completed", "queued", "queued", "skipped"])
+
+    one = alice_client.get(reverse("uploads:job_detail", args=[first.pk])).content.decode()
+    two = alice_client.get(reverse("uploads:job_detail", args=[second.pk])).content.decode()
+
+    assert 'data-summary="completed">Completed: 2<' in one
+    assert 'data-summary="failed">Failed: 1<' in one
+    assert 'data-summary="queued">Queued: 0<' in one and "Skipped:" not in one
+    assert 'data-summary="completed">Completed: 1<' in two
+    assert 'data-summary="queued">Queued: 2<' in two
+    assert 'data-summary="skipped">Skipped: 1<' in two and "Failed:" not in two
+    # Live: the job page's chips have their own id, which only this job's updates replace
+    # (the user-wide "upload-summary" is the uploads page's).
+    assert f'id="{first.summary_dom_id}" class="summary" sse-swap="{first.summary_dom_id}"' in one
+    assert 'sse-swap="upload-summary"' not in one
+    live = dict(second.live_fragments())
+    assert 'data-summary="queued">Queued: 2<' in live[second.summary_dom_id]
+    assert 'data-summary="completed">Completed: 3<' in live["upload-summary"]
+
+
 def test_until_the_page_is_scraped_the_items_wait_for_the_job_to_change(alice_client, alice):
     job = ScrapeJob.objects.create(owner=alice, url=PAGE_URL, status="scraping")
 
