@@ -158,6 +158,17 @@ class Job(models.Model):
             return 100 if self.is_terminal else 0
         return min(100, round(100 * self.processed / self.total))
 
+    @property
+    def bar_percent(self) -> int:
+        """The progress bar's width. While the job runs: the share of its items processed.
+        Once it ended: the share that succeeded (done, or had nothing to do), so a job that
+        failed or was cancelled never shows a full bar; its colour says how it ended."""
+        if not self.is_terminal:
+            return self.percent
+        if self.total == 0:
+            return 100 if self.status == COMPLETED else 0
+        return min(100, round(100 * (self.done + self.skipped) / self.total))
+
     @classmethod
     def item_model(cls) -> type[Item]:
         return cls._meta.get_field("items").related_model  # type: ignore[return-value]

@@ -499,6 +499,15 @@ class ImportJob(Job):
     only_new = models.BooleanField(
         default=False, help_text="Stop at the first video already imported."
     )
+    # Listed videos that were already imported (complete): nothing to do, so no items. The
+    # progress counts only what is new; this says how much was already there. (db_default too:
+    # code from before it, during a rolling deploy, can still create jobs.)
+    known = models.PositiveIntegerField(
+        "already imported",
+        default=0,
+        db_default=0,
+        help_text="Listed videos that were already imported.",
+    )
 
     class Meta(Job.Meta):
         verbose_name = "import job"
@@ -594,14 +603,62 @@ class ImportJob(Job):
         return Limiter().current_pause()
 
     @property
+    def is_reimport(self) -> bool:
+        """The channel was imported before: this import looks for what is new. (Known at the
+        start when the channel is; once listed, when some listed videos were already there.)"""
+        return bool(self.known or self.only_new or self.reimporting_from)
+
+    @property
+    def reimporting_from(self) -> bool:
+        # Before the listing: a channel set at the start is one Chirp has seen (Channel.known_for).
+        return not self.prepared and self.channel_id is not None
+
+    @property
+    def listing_label(self) -> str:
+        return "Checking for new videos" if self.is_reimport else "Listing the channel's videos"
+
+    @property
     def phase_label(self) -> str:
         if self.status == PENDING:
             return "Waiting for its turn"
         if self.status == self.Status.LISTING:
-            return "Listing the channel's videos"
+            return self.listing_label
         if self.status == self.Status.ENRICHING:
             return f"Enriching videos: {self.processed} of {self.total}"
         return ""
+
+    @property
+    def progress_text(self) -> str:
+        """The counts under the progress bar (card and row, page and live update alike): what
+        is happening while the import runs, what happened once it ended."""
+        already = self.skipped + self.known
+        if self.status == FAILED:
+            reason = self.error.rstrip(".") or "the import stopped"
+            parts = [f"Failed: {reason}", f"{self.done} imported", f"{self.failed} failed"]
+        elif self.status == CANCELLED:
+            parts = ["Cancelled", f"{self.done} of {self.total} imported"]
+        elif self.status == COMPLETED:
+            if self.total == 0:
+                parts = ["Nothing new" if self.is_reimport else "No videos listed"]
+            elif self.is_reimport:
+                parts = [_videos(self.total, "new "), f"{self.done} imported"]
+            else:
+                parts = [
+                    "Completed with failures" if self.failed else "Completed",
+                    f"{self.done} imported",
+                ]
+            if self.failed and self.total:
+                parts.append(f"{self.failed} failed")
+        else:
+            parts = [f"{self.done} imported", f"{self.failed} failed"]
+            if self.cancelled:
+                parts.append(f"{self.cancelled} cancelled")
+            if self.prepared:
+                parts.append(f"{self.total} new" if self.is_reimport else f"{self.total} listed")
+            parts.append(f"{self.percent} %")
+        if already:
+            parts.append(f"{already} already there")
+        return " · ".join(parts)
 
     def without_captions(self) -> int:
         return self.items.filter(
@@ -618,8 +675,8 @@ class ImportJob(Job):
             missing = self.without_captions()
             if missing:
                 parts.append(f"{missing} without captions")
-        if self.skipped:
-            parts.append(f"{self.skipped} already there")
+        if self.skipped + self.known:
+            parts.append(f"{self.skipped + self.known} already there")
         if self.failed:
             parts.append(f"{self.failed} failed")
         return ", ".join(parts)
@@ -636,6 +693,7 @@ class ImportJob(Job):
             "total": self.total,
             "done": self.done,
             "skipped": self.skipped,
+            "alreadyImported": self.known,
             "failed": self.failed,
             "cancelled": self.cancelled,
             "progress": self.percent,
@@ -747,6 +805,10 @@ class ImportJob(Job):
         self._watchers_shown = now
         for user_id in self.watchers():
             live.publish(user_id, self.channel_fragments(user_id))
+
+
+def _videos(n: int, adjective: str = "") -> str:
+    return f"{n} {adjective}video{'s' if n != 1 else ''}"
 
 
 def banner_fragment(owner_id: int) -> tuple[str, str]:

@@ -221,6 +221,27 @@ class ScrapeJob(Job):
             "(the limit per page)."
         )
 
+    @property
+    def progress_text(self) -> str:
+        """The counts under the progress bar (page and live row alike): what is happening
+        while the job runs, what happened once it ended."""
+        counts = [f"{self.done} new", f"{self.skipped} skipped", f"{self.failed} failed"]
+        if self.status == FAILED:
+            reason = self.error.rstrip(".") or "the job stopped"
+            return " · ".join([f"Failed: {reason}", *counts])
+        if self.status == CANCELLED:
+            processed = self.done + self.skipped + self.failed
+            return f"Cancelled · {processed} of {self.total} images processed · " + " · ".join(
+                counts
+            )
+        if self.status == COMPLETED:
+            head = "Completed with failures" if self.failed else "Completed"
+            return " · ".join([f"{head}: {self.total} images", *counts])
+        parts = [f"{self.processed} of {self.total}", *counts]
+        if self.cancelled:
+            parts.append(f"{self.cancelled} cancelled")
+        return " · ".join(parts)
+
     def finished_summary(self) -> str:
         if self.status == FAILED and not self.prepared:
             return f"{self.url} could not be scraped: {self.error}"

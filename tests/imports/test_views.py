@@ -141,6 +141,64 @@ def test_cancel_and_retry(alice_client, alice):
     assert job.status == "cancelled"
 
 
+# -- an ended import says what happened -------------------------------------------------------
+
+
+def ended_job(owner, status: str, **counts) -> ImportJob:
+    return ImportJob.objects.create(
+        owner=owner,
+        channel_url="https://www.youtube.com/@ended",
+        status=status,
+        prepared=counts.pop("prepared", True),
+        finished=timezone.now(),
+        **counts,
+    )
+
+
+@pytest.mark.parametrize(
+    ("status", "counts", "text", "bar"),
+    [
+        (
+            "failed",
+            {"prepared": False, "error": "YouTube has no channel or video at that address."},
+            "Failed: YouTube has no channel or video at that address · 0 imported · 0 failed",
+            0,
+        ),
+        (
+            "failed",
+            {"total": 4, "done": 1, "failed": 3, "error": "The worker stopped."},
+            "Failed: The worker stopped · 1 imported · 3 failed",
+            25,
+        ),
+        (
+            "cancelled",
+            {"total": 100, "done": 60, "cancelled": 37},
+            "Cancelled · 60 of 100 imported",
+            60,
+        ),
+        (
+            "completed",
+            {"total": 10, "done": 9, "failed": 1},
+            "Completed with failures · 9 imported · 1 failed",
+            90,
+        ),
+        ("completed", {"total": 6, "done": 6}, "Completed · 6 imported", 100),
+    ],
+)
+def test_an_ended_import_says_what_happened(alice_client, alice, status, counts, text, bar):
+    job = ended_job(alice, status, **counts)
+
+    page = alice_client.get(reverse("imports:job_detail", args=[job.pk])).content.decode()
+    live = dict(job.live_fragments())
+
+    for html in (page, live[job.dom_id], live[f"{job.dom_id}-row"]):
+        assert text in html
+        assert f'aria-valuenow="{bar}"' in html
+        assert f"progress-{status}" in html
+    # The old words: a full bar and a percentage of what was "processed".
+    assert " %</p>" not in page and "listed" not in page
+
+
 def test_the_channel_page(alice_client, alice, bob, client, make_channel):
     channel = make_channel(alice, videos=5)
     Video.objects.filter(channel=channel).update(transcript_source="auto")

@@ -166,6 +166,43 @@ def test_the_job_pages_chips_count_that_jobs_items_only(alice_client, alice):
     assert 'data-summary="completed">Completed: 3<' in live["upload-summary"]
 
 
+@pytest.mark.parametrize(
+    ("status", "statuses", "fields", "text", "bar"),
+    [
+        (
+            "failed",
+            [],
+            {"error": "The page answered 404 Not Found."},
+            "Failed: The page answered 404 Not Found · 0 new · 0 skipped · 0 failed",
+            0,
+        ),
+        (
+            "cancelled",
+            ["completed", "failed", "cancelled", "cancelled"],
+            {},
+            "Cancelled · 2 of 4 images processed · 1 new · 0 skipped · 1 failed",
+            25,
+        ),
+        (
+            "completed",
+            ["completed", "completed", "skipped", "failed"],
+            {},
+            "Completed with failures: 4 images · 2 new · 1 skipped · 1 failed",
+            75,
+        ),
+    ],
+)
+def test_an_ended_job_says_what_happened(alice_client, alice, status, statuses, fields, text, bar):
+    job = make_job(alice, statuses, status=status, finished=timezone.now(), **fields)
+
+    page = alice_client.get(reverse("uploads:job_detail", args=[job.pk])).content.decode()
+    [(_, live)] = [f for f in job.live_fragments() if f[0] == job.dom_id]
+
+    for html in (page, live):
+        assert text in html
+        assert f'aria-valuenow="{bar}"' in html and f"progress-{status}" in html
+
+
 def test_until_the_page_is_scraped_the_items_wait_for_the_job_to_change(alice_client, alice):
     job = ScrapeJob.objects.create(owner=alice, url=PAGE_URL, status="scraping")
 
