@@ -101,12 +101,16 @@ class Channel(models.Model):
             with_transcripts=Count("pk", filter=has_transcript),
             failed=Count("pk", filter=Q(stage=Video.Stage.ERROR)),
         )
+        # A job "failed" for the person reading the card when it failed, or when it ended with
+        # videos it could not import (its status then says completed or cancelled). The cards'
+        # tooltips (channel_detail.html) give these definitions.
+        failed_job = Q(status=FAILED) | Q(status__in=(COMPLETED, CANCELLED), failed__gt=0)
         jobs = ImportJob.objects.filter(channel=self, owner=user).aggregate(
             active=Count("pk", filter=Q(status__in=ImportJob.OPEN_STATUSES)),
-            failed=Count("pk", filter=Q(status=FAILED)),
-            completed=Count("pk", filter=Q(status=COMPLETED)),
+            failed=Count("pk", filter=failed_job),
+            cancelled=Count("pk", filter=Q(status=CANCELLED)),
         )
-        finished = jobs["completed"] + jobs["failed"]
+        ended = videos["imported"] + videos["failed"]
         return {
             "totalVideos": videos["total"],
             "importedVideos": videos["imported"],
@@ -114,7 +118,9 @@ class Channel(models.Model):
             "failedVideos": videos["failed"],
             "activeJobs": jobs["active"],
             "failedJobs": jobs["failed"],
-            "successRate": round(100 * jobs["completed"] / finished, 2) if finished else None,
+            "cancelledJobs": jobs["cancelled"],
+            # Over the videos whose import ended (None until one did).
+            "successRate": round(100 * videos["imported"] / ended, 2) if ended else None,
         }
 
     def stats_fragment(self, user) -> tuple[str, str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 import pytest
@@ -215,7 +216,7 @@ def test_the_channel_page(alice_client, alice, bob, client, make_channel):
     html = response.content.decode()
     assert 'data-stat="totalVideos">5<' in html
     assert 'data-stat="withTranscripts">5<' in html
-    assert 'data-stat="successRate">100 %<' in html
+    assert 'data-stat="successRate">75 %<' in html  # 3 imported, 1 failed, 1 still going
     card = html[html.index(f'id="{importing.dom_id}"') :][:1500]
     assert "importing" in card and 'stroke-dasharray="60 100"' in card and "Captions" in card
     bad = html[html.index(f'id="{failed.dom_id}"') :][:800]
@@ -223,6 +224,65 @@ def test_the_channel_page(alice_client, alice, bob, client, make_channel):
     client.force_login(bob)
     assert client.get(channel.get_absolute_url()).status_code == 404
     assert client.get(failed.get_absolute_url()).status_code == 404
+
+
+def stat_card(html: str, name: str) -> tuple[str, str]:
+    """(tooltip, value) of one stat card."""
+    match = re.search(
+        rf'<div class="stat" title="([^"]*)"><span class="value" data-stat="{name}">([^<]*)<', html
+    )
+    return match[1], match[2]
+
+
+def test_the_stat_cards_tell_the_truth_about_failures_and_cancels(
+    alice_client, alice, bob, make_channel
+):
+    channel = make_channel(alice, videos=10)  # its import: completed, 10 of 10
+    videos = list(channel.videos.order_by("pk"))
+    Video.objects.filter(pk__in=[v.pk for v in videos[:2]]).update(
+        stage="error", error_reason="private", error="This video is private."
+    )
+    Video.objects.filter(pk=videos[2].pk).update(stage="captions")  # still importing
+    url = channel.youtube_url
+    # An import that "completed" with 2 failed videos, one cancelled, one that failed outright.
+    ImportJob.objects.create(
+        owner=alice, channel=channel, channel_url=url + "/a", status="completed", total=9,
+        done=7, failed=2,
+    )  # fmt: skip
+    ImportJob.objects.create(
+        owner=alice, channel=channel, channel_url=url + "/b", status="cancelled", total=10,
+        done=3, cancelled=7,
+    )  # fmt: skip
+    ImportJob.objects.create(
+        owner=alice, channel=channel, channel_url=url + "/c", status="failed", error="Gone."
+    )
+    ImportJob.objects.create(  # not alice's
+        owner=bob, channel=channel, channel_url=url, status="failed", error="Gone."
+    )
+
+    html = alice_client.get(channel.get_absolute_url()).content.decode()
+
+    tip, value = stat_card(html, "successRate")
+    assert value == "77.8 %"  # 7 imported of the 9 videos that ended
+    assert "imported ÷ (imported + failed)" in tip
+    tip, value = stat_card(html, "failedJobs")
+    assert value == "2" and "ended with videos they could not import" in tip
+    tip, value = stat_card(html, "cancelledJobs")
+    assert value == "1" and "cancelled" in tip
+    assert stat_card(html, "failedVideos")[1] == "2"
+    stats = alice_client.get(f"/api/channels/{channel.pk}/stats").json()
+    assert (stats["successRate"], stats["failedJobs"], stats["cancelledJobs"]) == (77.78, 2, 1)
+    # The live fragment is the same partial.
+    _, live = channel.stats_fragment(alice)
+    assert stat_card(live, "successRate")[1] == "77.8 %" and stat_card(live, "failedJobs")[1] == "2"
+
+
+def test_the_success_rate_waits_for_a_video_to_end(alice_client, alice, make_channel):
+    channel = make_channel(alice, videos=3, stage="metadata")
+
+    html = alice_client.get(channel.get_absolute_url()).content.decode()
+
+    assert stat_card(html, "successRate")[1] == "—"
 
 
 def test_the_video_grid_filters_by_stage_and_searches(alice_client, alice, make_channel):
