@@ -339,17 +339,23 @@ class Job(models.Model):
             if n:
                 type(self).objects.filter(pk=self.pk).update(cancelled=F("cancelled") + n)
 
+    def retryable_items(self) -> QuerySet[Item]:
+        """The failed items "retry failed" sends back: all of them, unless the concrete job
+        knows that some failed for good (a retry would only fail them again)."""
+        return self.item_model().objects.filter(job=self, status=ItemStatus.FAILED)
+
     def retry_failed(self) -> int:
         """Send failed items back to the queue and the job back in line. Returns how many."""
-        item_model = self.item_model()
         now = timezone.now()
         with transaction.atomic():
             job = type(self).objects.select_for_update().get(pk=self.pk)
             if not (job.is_terminal or job.status == PENDING):
                 raise IllegalTransition("Only a finished job's failed items can be retried.")
-            n = item_model.objects.filter(job=self, status=ItemStatus.FAILED).update(
+            n = self.retryable_items().update(
                 status=ItemStatus.QUEUED, error="", finished=None, attempts=0, updated=now
             )
+            if not n and job.prepared and job.failed:
+                raise IllegalTransition("Its failed items failed for good: a retry would not help.")
             if not n and job.prepared:
                 raise IllegalTransition("This job has no failed items to retry.")
             self._transition(

@@ -24,7 +24,16 @@ from django.utils import timezone
 
 from chirp import live
 from chirp.db import update_row
-from chirp.jobs import CANCELLED, COMPLETED, FAILED, PENDING, Item, Job
+from chirp.jobs import (
+    CANCELLED,
+    COMPLETED,
+    FAILED,
+    PENDING,
+    IllegalTransition,
+    Item,
+    ItemStatus,
+    Job,
+)
 from imports.youtube import YOUTUBE, ChannelListing, ChannelRef, Reason, VideoInfo
 
 if TYPE_CHECKING:
@@ -261,6 +270,16 @@ class Video(models.Model):
         (reason.value, reason.value.replace("_", " ").capitalize()) for reason in Reason
     ]
 
+    # What YouTube will keep refusing, however often Chirp asks: no "Retry" for these.
+    # (Age-restricted videos can come through once a cookies file is set: they stay retryable.)
+    PERMANENT_REASONS = (
+        Reason.PRIVATE,
+        Reason.MEMBERS_ONLY,
+        Reason.REMOVED,
+        Reason.UNAVAILABLE,
+        Reason.NOT_FOUND,
+    )
+
     PROGRESS = {
         Stage.CREATED: 0,
         Stage.METADATA: 25,
@@ -339,6 +358,49 @@ class Video(models.Model):
     @property
     def has_transcript(self) -> bool:
         return self.transcript_source in self.with_transcript_sources()
+
+    @property
+    def failed_for_good(self) -> bool:
+        """Its import failed for a reason a retry cannot change (private, removed...)."""
+        return self.stage == self.Stage.ERROR and self.error_reason in self.PERMANENT_REASONS
+
+    @property
+    def can_retry(self) -> bool:
+        return self.stage == self.Stage.ERROR and not self.failed_for_good
+
+    @property
+    def missing_transcript_text(self) -> str:
+        """Why the video page shows no transcript (when it has none to show)."""
+        if self.transcript_source == self.TranscriptSource.NONE:
+            return "YouTube has no captions for this video in the preferred languages."
+        if self.failed_for_good:
+            why = (self.error or self.get_error_reason_display()).rstrip(".")
+            return f"Not available — {why[:1].lower()}{why[1:]}."
+        if self.stage == self.Stage.ERROR:
+            return "Not fetched: the import of this video failed. Retry it to try again."
+        return "Not fetched yet: the video is waiting for its import."
+
+    def retry_for(self, owner) -> ImportJobItem:
+        """Send the video back to `owner`'s import that failed it (and that import back in
+        line). Refused with a message for a person (IllegalTransition): a video that failed
+        for good, one that did not fail, one no import of theirs failed. IntegrityError:
+        another import of the same channel is open for them."""
+        if self.stage != self.Stage.ERROR:
+            raise IllegalTransition("This video's import did not fail: there is nothing to retry.")
+        if self.failed_for_good:
+            why = (self.error or self.get_error_reason_display()).rstrip(".")
+            raise IllegalTransition(f"{why}: retrying would not change that.")
+        item = (
+            ImportJobItem.objects.filter(video=self, job__owner=owner, status=ItemStatus.FAILED)
+            .select_related("job")
+            .order_by("-pk")
+            .first()
+        )
+        if item is None:
+            raise IllegalTransition("None of your imports has this video to retry.")
+        item.retry()
+        self.restart()
+        return item
 
     @staticmethod
     def with_transcript_sources() -> tuple[str, ...]:
@@ -598,6 +660,23 @@ class ImportJob(Job):
         if self.channel_id and self.channel:
             return str(self.channel)
         return self.channel_url.removeprefix(f"{YOUTUBE}/")
+
+    @property
+    def can_retry(self) -> bool:
+        """ "Retry failed" is offered only when a retry could help: not for a job whose failed
+        videos all failed for good (private, removed, members-only)."""
+        if not super().can_retry:
+            return False
+        return not self.prepared or self.retryable_items().exists()
+
+    def retryable_items(self) -> models.QuerySet[ImportJobItem]:  # type: ignore[override]
+        return (
+            super()
+            .retryable_items()
+            .exclude(
+                video__stage=Video.Stage.ERROR, video__error_reason__in=Video.PERMANENT_REASONS
+            )
+        )
 
     @property
     def pause(self):

@@ -7,11 +7,12 @@ from datetime import timedelta
 
 import pytest
 from django.db import connection
+from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
-from imports.models import ImportJob, Video
+from imports.models import ImportJob, ImportJobItem, Video
 from imports.transcripts import Segment, Transcript
 
 pytestmark = pytest.mark.django_db
@@ -494,6 +495,113 @@ def mocker_wake(monkeypatch):
 
     monkeypatch.setattr(transaction, "on_commit", lambda fn, using=None, robust=False: fn())
     return woken
+
+
+# -- a failed video: why, and a retry only where it can help ----------------------------------
+
+
+def failed_video(owner, make_channel, reason: str, error: str) -> tuple[Video, ImportJobItem]:
+    """A channel `owner` imported whose last video failed for `reason`, in a finished job."""
+    channel = make_channel(owner, videos=2)
+    job = ImportJob.objects.get(channel=channel)
+    done, bad = channel.videos.order_by("pk")
+    ImportJobItem.objects.create(job=job, video=done, status="completed")
+    Video.objects.filter(pk=bad.pk).update(stage="error", error_reason=reason, error=error)
+    item = ImportJobItem.objects.create(job=job, video=bad, status="failed", error=error)
+    ImportJob.objects.filter(pk=job.pk).update(done=1, failed=1)
+    bad.refresh_from_db()
+    return bad, item
+
+
+@pytest.mark.parametrize(
+    ("reason", "error", "words"),
+    [
+        ("private", "This video is private.", "Not available — this video is private."),
+        (
+            "members_only",
+            "This video is for channel members only.",
+            "Not available — this video is for channel members only.",
+        ),
+        (
+            "removed",
+            "This video has been removed from YouTube.",
+            "Not available — this video has been removed from YouTube.",
+        ),
+    ],
+)
+def test_a_video_that_failed_for_good_says_why_and_offers_no_retry(
+    alice_client, alice, make_channel, mocker_wake, reason, error, words
+):
+    video, item = failed_video(alice, make_channel, reason, error)
+    retry_url = reverse("imports:retry_video", args=[video.pk])
+
+    html = alice_client.get(video.get_absolute_url()).content.decode()
+
+    transcript = html[html.index("<h2>Transcript</h2>") :]
+    assert words in transcript and "Not fetched yet" not in html
+    assert retry_url not in html
+    job_html = alice_client.get(reverse("imports:job_detail", args=[item.job_id])).content
+    assert reverse("imports:retry_job", args=[item.job_id]) not in job_html.decode()
+
+    response = alice_client.post(retry_url, follow=True)
+
+    assert f"{error.rstrip('.')}: retrying would not change that." in response.content.decode()
+    video.refresh_from_db()
+    item.refresh_from_db()
+    assert (video.stage, item.status, item.job.status) == ("error", "failed", "completed")
+    # Nor does the job's "Retry failed" send it back.
+    response = alice_client.post(reverse("imports:retry_job", args=[item.job_id]), follow=True)
+    assert "failed for good" in response.content.decode()
+    item.refresh_from_db()
+    assert (item.status, item.job.status, item.job.failed) == ("failed", "completed", 1)
+    assert mocker_wake == []
+
+
+def test_a_video_that_failed_for_a_passing_reason_can_be_retried(
+    alice_client, alice, bob, make_channel, mocker_wake
+):
+    video, item = failed_video(alice, make_channel, "timeout", "YouTube did not answer in time.")
+    retry_url = reverse("imports:retry_video", args=[video.pk])
+
+    html = alice_client.get(video.get_absolute_url()).content.decode()
+
+    assert f'action="{retry_url}"' in html
+    assert "Not fetched: the import of this video failed. Retry it to try again." in html
+    assert reverse("imports:retry_job", args=[item.job_id]) in (
+        alice_client.get(reverse("imports:job_detail", args=[item.job_id])).content.decode()
+    )
+    assert alice_client.get(retry_url).status_code == 405
+    stranger = Client()
+    stranger.force_login(bob)
+    assert stranger.post(retry_url).status_code == 404
+
+    response = alice_client.post(retry_url)
+
+    assert response.status_code == 302 and response["Location"] == video.get_absolute_url()
+    video.refresh_from_db()
+    item.refresh_from_db()
+    job = item.job
+    job.refresh_from_db()
+    assert (video.stage, item.status) == ("created", "queued")
+    assert (job.status, job.failed) == ("pending", 0)
+    assert mocker_wake == ["imports"]
+
+
+def test_retry_failed_sends_back_only_what_a_retry_can_fix(alice_client, alice, make_channel):
+    _, item = failed_video(alice, make_channel, "private", "This video is private.")
+    job = item.job
+    other = Video.objects.create(youtube_id="slow0000001", channel=job.channel, stage="error")
+    Video.objects.filter(pk=other.pk).update(error_reason="network", error="Unreachable.")
+    passing = ImportJobItem.objects.create(job=job, video=other, status="failed")
+    ImportJob.objects.filter(pk=job.pk).update(failed=2, total=3)
+
+    alice_client.post(reverse("imports:retry_job", args=[job.pk]))
+
+    item.refresh_from_db()
+    passing.refresh_from_db()
+    job.refresh_from_db()
+    assert (item.status, passing.status) == ("failed", "queued")
+    assert (job.status, job.failed) == ("pending", 1)
 
 
 def test_channel_page_url_names():
