@@ -821,6 +821,9 @@ class ImportJob(Job):
         """What the importing banner shows: the owner's open imports, all together."""
         totals = cls.objects.filter(owner_id=owner_id, status__in=cls.OPEN_STATUSES).aggregate(
             jobs=Count("pk"),
+            # Not listed yet, of a channel Chirp has seen: checking for new videos.
+            rechecks=Count("pk", filter=Q(prepared=False, channel__isnull=False)),
+            listing=Count("pk", filter=Q(prepared=False)),
             total=Coalesce(models.Sum("total"), 0),
             processed=Coalesce(
                 models.Sum(models.F("done") + models.F("skipped") + models.F("failed")), 0
@@ -831,6 +834,7 @@ class ImportJob(Job):
 
         return {
             "jobs": totals["jobs"],
+            "checking": totals["listing"] and totals["rechecks"] == totals["listing"],
             "videos": total,
             "percent": min(100, round(100 * processed / total)) if total else 0,
             "pause": Limiter().current_pause() if totals["jobs"] else None,

@@ -168,6 +168,8 @@ def test_a_reimport_checks_for_new_videos_and_says_what_it_found(alice, fake_you
     steps = [html for _, html in events_for(alice, nothing.dom_id)]
     assert any("Checking for new videos" in html for html in steps)
     assert not any("Listing the channel" in html for html in steps)
+    banners = [html for _, html in events_for(alice, "import-banner")]
+    assert any("Checking 1 channel for new videos…" in html for html in banners)
 
     new_ids = upload_new_videos(fake_youtube, fake, 3)
     before = len(events_for(alice, "import-banner"))
