@@ -158,6 +158,17 @@ class Job(models.Model):
             return 100 if self.is_terminal else 0
         return min(100, round(100 * self.processed / self.total))
 
+    @property
+    def bar_percent(self) -> int:
+        """The progress bar's width. While the job runs: the share of its items processed.
+        Once it ended: the share that succeeded (done, or had nothing to do), so a job that
+        failed or was cancelled never shows a full bar; its colour says how it ended."""
+        if not self.is_terminal:
+            return self.percent
+        if self.total == 0:
+            return 100 if self.status == COMPLETED else 0
+        return min(100, round(100 * (self.done + self.skipped) / self.total))
+
     @classmethod
     def item_model(cls) -> type[Item]:
         return cls._meta.get_field("items").related_model  # type: ignore[return-value]
@@ -328,17 +339,23 @@ class Job(models.Model):
             if n:
                 type(self).objects.filter(pk=self.pk).update(cancelled=F("cancelled") + n)
 
+    def retryable_items(self) -> QuerySet[Item]:
+        """The failed items "retry failed" sends back: all of them, unless the concrete job
+        knows that some failed for good (a retry would only fail them again)."""
+        return self.item_model().objects.filter(job=self, status=ItemStatus.FAILED)
+
     def retry_failed(self) -> int:
         """Send failed items back to the queue and the job back in line. Returns how many."""
-        item_model = self.item_model()
         now = timezone.now()
         with transaction.atomic():
             job = type(self).objects.select_for_update().get(pk=self.pk)
             if not (job.is_terminal or job.status == PENDING):
                 raise IllegalTransition("Only a finished job's failed items can be retried.")
-            n = item_model.objects.filter(job=self, status=ItemStatus.FAILED).update(
+            n = self.retryable_items().update(
                 status=ItemStatus.QUEUED, error="", finished=None, attempts=0, updated=now
             )
+            if not n and job.prepared and job.failed:
+                raise IllegalTransition("Its failed items failed for good: a retry would not help.")
             if not n and job.prepared:
                 raise IllegalTransition("This job has no failed items to retry.")
             self._transition(

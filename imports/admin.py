@@ -58,8 +58,13 @@ class VideoAdmin(admin.ModelAdmin):
 
     @admin.action(description="Retry enrichment of the selected failed videos")
     def retry_enrichment(self, request: HttpRequest, queryset: QuerySet[Video]) -> None:
+        # Read the selection once: a retried video leaves the "failed" stage, so a queryset
+        # filtered by stage (the admin's filter) would count fewer rows afterwards.
+        selected = list(queryset)
         retried = 0
-        for video in queryset.exclude(stage=Video.Stage.COMPLETE):
+        for video in selected:
+            if video.stage == Video.Stage.COMPLETE:
+                continue
             item = (
                 ImportJobItem.objects.filter(video=video, status=ItemStatus.FAILED)
                 .select_related("job")
@@ -74,11 +79,11 @@ class VideoAdmin(admin.ModelAdmin):
                 continue
             video.restart()
             retried += 1
-        left = queryset.count() - retried
+        left = len(selected) - retried
         messages.info(
             request,
-            f"{retried} video(s) sent back to their import."
-            + (f" {left} had no failed import to retry." if left else ""),
+            f"Retried {retried} video(s): sent back to their import"
+            + (f"; {left} had no failed import to retry." if left else "."),
         )
 
 

@@ -101,7 +101,7 @@ def list_channel(job: ImportJob, ctx: RunContext) -> list[ImportJobItem]:
         if channel is not None:
             known = frozenset(channel.videos.values_list("youtube_id", flat=True))
 
-    ctx.set_step("Listing the channel's videos")
+    ctx.set_step(job.listing_label)
     with limiter_for(ctx) as limiter, youtube_client(limiter) as client:
         try:
             listing = with_retries(
@@ -120,13 +120,22 @@ def list_channel(job: ImportJob, ctx: RunContext) -> list[ImportJobItem]:
     ImportJob.objects.filter(pk=job.pk).update(channel=channel)
     job.channel = channel
     live.publish(job.owner_id, [("channels-changed", channel.dom_id)])  # the list shows it
-    found = len(listing.entries)
-    if found == 0 and listing.reached_known:
-        ctx.set_step("No new videos since the last import")
-    else:
-        ctx.set_step(f"Found {found} video{'s' if found != 1 else ''}")
     videos = create_videos(channel, listing.entries)
-    return [ImportJobItem(video_id=pk) for pk in videos]
+    # What was imported before needs no work: no item, so the progress (and the banner) count
+    # only what is new. How many were already there is kept for the job's words.
+    complete = set(
+        Video.objects.filter(pk__in=videos, stage=Video.Stage.COMPLETE).values_list("pk", flat=True)
+    )
+    ImportJob.objects.filter(pk=job.pk, worker=ctx.token).update(known=len(complete))
+    job.known = len(complete)
+    new = [pk for pk in videos if pk not in complete]
+    if not new and (complete or listing.reached_known):
+        ctx.set_step("Nothing new since the last import")
+    elif job.is_reimport:
+        ctx.set_step(f"Found {len(new)} new video{'s' if len(new) != 1 else ''}")
+    else:
+        ctx.set_step(f"Found {len(new)} video{'s' if len(new) != 1 else ''}")
+    return [ImportJobItem(video_id=pk) for pk in new]
 
 
 def create_videos(channel: Channel, entries: Sequence[ChannelEntry]) -> list[int]:

@@ -24,7 +24,16 @@ from django.utils import timezone
 
 from chirp import live
 from chirp.db import update_row
-from chirp.jobs import CANCELLED, COMPLETED, FAILED, PENDING, Item, Job
+from chirp.jobs import (
+    CANCELLED,
+    COMPLETED,
+    FAILED,
+    PENDING,
+    IllegalTransition,
+    Item,
+    ItemStatus,
+    Job,
+)
 from imports.youtube import YOUTUBE, ChannelListing, ChannelRef, Reason, VideoInfo
 
 if TYPE_CHECKING:
@@ -110,12 +119,16 @@ class Channel(models.Model):
             with_transcripts=Count("pk", filter=has_transcript),
             failed=Count("pk", filter=Q(stage=Video.Stage.ERROR)),
         )
+        # A job "failed" for the person reading the card when it failed, or when it ended with
+        # videos it could not import (its status then says completed or cancelled). The cards'
+        # tooltips (channel_detail.html) give these definitions.
+        failed_job = Q(status=FAILED) | Q(status__in=(COMPLETED, CANCELLED), failed__gt=0)
         jobs = ImportJob.objects.filter(channel=self, owner=user).aggregate(
             active=Count("pk", filter=Q(status__in=ImportJob.OPEN_STATUSES)),
-            failed=Count("pk", filter=Q(status=FAILED)),
-            completed=Count("pk", filter=Q(status=COMPLETED)),
+            failed=Count("pk", filter=failed_job),
+            cancelled=Count("pk", filter=Q(status=CANCELLED)),
         )
-        finished = jobs["completed"] + jobs["failed"]
+        ended = videos["imported"] + videos["failed"]
         return {
             "totalVideos": videos["total"],
             "importedVideos": videos["imported"],
@@ -123,7 +136,9 @@ class Channel(models.Model):
             "failedVideos": videos["failed"],
             "activeJobs": jobs["active"],
             "failedJobs": jobs["failed"],
-            "successRate": round(100 * jobs["completed"] / finished, 2) if finished else None,
+            "cancelledJobs": jobs["cancelled"],
+            # Over the videos whose import ended (None until one did).
+            "successRate": round(100 * videos["imported"] / ended, 2) if ended else None,
         }
 
     def stats_fragment(self, user) -> tuple[str, str]:
@@ -284,6 +299,16 @@ class Video(models.Model):
         (reason.value, reason.value.replace("_", " ").capitalize()) for reason in Reason
     ]
 
+    # What YouTube will keep refusing, however often Chirp asks: no "Retry" for these.
+    # (Age-restricted videos can come through once a cookies file is set: they stay retryable.)
+    PERMANENT_REASONS = (
+        Reason.PRIVATE,
+        Reason.MEMBERS_ONLY,
+        Reason.REMOVED,
+        Reason.UNAVAILABLE,
+        Reason.NOT_FOUND,
+    )
+
     PROGRESS = {
         Stage.CREATED: 0,
         Stage.METADATA: 25,
@@ -362,6 +387,49 @@ class Video(models.Model):
     @property
     def has_transcript(self) -> bool:
         return self.transcript_source in self.with_transcript_sources()
+
+    @property
+    def failed_for_good(self) -> bool:
+        """Its import failed for a reason a retry cannot change (private, removed...)."""
+        return self.stage == self.Stage.ERROR and self.error_reason in self.PERMANENT_REASONS
+
+    @property
+    def can_retry(self) -> bool:
+        return self.stage == self.Stage.ERROR and not self.failed_for_good
+
+    @property
+    def missing_transcript_text(self) -> str:
+        """Why the video page shows no transcript (when it has none to show)."""
+        if self.transcript_source == self.TranscriptSource.NONE:
+            return "YouTube has no captions for this video in the preferred languages."
+        if self.failed_for_good:
+            why = (self.error or self.get_error_reason_display()).rstrip(".")
+            return f"Not available — {why[:1].lower()}{why[1:]}."
+        if self.stage == self.Stage.ERROR:
+            return "Not fetched: the import of this video failed. Retry it to try again."
+        return "Not fetched yet: the video is waiting for its import."
+
+    def retry_for(self, owner) -> ImportJobItem:
+        """Send the video back to `owner`'s import that failed it (and that import back in
+        line). Refused with a message for a person (IllegalTransition): a video that failed
+        for good, one that did not fail, one no import of theirs failed. IntegrityError:
+        another import of the same channel is open for them."""
+        if self.stage != self.Stage.ERROR:
+            raise IllegalTransition("This video's import did not fail: there is nothing to retry.")
+        if self.failed_for_good:
+            why = (self.error or self.get_error_reason_display()).rstrip(".")
+            raise IllegalTransition(f"{why}: retrying would not change that.")
+        item = (
+            ImportJobItem.objects.filter(video=self, job__owner=owner, status=ItemStatus.FAILED)
+            .select_related("job")
+            .order_by("-pk")
+            .first()
+        )
+        if item is None:
+            raise IllegalTransition("None of your imports has this video to retry.")
+        item.retry()
+        self.restart()
+        return item
 
     @staticmethod
     def with_transcript_sources() -> tuple[str, ...]:
@@ -528,6 +596,15 @@ class ImportJob(Job):
     only_new = models.BooleanField(
         default=False, help_text="Stop at the first video already imported."
     )
+    # Listed videos that were already imported (complete): nothing to do, so no items. The
+    # progress counts only what is new; this says how much was already there. (db_default too:
+    # code from before it, during a rolling deploy, can still create jobs.)
+    known = models.PositiveIntegerField(
+        "already imported",
+        default=0,
+        db_default=0,
+        help_text="Listed videos that were already imported.",
+    )
 
     class Meta(Job.Meta):
         verbose_name = "import job"
@@ -615,6 +692,23 @@ class ImportJob(Job):
         return self.channel_url.removeprefix(f"{YOUTUBE}/")
 
     @property
+    def can_retry(self) -> bool:
+        """ "Retry failed" is offered only when a retry could help: not for a job whose failed
+        videos all failed for good (private, removed, members-only)."""
+        if not super().can_retry:
+            return False
+        return not self.prepared or self.retryable_items().exists()
+
+    def retryable_items(self) -> models.QuerySet[ImportJobItem]:  # type: ignore[override]
+        return (
+            super()
+            .retryable_items()
+            .exclude(
+                video__stage=Video.Stage.ERROR, video__error_reason__in=Video.PERMANENT_REASONS
+            )
+        )
+
+    @property
     def pause(self):
         """The limiter's pause, while this job waits for it (None otherwise)."""
         if not self.is_open:
@@ -624,14 +718,62 @@ class ImportJob(Job):
         return Limiter().current_pause()
 
     @property
+    def is_reimport(self) -> bool:
+        """The channel was imported before: this import looks for what is new. (Known at the
+        start when the channel is; once listed, when some listed videos were already there.)"""
+        return bool(self.known or self.only_new or self.reimporting_from)
+
+    @property
+    def reimporting_from(self) -> bool:
+        # Before the listing: a channel set at the start is one Chirp has seen (Channel.known_for).
+        return not self.prepared and self.channel_id is not None
+
+    @property
+    def listing_label(self) -> str:
+        return "Checking for new videos" if self.is_reimport else "Listing the channel's videos"
+
+    @property
     def phase_label(self) -> str:
         if self.status == PENDING:
             return "Waiting for its turn"
         if self.status == self.Status.LISTING:
-            return "Listing the channel's videos"
+            return self.listing_label
         if self.status == self.Status.ENRICHING:
             return f"Enriching videos: {self.processed} of {self.total}"
         return ""
+
+    @property
+    def progress_text(self) -> str:
+        """The counts under the progress bar (card and row, page and live update alike): what
+        is happening while the import runs, what happened once it ended."""
+        already = self.skipped + self.known
+        if self.status == FAILED:
+            reason = self.error.rstrip(".") or "the import stopped"
+            parts = [f"Failed: {reason}", f"{self.done} imported", f"{self.failed} failed"]
+        elif self.status == CANCELLED:
+            parts = ["Cancelled", f"{self.done} of {self.total} imported"]
+        elif self.status == COMPLETED:
+            if self.total == 0:
+                parts = ["Nothing new" if self.is_reimport else "No videos listed"]
+            elif self.is_reimport:
+                parts = [_videos(self.total, "new "), f"{self.done} imported"]
+            else:
+                parts = [
+                    "Completed with failures" if self.failed else "Completed",
+                    f"{self.done} imported",
+                ]
+            if self.failed and self.total:
+                parts.append(f"{self.failed} failed")
+        else:
+            parts = [f"{self.done} imported", f"{self.failed} failed"]
+            if self.cancelled:
+                parts.append(f"{self.cancelled} cancelled")
+            if self.prepared:
+                parts.append(f"{self.total} new" if self.is_reimport else f"{self.total} listed")
+            parts.append(f"{self.percent} %")
+        if already:
+            parts.append(f"{already} already there")
+        return " · ".join(parts)
 
     def without_captions(self) -> int:
         return self.items.filter(
@@ -648,8 +790,8 @@ class ImportJob(Job):
             missing = self.without_captions()
             if missing:
                 parts.append(f"{missing} without captions")
-        if self.skipped:
-            parts.append(f"{self.skipped} already there")
+        if self.skipped + self.known:
+            parts.append(f"{self.skipped + self.known} already there")
         if self.failed:
             parts.append(f"{self.failed} failed")
         return ", ".join(parts)
@@ -666,6 +808,7 @@ class ImportJob(Job):
             "total": self.total,
             "done": self.done,
             "skipped": self.skipped,
+            "alreadyImported": self.known,
             "failed": self.failed,
             "cancelled": self.cancelled,
             "progress": self.percent,
@@ -708,6 +851,9 @@ class ImportJob(Job):
         """What the importing banner shows: the owner's open imports, all together."""
         totals = cls.objects.filter(owner_id=owner_id, status__in=cls.OPEN_STATUSES).aggregate(
             jobs=Count("pk"),
+            # Not listed yet, of a channel Chirp has seen: checking for new videos.
+            rechecks=Count("pk", filter=Q(prepared=False, channel__isnull=False)),
+            listing=Count("pk", filter=Q(prepared=False)),
             total=Coalesce(models.Sum("total"), 0),
             processed=Coalesce(
                 models.Sum(models.F("done") + models.F("skipped") + models.F("failed")), 0
@@ -718,6 +864,7 @@ class ImportJob(Job):
 
         return {
             "jobs": totals["jobs"],
+            "checking": totals["listing"] and totals["rechecks"] == totals["listing"],
             "videos": total,
             "percent": min(100, round(100 * processed / total)) if total else 0,
             "pause": Limiter().current_pause() if totals["jobs"] else None,
@@ -774,6 +921,10 @@ class ImportJob(Job):
         self._watchers_shown = now
         for user_id in self.watchers():
             live.publish(user_id, self.channel_fragments(user_id))
+
+
+def _videos(n: int, adjective: str = "") -> str:
+    return f"{n} {adjective}video{'s' if n != 1 else ''}"
 
 
 def banner_fragment(owner_id: int) -> tuple[str, str]:

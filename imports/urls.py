@@ -11,4 +11,5 @@ urlpatterns = [
     path("imports/<int:pk>/cancel/", views.cancel_job, name="cancel_job"),
     path("imports/<int:pk>/retry/", views.retry_job, name="retry_job"),
     path("videos/<int:pk>/", views.video_detail, name="video_detail"),
+    path("videos/<int:pk>/retry/", views.retry_video, name="retry_video"),
 ]

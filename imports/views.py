@@ -171,3 +171,17 @@ def channel_detail(request: HttpRequest, pk: int) -> HttpResponse:
 def video_detail(request: HttpRequest, pk: int) -> HttpResponse:
     video = _get_video_for_user(request, pk)
     return render(request, "imports/video_detail.html", {"video": video})
+
+
+@require_POST
+def retry_video(request: HttpRequest, pk: int) -> HttpResponse:
+    video = _get_video_for_user(request, pk)
+    try:
+        video.retry_for(request.user)
+    except IllegalTransition as exc:
+        messages.warning(request, str(exc))
+    except IntegrityError:
+        messages.warning(request, "Another import of this channel is running: retry when it ends.")
+    else:
+        messages.success(request, "The video is back in its import's queue.")
+    return redirect(video)

@@ -298,6 +298,27 @@ class ScrapeJob(Job):
             "(the limit per page)."
         )
 
+    @property
+    def progress_text(self) -> str:
+        """The counts under the progress bar (page and live row alike): what is happening
+        while the job runs, what happened once it ended."""
+        counts = [f"{self.done} new", f"{self.skipped} skipped", f"{self.failed} failed"]
+        if self.status == FAILED:
+            reason = self.error.rstrip(".") or "the job stopped"
+            return " · ".join([f"Failed: {reason}", *counts])
+        if self.status == CANCELLED:
+            processed = self.done + self.skipped + self.failed
+            return f"Cancelled · {processed} of {self.total} images processed · " + " · ".join(
+                counts
+            )
+        if self.status == COMPLETED:
+            head = "Completed with failures" if self.failed else "Completed"
+            return " · ".join([f"{head}: {self.total} images", *counts])
+        parts = [f"{self.processed} of {self.total}", *counts]
+        if self.cancelled:
+            parts.append(f"{self.cancelled} cancelled")
+        return " · ".join(parts)
+
     def finished_summary(self) -> str:
         if self.status == FAILED and not self.prepared:
             return f"{self.url} could not be scraped: {self.error}"
@@ -326,10 +347,24 @@ class ScrapeJob(Job):
 
     # -- live ----------------------------------------------------------------------------------
 
+    @property
+    def summary_dom_id(self) -> str:
+        # Not "upload-summary": the job page's chips count this job, not all the user's jobs.
+        return f"{self.dom_id}-summary"
+
+    def item_summary(self) -> dict[str, int]:
+        """How many of this job's items are in each status (the job page's chips)."""
+        return ScrapeJobItem.summary_of(self.items.all())
+
     def live_fragments(self) -> list[tuple[str, str]]:
+        chips = render_to_string(
+            "uploads/partials/summary_chips.html",
+            {"summary": self.item_summary(), "summary_id": self.summary_dom_id},
+        )
         fragments = [
             (self.dom_id, render_to_string("uploads/partials/job_row.html", {"job": self})),
             summary_fragment(self.owner_id),
+            (self.summary_dom_id, chips),
         ]
         if self.is_terminal:
             fragments.append(gallery_counts_fragment(self.owner_id))
@@ -349,14 +384,13 @@ class ScrapeJobItem(Item):
 
     @classmethod
     def summary_for(cls, owner_id: int) -> dict[str, int]:
-        """How many of the user's items are in each status."""
+        """How many of the user's items (all their jobs) are in each status."""
+        return cls.summary_of(cls.objects.filter(job__owner_id=owner_id))
+
+    @staticmethod
+    def summary_of(items: models.QuerySet[ScrapeJobItem]) -> dict[str, int]:
         counts = dict.fromkeys(ItemStatus.values, 0)
-        rows = (
-            cls.objects.filter(job__owner_id=owner_id)
-            .values("status")
-            .annotate(n=Count("pk"))
-            .order_by()
-        )
+        rows = items.values("status").annotate(n=Count("pk")).order_by()
         counts.update((row["status"], row["n"]) for row in rows)
         return counts
 

@@ -73,7 +73,8 @@ def job_detail(request: HttpRequest, pk: int) -> HttpResponse:
         {
             "job": job,
             "items": _page(request, job.items.select_related("image"), ITEMS_PER_PAGE),
-            "summary": ScrapeJobItem.summary_for(request.user.pk),
+            "summary": job.item_summary(),
+            "summary_id": job.summary_dom_id,
         },
     )
 

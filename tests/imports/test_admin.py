@@ -65,7 +65,7 @@ def test_retry_enrichment_sends_a_failed_video_back_to_its_import(
         follow=True,
     )
 
-    assert "1 video(s) sent back to their import. 1 had no failed import" in (
+    assert "Retried 1 video(s): sent back to their import; 1 had no failed import" in (
         response.content.decode()
     )
     bad.refresh_from_db()
@@ -215,3 +215,30 @@ def test_resume_now_wakes_the_lane_for_waiting_imports_and_lifts_youtubes_pause(
     )
     assert Limiter().current_pause() is None
     assert woken == ["imports"]  # one runner: the lane has one slot
+
+
+def test_retrying_failed_videos_filtered_by_stage_counts_the_selection(
+    staff_client, alice, make_channel, monkeypatch
+):
+    """The admin's "Failed" filter: the retried videos leave that stage, the counts do not."""
+    monkeypatch.setattr("chirp.engine.wake_lane", lambda lane: None)
+    job, bad = failed_import(alice, make_channel)
+    others = list(job.channel.videos.exclude(pk=bad.pk).order_by("pk"))
+    second = others[0]
+    ImportJobItem.objects.filter(video=second).update(status="failed", error="Slow.")
+    ImportJob.objects.filter(pk=job.pk).update(done=1, failed=2)
+    stranded = make_channel(alice, videos=1, stage="error").videos.get()  # failed, no failed item
+    Video.objects.filter(pk=second.pk).update(stage="error", error_reason="timeout")
+
+    response = staff_client.post(
+        "/admin/imports/video/?stage__exact=error",
+        {"action": "retry_enrichment", "_selected_action": [bad.pk, second.pk, stranded.pk]},
+        follow=True,
+    )
+
+    html = response.content.decode()
+    assert "Retried 2 video(s): sent back to their import; 1 had no failed import to retry." in html
+    assert set(Video.objects.filter(stage="created").values_list("pk", flat=True)) == {
+        bad.pk,
+        second.pk,
+    }

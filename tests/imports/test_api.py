@@ -155,7 +155,8 @@ def test_active_jobs_and_stats(alice_client, alice, make_channel):
         "failedVideos": 0,
         "activeJobs": 1,
         "failedJobs": 1,
-        "successRate": 50.0,
+        "cancelledJobs": 0,
+        "successRate": 100.0,  # of the videos that ended: all 4 imported
     }
 
 

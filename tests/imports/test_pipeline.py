@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import threading
 import time
@@ -130,10 +131,63 @@ def test_reimporting_skips_what_is_already_complete(alice, bob, fake_youtube):
 
     job = run_import(bob, "youtube.com/@shared")
 
-    assert (job.status, job.total, job.done, job.skipped) == ("completed", 6, 0, 6)
+    # Nothing to do, so nothing to count as importing: the progress is about what is new.
+    assert (job.status, job.total, job.done, job.known) == ("completed", 0, 0, 6)
     assert Channel.objects.count() == 1 and Video.objects.count() == 6
     assert fake_youtube.count("player") == 0  # nothing was fetched again
     assert "6 already there" in job.finished_summary()
+    assert job.progress_text == "Nothing new · 6 already there"
+
+
+def upload_new_videos(fake_youtube, channel, n: int) -> list[str]:
+    """As if `channel` had uploaded `n` videos since: they come first in its listing."""
+    donor = fake_youtube.add_channel(f"{channel.handle}-uploads", videos=n)
+    fresh = [
+        dataclasses.replace(video, channel_id=channel.channel_id, title=f"New upload {i}")
+        for i, video in enumerate(donor.videos)
+    ]
+    del fake_youtube.channels[donor.channel_id]
+    channel.videos[:0] = fresh
+    for index, video in enumerate(channel.videos):
+        video.index = index
+    fake_youtube.videos.update((video.id, video) for video in fresh)
+    return [video.id for video in fresh]
+
+
+def test_a_reimport_checks_for_new_videos_and_says_what_it_found(alice, fake_youtube):
+    fake = fake_youtube.add_channel("again", videos=6)
+    first = run_import(alice, "@again")
+    assert first.progress_text == "Completed · 6 imported"
+
+    nothing = run_import(alice, "@again")
+
+    assert (nothing.status, nothing.total, nothing.known) == ("completed", 0, 6)
+    card = dict(nothing.live_fragments())[nothing.dom_id]
+    assert "Nothing new · 6 already there" in card
+    assert 'aria-valuenow="100"' in card
+    steps = [html for _, html in events_for(alice, nothing.dom_id)]
+    assert any("Checking for new videos" in html for html in steps)
+    assert not any("Listing the channel" in html for html in steps)
+    banners = [html for _, html in events_for(alice, "import-banner")]
+    assert any("Checking 1 channel for new videos…" in html for html in banners)
+
+    new_ids = upload_new_videos(fake_youtube, fake, 3)
+    before = len(events_for(alice, "import-banner"))
+    again = run_import(alice, "@again")
+
+    assert (again.status, again.total, again.done, again.known) == ("completed", 3, 3, 6)
+    assert set(again.items.values_list("video__youtube_id", flat=True)) == set(new_ids)
+    assert again.progress_text == "3 new videos · 3 imported · 6 already there"
+    row = dict(again.live_fragments())[f"{again.dom_id}-row"]
+    assert "3 new videos · 3 imported · 6 already there" in row
+    # While it ran, the banner counted the three new videos, never the six it already had.
+    banners = [html for _, html in events_for(alice, "import-banner")[before:]]
+    importing = {m for html in banners for m in re.findall(r"(\d+) videos? importing", html)}
+    assert importing == {"3"}
+    cards = [html for _, html in events_for(alice, again.dom_id)]
+    assert any("Found 3 new videos" in html for html in cards)
+    assert any("· 3 new · " in html for html in cards)  # the counts while enriching
+    assert not any("9 listed" in html or "9 new" in html for html in cards)
 
 
 def stat(html: str, name: str) -> str:

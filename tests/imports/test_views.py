@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 import pytest
 from django.db import connection
+from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
-from imports.models import ImportJob, Video
+from imports.models import ImportJob, ImportJobItem, Video
 from imports.transcripts import Segment, Transcript
 
 pytestmark = pytest.mark.django_db
@@ -141,6 +143,64 @@ def test_cancel_and_retry(alice_client, alice):
     assert job.status == "cancelled"
 
 
+# -- an ended import says what happened -------------------------------------------------------
+
+
+def ended_job(owner, status: str, **counts) -> ImportJob:
+    return ImportJob.objects.create(
+        owner=owner,
+        channel_url="https://www.youtube.com/@ended",
+        status=status,
+        prepared=counts.pop("prepared", True),
+        finished=timezone.now(),
+        **counts,
+    )
+
+
+@pytest.mark.parametrize(
+    ("status", "counts", "text", "bar"),
+    [
+        (
+            "failed",
+            {"prepared": False, "error": "YouTube has no channel or video at that address."},
+            "Failed: YouTube has no channel or video at that address · 0 imported · 0 failed",
+            0,
+        ),
+        (
+            "failed",
+            {"total": 4, "done": 1, "failed": 3, "error": "The worker stopped."},
+            "Failed: The worker stopped · 1 imported · 3 failed",
+            25,
+        ),
+        (
+            "cancelled",
+            {"total": 100, "done": 60, "cancelled": 37},
+            "Cancelled · 60 of 100 imported",
+            60,
+        ),
+        (
+            "completed",
+            {"total": 10, "done": 9, "failed": 1},
+            "Completed with failures · 9 imported · 1 failed",
+            90,
+        ),
+        ("completed", {"total": 6, "done": 6}, "Completed · 6 imported", 100),
+    ],
+)
+def test_an_ended_import_says_what_happened(alice_client, alice, status, counts, text, bar):
+    job = ended_job(alice, status, **counts)
+
+    page = alice_client.get(reverse("imports:job_detail", args=[job.pk])).content.decode()
+    live = dict(job.live_fragments())
+
+    for html in (page, live[job.dom_id], live[f"{job.dom_id}-row"]):
+        assert text in html
+        assert f'aria-valuenow="{bar}"' in html
+        assert f"progress-{status}" in html
+    # The old words: a full bar and a percentage of what was "processed".
+    assert " %</p>" not in page and "listed" not in page
+
+
 def test_the_channel_page(alice_client, alice, bob, client, make_channel):
     channel = make_channel(alice, videos=5)
     Video.objects.filter(channel=channel).update(transcript_source="auto")
@@ -157,7 +217,7 @@ def test_the_channel_page(alice_client, alice, bob, client, make_channel):
     html = response.content.decode()
     assert 'data-stat="totalVideos">5<' in html
     assert 'data-stat="withTranscripts">5<' in html
-    assert 'data-stat="successRate">100 %<' in html
+    assert 'data-stat="successRate">75 %<' in html  # 3 imported, 1 failed, 1 still going
     card = html[html.index(f'id="{importing.dom_id}"') :][:1500]
     assert "importing" in card and 'stroke-dasharray="60 100"' in card and "Captions" in card
     bad = html[html.index(f'id="{failed.dom_id}"') :][:800]
@@ -165,6 +225,65 @@ def test_the_channel_page(alice_client, alice, bob, client, make_channel):
     client.force_login(bob)
     assert client.get(channel.get_absolute_url()).status_code == 404
     assert client.get(failed.get_absolute_url()).status_code == 404
+
+
+def stat_card(html: str, name: str) -> tuple[str, str]:
+    """(tooltip, value) of one stat card."""
+    match = re.search(
+        rf'<div class="stat" title="([^"]*)"><span class="value" data-stat="{name}">([^<]*)<', html
+    )
+    return match[1], match[2]
+
+
+def test_the_stat_cards_tell_the_truth_about_failures_and_cancels(
+    alice_client, alice, bob, make_channel
+):
+    channel = make_channel(alice, videos=10)  # its import: completed, 10 of 10
+    videos = list(channel.videos.order_by("pk"))
+    Video.objects.filter(pk__in=[v.pk for v in videos[:2]]).update(
+        stage="error", error_reason="private", error="This video is private."
+    )
+    Video.objects.filter(pk=videos[2].pk).update(stage="captions")  # still importing
+    url = channel.youtube_url
+    # An import that "completed" with 2 failed videos, one cancelled, one that failed outright.
+    ImportJob.objects.create(
+        owner=alice, channel=channel, channel_url=url + "/a", status="completed", total=9,
+        done=7, failed=2,
+    )  # fmt: skip
+    ImportJob.objects.create(
+        owner=alice, channel=channel, channel_url=url + "/b", status="cancelled", total=10,
+        done=3, cancelled=7,
+    )  # fmt: skip
+    ImportJob.objects.create(
+        owner=alice, channel=channel, channel_url=url + "/c", status="failed", error="Gone."
+    )
+    ImportJob.objects.create(  # not alice's
+        owner=bob, channel=channel, channel_url=url, status="failed", error="Gone."
+    )
+
+    html = alice_client.get(channel.get_absolute_url()).content.decode()
+
+    tip, value = stat_card(html, "successRate")
+    assert value == "77.8 %"  # 7 imported of the 9 videos that ended
+    assert "imported ÷ (imported + failed)" in tip
+    tip, value = stat_card(html, "failedJobs")
+    assert value == "2" and "ended with videos they could not import" in tip
+    tip, value = stat_card(html, "cancelledJobs")
+    assert value == "1" and "cancelled" in tip
+    assert stat_card(html, "failedVideos")[1] == "2"
+    stats = alice_client.get(f"/api/channels/{channel.pk}/stats").json()
+    assert (stats["successRate"], stats["failedJobs"], stats["cancelledJobs"]) == (77.78, 2, 1)
+    # The live fragment is the same partial.
+    _, live = channel.stats_fragment(alice)
+    assert stat_card(live, "successRate")[1] == "77.8 %" and stat_card(live, "failedJobs")[1] == "2"
+
+
+def test_the_success_rate_waits_for_a_video_to_end(alice_client, alice, make_channel):
+    channel = make_channel(alice, videos=3, stage="metadata")
+
+    html = alice_client.get(channel.get_absolute_url()).content.decode()
+
+    assert stat_card(html, "successRate")[1] == "—"
 
 
 def test_the_video_grid_filters_by_stage_and_searches(alice_client, alice, make_channel):
@@ -376,6 +495,113 @@ def mocker_wake(monkeypatch):
 
     monkeypatch.setattr(transaction, "on_commit", lambda fn, using=None, robust=False: fn())
     return woken
+
+
+# -- a failed video: why, and a retry only where it can help ----------------------------------
+
+
+def failed_video(owner, make_channel, reason: str, error: str) -> tuple[Video, ImportJobItem]:
+    """A channel `owner` imported whose last video failed for `reason`, in a finished job."""
+    channel = make_channel(owner, videos=2)
+    job = ImportJob.objects.get(channel=channel)
+    done, bad = channel.videos.order_by("pk")
+    ImportJobItem.objects.create(job=job, video=done, status="completed")
+    Video.objects.filter(pk=bad.pk).update(stage="error", error_reason=reason, error=error)
+    item = ImportJobItem.objects.create(job=job, video=bad, status="failed", error=error)
+    ImportJob.objects.filter(pk=job.pk).update(done=1, failed=1)
+    bad.refresh_from_db()
+    return bad, item
+
+
+@pytest.mark.parametrize(
+    ("reason", "error", "words"),
+    [
+        ("private", "This video is private.", "Not available — this video is private."),
+        (
+            "members_only",
+            "This video is for channel members only.",
+            "Not available — this video is for channel members only.",
+        ),
+        (
+            "removed",
+            "This video has been removed from YouTube.",
+            "Not available — this video has been removed from YouTube.",
+        ),
+    ],
+)
+def test_a_video_that_failed_for_good_says_why_and_offers_no_retry(
+    alice_client, alice, make_channel, mocker_wake, reason, error, words
+):
+    video, item = failed_video(alice, make_channel, reason, error)
+    retry_url = reverse("imports:retry_video", args=[video.pk])
+
+    html = alice_client.get(video.get_absolute_url()).content.decode()
+
+    transcript = html[html.index("<h2>Transcript</h2>") :]
+    assert words in transcript and "Not fetched yet" not in html
+    assert retry_url not in html
+    job_html = alice_client.get(reverse("imports:job_detail", args=[item.job_id])).content
+    assert reverse("imports:retry_job", args=[item.job_id]) not in job_html.decode()
+
+    response = alice_client.post(retry_url, follow=True)
+
+    assert f"{error.rstrip('.')}: retrying would not change that." in response.content.decode()
+    video.refresh_from_db()
+    item.refresh_from_db()
+    assert (video.stage, item.status, item.job.status) == ("error", "failed", "completed")
+    # Nor does the job's "Retry failed" send it back.
+    response = alice_client.post(reverse("imports:retry_job", args=[item.job_id]), follow=True)
+    assert "failed for good" in response.content.decode()
+    item.refresh_from_db()
+    assert (item.status, item.job.status, item.job.failed) == ("failed", "completed", 1)
+    assert mocker_wake == []
+
+
+def test_a_video_that_failed_for_a_passing_reason_can_be_retried(
+    alice_client, alice, bob, make_channel, mocker_wake
+):
+    video, item = failed_video(alice, make_channel, "timeout", "YouTube did not answer in time.")
+    retry_url = reverse("imports:retry_video", args=[video.pk])
+
+    html = alice_client.get(video.get_absolute_url()).content.decode()
+
+    assert f'action="{retry_url}"' in html
+    assert "Not fetched: the import of this video failed. Retry it to try again." in html
+    assert reverse("imports:retry_job", args=[item.job_id]) in (
+        alice_client.get(reverse("imports:job_detail", args=[item.job_id])).content.decode()
+    )
+    assert alice_client.get(retry_url).status_code == 405
+    stranger = Client()
+    stranger.force_login(bob)
+    assert stranger.post(retry_url).status_code == 404
+
+    response = alice_client.post(retry_url)
+
+    assert response.status_code == 302 and response["Location"] == video.get_absolute_url()
+    video.refresh_from_db()
+    item.refresh_from_db()
+    job = item.job
+    job.refresh_from_db()
+    assert (video.stage, item.status) == ("created", "queued")
+    assert (job.status, job.failed) == ("pending", 0)
+    assert mocker_wake == ["imports"]
+
+
+def test_retry_failed_sends_back_only_what_a_retry_can_fix(alice_client, alice, make_channel):
+    _, item = failed_video(alice, make_channel, "private", "This video is private.")
+    job = item.job
+    other = Video.objects.create(youtube_id="slow0000001", channel=job.channel, stage="error")
+    Video.objects.filter(pk=other.pk).update(error_reason="network", error="Unreachable.")
+    passing = ImportJobItem.objects.create(job=job, video=other, status="failed")
+    ImportJob.objects.filter(pk=job.pk).update(failed=2, total=3)
+
+    alice_client.post(reverse("imports:retry_job", args=[job.pk]))
+
+    item.refresh_from_db()
+    passing.refresh_from_db()
+    job.refresh_from_db()
+    assert (item.status, passing.status) == ("failed", "queued")
+    assert (job.status, job.failed) == ("pending", 1)
 
 
 def test_channel_page_url_names():

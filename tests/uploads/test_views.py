@@ -148,6 +148,65 @@ def test_the_job_page_shows_each_item_as_its_live_row(alice_client, alice):
     assert html.count('class="thumb placeholder"') == 4
 
 
+def test_the_job_pages_chips_count_that_jobs_items_only(alice_client, alice):
+    first = make_job(alice, ["completed", "completed", "failed"])
+    second = make_job(alice, ["completed", "queued", "queued", "skipped"])
+
+    one = alice_client.get(reverse("uploads:job_detail", args=[first.pk])).content.decode()
+    two = alice_client.get(reverse("uploads:job_detail", args=[second.pk])).content.decode()
+
+    assert 'data-summary="completed">Completed: 2<' in one
+    assert 'data-summary="failed">Failed: 1<' in one
+    assert 'data-summary="queued">Queued: 0<' in one and "Skipped:" not in one
+    assert 'data-summary="completed">Completed: 1<' in two
+    assert 'data-summary="queued">Queued: 2<' in two
+    assert 'data-summary="skipped">Skipped: 1<' in two and "Failed:" not in two
+    # Live: the job page's chips have their own id, which only this job's updates replace
+    # (the user-wide "upload-summary" is the uploads page's).
+    assert f'id="{first.summary_dom_id}" class="summary" sse-swap="{first.summary_dom_id}"' in one
+    assert 'sse-swap="upload-summary"' not in one
+    live = dict(second.live_fragments())
+    assert 'data-summary="queued">Queued: 2<' in live[second.summary_dom_id]
+    assert 'data-summary="completed">Completed: 3<' in live["upload-summary"]
+
+
+@pytest.mark.parametrize(
+    ("status", "statuses", "fields", "text", "bar"),
+    [
+        (
+            "failed",
+            [],
+            {"error": "The page answered 404 Not Found."},
+            "Failed: The page answered 404 Not Found · 0 new · 0 skipped · 0 failed",
+            0,
+        ),
+        (
+            "cancelled",
+            ["completed", "failed", "cancelled", "cancelled"],
+            {},
+            "Cancelled · 2 of 4 images processed · 1 new · 0 skipped · 1 failed",
+            25,
+        ),
+        (
+            "completed",
+            ["completed", "completed", "skipped", "failed"],
+            {},
+            "Completed with failures: 4 images · 2 new · 1 skipped · 1 failed",
+            75,
+        ),
+    ],
+)
+def test_an_ended_job_says_what_happened(alice_client, alice, status, statuses, fields, text, bar):
+    job = make_job(alice, statuses, status=status, finished=timezone.now(), **fields)
+
+    page = alice_client.get(reverse("uploads:job_detail", args=[job.pk])).content.decode()
+    [(_, live)] = [f for f in job.live_fragments() if f[0] == job.dom_id]
+
+    for html in (page, live):
+        assert text in html
+        assert f'aria-valuenow="{bar}"' in html and f"progress-{status}" in html
+
+
 def test_until_the_page_is_scraped_the_items_wait_for_the_job_to_change(alice_client, alice):
     job = ScrapeJob.objects.create(owner=alice, url=PAGE_URL, status="scraping")
 
