@@ -93,6 +93,10 @@ IMPORT_JOB_PROPERTIES: dict[str, Schema] = {
     "total": COUNT,
     "done": COUNT,
     "skipped": COUNT,
+    "alreadyImported": {
+        **COUNT,
+        "description": "Listed videos this user had imported before: no work, not in total.",
+    },
     "failed": COUNT,
     "cancelled": COUNT,
     "progress": PERCENT,
@@ -202,10 +206,15 @@ SCHEMAS: dict[str, Schema] = {
             "withTranscripts": COUNT,
             "failedVideos": COUNT,
             "activeJobs": {**COUNT, "description": "Your open imports of this channel."},
-            "failedJobs": COUNT,
+            "failedJobs": {
+                **COUNT,
+                "description": "Your imports that failed, or ended with failed videos.",
+            },
+            "cancelledJobs": {**COUNT, "description": "Your imports that were cancelled."},
             "successRate": {
                 "type": ["number", "null"],
-                "description": "Percent of your finished imports that completed; null if none.",
+                "description": "Percent of the videos whose import ended that were imported "
+                "(imported / (imported + failed)); null until one ended.",
             },
         }
     ),
@@ -242,6 +251,7 @@ _IMPORT_JOB = {
     "total": 45,
     "done": 20,
     "skipped": 0,
+    "alreadyImported": 0,
     "failed": 1,
     "cancelled": 0,
     "progress": 47,
@@ -581,7 +591,8 @@ PATHS: dict[str, dict[str, Any]] = {
                         "failedVideos": 2,
                         "activeJobs": 1,
                         "failedJobs": 1,
-                        "successRate": 80.0,
+                        "cancelledJobs": 0,
+                        "successRate": 97.7,
                     },
                 ),
                 401: UNAUTHORIZED,

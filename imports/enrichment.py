@@ -115,6 +115,11 @@ def list_channel(job: ImportJob, ctx: RunContext) -> list[ImportJobItem]:
             raise JobError(str(exc)) from exc
 
     channel = Channel.upsert(listing)
+    # Whether this user had the channel before this listing (their own earlier import): only
+    # then are videos imported before "already there" for them. Someone else's import of it
+    # must not show (hardening, issue 9): for a newcomer every video is new, and those the
+    # catalogue already holds complete are skipped at once by `enrich_item`.
+    had_it = Channel.objects.visible_to(job.owner).filter(pk=channel.pk).exists()
     Channel.objects.filter(pk=channel.pk).update(last_imported=timezone.now())
     # YouTube answered this user's own listing: from now on they see the channel (Channel.seen).
     ImportJob.objects.filter(pk=job.pk).update(channel=channel)
@@ -123,8 +128,14 @@ def list_channel(job: ImportJob, ctx: RunContext) -> list[ImportJobItem]:
     videos = create_videos(channel, listing.entries)
     # What was imported before needs no work: no item, so the progress (and the banner) count
     # only what is new. How many were already there is kept for the job's words.
-    complete = set(
-        Video.objects.filter(pk__in=videos, stage=Video.Stage.COMPLETE).values_list("pk", flat=True)
+    complete = (
+        set(
+            Video.objects.filter(pk__in=videos, stage=Video.Stage.COMPLETE).values_list(
+                "pk", flat=True
+            )
+        )
+        if had_it
+        else set()
     )
     ImportJob.objects.filter(pk=job.pk, worker=ctx.token).update(known=len(complete))
     job.known = len(complete)

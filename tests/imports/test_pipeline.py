@@ -129,7 +129,7 @@ def test_reimporting_skips_what_is_already_complete(alice, bob, fake_youtube):
     run_import(alice, "@shared")
     fake_youtube.clear_requests()
 
-    job = run_import(bob, "youtube.com/@shared")
+    job = run_import(alice, "youtube.com/@shared")
 
     # Nothing to do, so nothing to count as importing: the progress is about what is new.
     assert (job.status, job.total, job.done, job.known) == ("completed", 0, 0, 6)
@@ -137,6 +137,13 @@ def test_reimporting_skips_what_is_already_complete(alice, bob, fake_youtube):
     assert fake_youtube.count("player") == 0  # nothing was fetched again
     assert "6 already there" in job.finished_summary()
     assert job.progress_text == "Nothing new · 6 already there"
+
+    # Bob never had it: for him every video is new (alice's import must not show), yet the
+    # catalogue's complete videos are not fetched again.
+    theirs = run_import(bob, "youtube.com/@shared")
+    assert (theirs.status, theirs.total, theirs.skipped, theirs.known) == ("completed", 6, 6, 0)
+    assert fake_youtube.count("player") == 0
+    assert "Nothing new" not in theirs.progress_text
 
 
 def upload_new_videos(fake_youtube, channel, n: int) -> list[str]:
