@@ -247,11 +247,13 @@ SESSION_COOKIE_HTTPONLY = True
 X_FRAME_OPTIONS = "DENY"
 SILENCED_SYSTEM_CHECKS = env_list("SILENCED_SYSTEM_CHECKS", [])
 
-# -- Requests (issue 9, hardening): the largest body accepted, on every path (signed in or
-# not). chirp/asgi.py refuses a larger one with 413 before Django reads it; Django's own cap
-# says the same. Nothing Chirp accepts is near it (a channel list is at most 2 MB).
+# -- Requests: the largest body accepted, on every path (signed in or not). chirp/asgi.py
+# refuses a larger one with 413 before Django reads it; Django's own cap says the same.
+# Nothing Chirp accepts is near it (a channel list is at most 2 MB).
 CHIRP_MAX_REQUEST_BYTES = env_int("CHIRP_MAX_REQUEST_BYTES", 10 * 1024 * 1024, minimum=1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = CHIRP_MAX_REQUEST_BYTES
+# A JSON API never answers an HTML page, whatever fails (outermost, to see every answer).
+MIDDLEWARE = ["chirp.middleware.JsonApiErrorsMiddleware", *MIDDLEWARE]
 
 # Redis is optional: when set, live events cross processes through Redis pub/sub.
 REDIS_URL = env_str("REDIS_URL") or None

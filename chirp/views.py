@@ -1,9 +1,16 @@
 from __future__ import annotations
 
+import re
+
 from django.contrib.auth import get_user_model, login
 from django.contrib.auth.decorators import login_not_required
 from django.db import transaction
-from django.http import HttpRequest, HttpResponse, HttpResponseForbidden
+from django.http import (
+    HttpRequest,
+    HttpResponse,
+    HttpResponseBadRequest,
+    HttpResponseForbidden,
+)
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods
 from django_eventstream.views import events
@@ -46,4 +53,25 @@ def event_stream(request: HttpRequest) -> HttpResponse:
     asked = request.GET.getlist("channel")
     if any(channel != own for channel in asked):
         return HttpResponseForbidden("You can only receive your own live updates.")
+    if problem := _stream_request_problem(request):
+        return HttpResponseBadRequest(problem, content_type="text/plain; charset=utf-8")
     return events(request, channels=[own])
+
+
+# A position in the stream: "user-<id>:<event number>" (what the stream itself sends as ids).
+_LAST_EVENT_ID = re.compile(r"[^:,]+:\d+")
+
+
+def _stream_request_problem(request: HttpRequest) -> str | None:
+    """What django-eventstream would fail on with an exception (a 500) rather than an answer.
+    `recover` and `es-meta` belong to a GRIP proxy (Pushpin), which Chirp does not use."""
+    if "es-meta" in request.GET:
+        return "Invalid request: es-meta is not accepted here (no GRIP proxy in front of Chirp)."
+    if "recover" in request.GET:
+        return "Invalid request: recover is not accepted here (no GRIP proxy in front of Chirp)."
+    last = request.headers.get("Last-Event-ID") or next(
+        (value for value in reversed(request.GET.getlist("lastEventId")) if value), ""
+    )
+    if last and last != "error" and not all(_LAST_EVENT_ID.fullmatch(p) for p in last.split(",")):
+        return "Invalid request: Last-Event-ID must be an id this stream sent, such as user-1:42."
+    return None

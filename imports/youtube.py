@@ -129,7 +129,7 @@ def parse_channel_input(text: str) -> ChannelRef:
     if _CHANNEL_ID_RE.fullmatch(text):
         return ChannelRef.for_channel_id(text)
     if text.startswith("/") and not text.startswith("//"):
-        parts = urllib.parse.urlsplit(text)
+        parts = _split(text)
         return _parse_youtube_path(parts.path, parts.query)
     if _HANDLE_RE.fullmatch(text) and "." not in text:
         raise InvalidChannelInput(f"Handles start with @: did you mean @{text}?")
@@ -140,7 +140,7 @@ def parse_channel_input(text: str) -> ChannelRef:
     elif scheme.group(1).lower() not in ("http", "https"):
         raise InvalidChannelInput("Only web links (http or https) to YouTube are accepted.")
 
-    parts = urllib.parse.urlsplit(text)
+    parts = _split(text)
     try:
         port = parts.port
     except ValueError:
@@ -158,6 +158,18 @@ def parse_channel_input(text: str) -> ChannelRef:
     if host not in _YOUTUBE_HOSTS:
         raise InvalidChannelInput("Only YouTube links are accepted (youtube.com or youtu.be).")
     return _parse_youtube_path(parts.path, parts.query)
+
+
+def _split(text: str) -> urllib.parse.SplitResult:
+    # urlsplit raises ValueError on a bracket it takes for an IPv6 host, as in a pasted
+    # Markdown link "[youtube.com/@x](https://youtube.com/@x)" or "http://[::1".
+    try:
+        return urllib.parse.urlsplit(text)
+    except ValueError:
+        raise InvalidChannelInput(
+            "That is not a YouTube link: paste the channel's address alone (youtube.com/@name) "
+            "or its @handle."
+        ) from None
 
 
 def _segments(path: str) -> list[str]:

@@ -169,3 +169,22 @@ def test_with_redis_a_browser_away_too_long_is_told_to_reset(alice, settings):
     with pytest.raises(EventDoesNotExist) as missed:
         events.get_events(channel, 1)  # event 2 was trimmed: the stream must reset
     assert missed.value.current_id == 5
+
+
+@pytest.mark.parametrize(
+    ("query", "headers", "message"),
+    [
+        ("?recover=true", {}, "recover is not accepted"),
+        ("?es-meta=x", {}, "es-meta is not accepted"),
+        ("", {"HTTP_LAST_EVENT_ID": "user-1:abc"}, "Last-Event-ID must be"),
+        ("?lastEventId=nonsense", {}, "Last-Event-ID must be"),
+    ],
+)
+def test_a_stream_request_django_eventstream_cannot_read_is_400(
+    alice_client, query, headers, message
+):
+    alice_client.raise_request_exception = False
+    response = alice_client.get(f"/events/{query}", **headers)
+
+    assert response.status_code == 400
+    assert message in response.content.decode()
