@@ -254,6 +254,9 @@ CHIRP_MAX_REQUEST_BYTES = env_int("CHIRP_MAX_REQUEST_BYTES", 10 * 1024 * 1024, m
 DATA_UPLOAD_MAX_MEMORY_SIZE = CHIRP_MAX_REQUEST_BYTES
 # A JSON API never answers an HTML page, whatever fails (outermost, to see every answer).
 MIDDLEWARE = ["chirp.middleware.JsonApiErrorsMiddleware", *MIDDLEWARE]
+# Live-update streams one user may hold open at once in one web process (each costs a thread);
+# one more is refused with 429 until another closes.
+CHIRP_MAX_STREAMS_PER_USER = env_int("CHIRP_MAX_STREAMS_PER_USER", 20, minimum=1)
 
 # Redis is optional: when set, live events cross processes through Redis pub/sub.
 REDIS_URL = env_str("REDIS_URL") or None

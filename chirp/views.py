@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import re
 
+from django.conf import settings
 from django.contrib.auth import get_user_model, login
 from django.contrib.auth.decorators import login_not_required
 from django.db import transaction
@@ -55,6 +56,14 @@ def event_stream(request: HttpRequest) -> HttpResponse:
         return HttpResponseForbidden("You can only receive your own live updates.")
     if problem := _stream_request_problem(request):
         return HttpResponseBadRequest(problem, content_type="text/plain; charset=utf-8")
+    limit = settings.CHIRP_MAX_STREAMS_PER_USER
+    if live.streams_held(request.user.pk) >= limit:
+        message = live.TOO_MANY_STREAMS.format(limit=limit)
+        response = HttpResponse(message, status=429, content_type="text/plain; charset=utf-8")
+        response["Retry-After"] = "30"
+        return response
+    # The sign-in check took a connection; the stream must not hold it while it waits.
+    live.release_connection()
     return events(request, channels=[own])
 
 
