@@ -71,19 +71,36 @@ def api_view(*methods: str) -> Callable[[View], View]:
                 reason := _csrf_failure(request)
             ):
                 return error(f"CSRF check failed: {reason}", 403)
-            return view(request, *args, **kwargs)
+            try:
+                return view(request, *args, **kwargs)
+            except InvalidBody as exc:
+                return error(str(exc), 400)
 
         return wrapped
 
     return decorate
 
 
-def json_body(request: HttpRequest) -> dict[str, Any] | None:
-    """The request's JSON object, or its form fields; None when the body cannot be read."""
+class InvalidBody(ValueError):
+    """A request body the API cannot read; its message is the 400 answer's `error`."""
+
+
+def json_body(request: HttpRequest, example: str = "") -> dict[str, Any]:
+    """The request's JSON object, or its form fields. Raises InvalidBody (answered 400 by
+    api_view) for anything else: not JSON, not UTF-8, nested too deeply to parse, or JSON whose
+    top level is not an object. `example` shows the caller what to send."""
     if request.content_type != "application/json":
         return request.POST.dict()
+    expected = f"The body must be a JSON object{f' such as {example}' if example else ''}."
     try:
         data = json.loads(request.body or b"{}")
-    except (ValueError, UnicodeDecodeError):
-        return None
-    return data if isinstance(data, dict) else None
+    except RecursionError:
+        # '[' * 100000 exhausts the parser's stack; no real request nests that deep.
+        raise InvalidBody("The JSON body is nested too deeply.") from None
+    except UnicodeDecodeError:
+        raise InvalidBody("The body must be UTF-8 encoded JSON.") from None
+    except ValueError as exc:
+        raise InvalidBody(f"The body is not valid JSON ({exc}). {expected}") from None
+    if not isinstance(data, dict):
+        raise InvalidBody(expected)
+    return data

@@ -1,5 +1,4 @@
 from django.apps import AppConfig
-from django.conf import settings
 
 
 class ChirpConfig(AppConfig):
@@ -9,5 +8,4 @@ class ChirpConfig(AppConfig):
     def ready(self) -> None:
         from chirp import live, signals  # noqa: F401
 
-        if not settings.REDIS_URL:
-            live.install_relay()
+        live.install_listener_manager()

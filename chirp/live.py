@@ -28,6 +28,7 @@ from django.db.models import F
 from django.template.loader import render_to_string
 from django.utils import timezone
 from django_eventstream import send_event
+from django_eventstream import views as eventstream_views
 from django_eventstream.channelmanager import DefaultChannelManager
 from django_eventstream.storage import DjangoModelStorage
 
@@ -92,7 +93,7 @@ class UserChannelManager(DefaultChannelManager):
         return bool(user and user.is_authenticated and channel == user_channel(user.pk))
 
 
-def _release_connection() -> None:
+def release_connection() -> None:
     # A stream waits for minutes between reads: holding a connection that long per stream
     # exhausts the database (STACK-NOTES: 100 streams, "too many clients").
     if not connection.in_atomic_block:
@@ -171,13 +172,13 @@ class ConnectionFreeStorage(DjangoModelStorage):
         try:
             return super().get_events(channel, last_id, limit=limit)
         finally:
-            _release_connection()
+            release_connection()
 
     def get_current_id(self, channel):
         try:
             return super().get_current_id(channel)
         finally:
-            _release_connection()
+            release_connection()
 
     def trim_event_log(self) -> None:
         self._appends += 1
@@ -276,17 +277,17 @@ class EventStorage(ConnectionFreeStorage):
             return Event(channel, event_type, data, id=eid)
         return super().append_event(channel, event_type, data)
 
-    # Reads give back the connection the stream's login check took (see _release_connection).
+    # Reads give back the connection the stream's login check took (see release_connection).
 
     def get_events(self, channel, last_id, limit=100):
         if settings.REDIS_URL:
-            _release_connection()
+            release_connection()
             return redis_events().get_events(channel, last_id, limit)
         return super().get_events(channel, last_id, limit=limit)
 
     def get_current_id(self, channel):
         if settings.REDIS_URL:
-            _release_connection()
+            release_connection()
             return redis_events().get_current_id(channel)
         return super().get_current_id(channel)
 
@@ -336,6 +337,7 @@ class EventRelay:
 
     def _run(self) -> None:
         self._begin()
+        self._let_go()
         while not self._halt.wait(self.interval):
             try:
                 self.poll()
@@ -343,6 +345,16 @@ class EventRelay:
                 logger.exception("Event relay poll failed; retrying")
                 connection.close()
                 time.sleep(1)
+            self._let_go()
+
+    @staticmethod
+    def _let_go() -> None:
+        # On SQLite, a connection held open keeps a lock on the file, and while the process
+        # holds one SQLite cannot close the file handles of its other connections (closing
+        # any would drop the process's locks): every stream's sign-in check, closed, would
+        # leave a handle behind. Opening a SQLite file is cheap; a PostgreSQL backend is not.
+        if connection.vendor == "sqlite":
+            connection.close()
 
     def poll(self) -> int:
         from django_eventstream.event import Event
@@ -367,11 +379,50 @@ class EventRelay:
         return delivered
 
 
-def install_relay() -> None:
-    """Without Redis, make django-eventstream deliver through the relay (called at start-up)."""
-    from django_eventstream import views
+TOO_MANY_STREAMS = (
+    "Too many live-update streams are open for your account ({limit}): close some Chirp tabs. "
+    "This one connects by itself once another closes."
+)
 
-    class RelayListenerManager(views.ListenerManager):
+
+def streams_held(user_id: int) -> int:
+    """How many live streams the user holds open in this web process."""
+    manager = eventstream_views.get_listener_manager()
+    with manager.lock:
+        return len(manager.listeners_by_channel.get(user_channel(user_id), ()))
+
+
+class LimitedListenerManager(eventstream_views.ListenerManager):
+    """django-eventstream's, holding each user to CHIRP_MAX_STREAMS_PER_USER streams in this
+    process (each costs a thread). The view refuses one more with 429; a stream that slipped
+    past that check (several opened at the same instant) ends at once with a stream-error."""
+
+    def add_listener(self, listener) -> None:
+        super().add_listener(listener)
+        limit = settings.CHIRP_MAX_STREAMS_PER_USER
+        with self.lock:
+            over = any(len(self.listeners_by_channel.get(c, ())) > limit for c in listener.channels)
+            if over:
+                text = TOO_MANY_STREAMS.format(limit=limit)
+                listener.error = {"condition": "too-many-streams", "text": text, "extra": {}}
+        if over:
+            listener.wake_threadsafe()
+
+
+def install_listener_manager() -> None:
+    """Put Chirp's listener manager in django-eventstream's place (called at start-up): the
+    per-user stream limit, and without Redis the relay."""
+    if settings.REDIS_URL:
+        if not isinstance(eventstream_views.listener_manager, LimitedListenerManager):
+            eventstream_views.listener_manager = LimitedListenerManager()
+        return
+    install_relay()
+
+
+def install_relay() -> None:
+    """Without Redis, make django-eventstream deliver through the relay."""
+
+    class RelayListenerManager(LimitedListenerManager):
         def __init__(self) -> None:
             super().__init__()
             self.relay = EventRelay(self.relay_to_queues, settings.CHIRP_EVENT_RELAY_INTERVAL)
@@ -387,5 +438,5 @@ def install_relay() -> None:
         def relay_to_queues(self, channel, event) -> None:
             super().add_to_queues(channel, event)
 
-    if not isinstance(views.listener_manager, RelayListenerManager):
-        views.listener_manager = RelayListenerManager()
+    if type(eventstream_views.listener_manager).__name__ != "RelayListenerManager":
+        eventstream_views.listener_manager = RelayListenerManager()

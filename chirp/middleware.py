@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from http import HTTPStatus
+
 from django.contrib.auth import get_user_model
 from django.contrib.auth.middleware import LoginRequiredMiddleware as DjangoLoginRequired
 from django.http import HttpRequest, HttpResponse, JsonResponse
@@ -39,3 +41,43 @@ class LoginRequiredMiddleware(DjangoLoginRequired):
             response = super().handle_no_permission(request, view_func)
             return HttpResponseClientRedirect(response["Location"])
         return super().handle_no_permission(request, view_func)
+
+
+class JsonApiErrorsMiddleware:
+    """Under /api/, every error is answered in JSON, whatever produced it: an unknown URL
+    (Django's 404 page), a malformed request Django refuses (400), or an exception no view
+    caught (500 {"error": "Internal error"}; Django's handler has already logged it with its
+    traceback). Outermost, so it sees what every other middleware answers too."""
+
+    messages = {
+        400: "Bad request.",
+        403: "Forbidden.",
+        404: "Not found.",
+        405: "Method not allowed.",
+        500: "Internal error",
+    }
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        if (
+            request.path.startswith("/api/")
+            and response.status_code >= 400
+            and not response.get("Content-Type", "").startswith("application/json")
+        ):
+            return self.as_json(response)
+        return response
+
+    def as_json(self, response: HttpResponse) -> JsonResponse:
+        status = response.status_code
+        try:
+            fallback = HTTPStatus(status).phrase + "."
+        except ValueError:
+            fallback = "Error."
+        answer = JsonResponse({"error": self.messages.get(status, fallback)}, status=status)
+        for header in ("Allow", "Retry-After", "WWW-Authenticate"):
+            if header in response:
+                answer[header] = response[header]
+        return answer

@@ -334,6 +334,17 @@ CONTENT_SECURITY_POLICY = {
     }
 }
 
+# -- Requests: the largest body accepted, on every path (signed in or not). chirp/asgi.py
+# refuses a larger one with 413 before Django reads it; Django's own cap says the same.
+# Nothing Chirp accepts is near it (a channel list is at most 2 MB).
+CHIRP_MAX_REQUEST_BYTES = env_int("CHIRP_MAX_REQUEST_BYTES", 10 * 1024 * 1024, minimum=1024)
+DATA_UPLOAD_MAX_MEMORY_SIZE = CHIRP_MAX_REQUEST_BYTES
+# A JSON API never answers an HTML page, whatever fails (outermost, to see every answer).
+MIDDLEWARE = ["chirp.middleware.JsonApiErrorsMiddleware", *MIDDLEWARE]
+# Live-update streams one user may hold open at once in one web process (each costs a thread);
+# one more is refused with 429 until another closes.
+CHIRP_MAX_STREAMS_PER_USER = env_int("CHIRP_MAX_STREAMS_PER_USER", 20, minimum=1)
+
 # Redis is optional: when set, live events cross processes through Redis pub/sub.
 REDIS_URL = env_str("REDIS_URL") or None
 if REDIS_URL:

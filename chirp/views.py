@@ -1,10 +1,19 @@
 from __future__ import annotations
 
+import re
+
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import get_user_model, login
 from django.contrib.auth.decorators import login_not_required
 from django.db import transaction
-from django.http import HttpRequest, HttpResponse, HttpResponseForbidden, JsonResponse
+from django.http import (
+    HttpRequest,
+    HttpResponse,
+    HttpResponseBadRequest,
+    HttpResponseForbidden,
+    JsonResponse,
+)
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -50,6 +59,16 @@ def event_stream(request: HttpRequest) -> HttpResponse:
     asked = request.GET.getlist("channel")
     if any(channel != own for channel in asked):
         return HttpResponseForbidden("You can only receive your own live updates.")
+    if problem := _stream_request_problem(request):
+        return HttpResponseBadRequest(problem, content_type="text/plain; charset=utf-8")
+    limit = settings.CHIRP_MAX_STREAMS_PER_USER
+    if live.streams_held(request.user.pk) >= limit:
+        message = live.TOO_MANY_STREAMS.format(limit=limit)
+        response = HttpResponse(message, status=429, content_type="text/plain; charset=utf-8")
+        response["Retry-After"] = "30"
+        return response
+    # The sign-in check took a connection; the stream must not hold it while it waits.
+    live.release_connection()
     return events(request, channels=[own])
 
 
@@ -102,3 +121,22 @@ def revoke_api_token(request: HttpRequest, pk: int) -> HttpResponse:
     token.delete()
     messages.success(request, f"The token “{token.name}” is revoked: it no longer works.")
     return redirect("account")
+
+
+# A position in the stream: "user-<id>:<event number>" (what the stream itself sends as ids).
+_LAST_EVENT_ID = re.compile(r"[^:,]+:\d+")
+
+
+def _stream_request_problem(request: HttpRequest) -> str | None:
+    """What django-eventstream would fail on with an exception (a 500) rather than an answer.
+    `recover` and `es-meta` belong to a GRIP proxy (Pushpin), which Chirp does not use."""
+    if "es-meta" in request.GET:
+        return "Invalid request: es-meta is not accepted here (no GRIP proxy in front of Chirp)."
+    if "recover" in request.GET:
+        return "Invalid request: recover is not accepted here (no GRIP proxy in front of Chirp)."
+    last = request.headers.get("Last-Event-ID") or next(
+        (value for value in reversed(request.GET.getlist("lastEventId")) if value), ""
+    )
+    if last and last != "error" and not all(_LAST_EVENT_ID.fullmatch(p) for p in last.split(",")):
+        return "Invalid request: Last-Event-ID must be an id this stream sent, such as user-1:42."
+    return None

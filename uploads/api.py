@@ -82,9 +82,7 @@ def scrape_jobs(request: HttpRequest) -> HttpResponse:
 
 
 def _start_job(request: HttpRequest) -> HttpResponse:
-    data = json_body(request)
-    if data is None:
-        return error('The body must be a JSON object such as {"url": "https://…"}.', 400)
+    data = json_body(request, example='{"url": "https://…"}')
     form = ScrapeJobForm(data)
     if not form.is_valid():
         return error("Invalid job.", 400, errors=form.errors.get_json_data())

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from django.db import connection
@@ -134,7 +136,7 @@ def test_the_relay_replaces_django_eventstreams_listener_manager(settings):
     from django_eventstream import views
 
     if settings.REDIS_URL:
-        assert type(views.listener_manager).__name__ == "ListenerManager"
+        assert type(views.listener_manager).__name__ == "LimitedListenerManager"
     else:
         assert type(views.listener_manager).__name__ == "RelayListenerManager"
         assert hasattr(views.listener_manager, "relay")
@@ -169,3 +171,143 @@ def test_with_redis_a_browser_away_too_long_is_told_to_reset(alice, settings):
     with pytest.raises(EventDoesNotExist) as missed:
         events.get_events(channel, 1)  # event 2 was trimmed: the stream must reset
     assert missed.value.current_id == 5
+
+
+@pytest.mark.parametrize(
+    ("query", "headers", "message"),
+    [
+        ("?recover=true", {}, "recover is not accepted"),
+        ("?es-meta=x", {}, "es-meta is not accepted"),
+        ("", {"HTTP_LAST_EVENT_ID": "user-1:abc"}, "Last-Event-ID must be"),
+        ("?lastEventId=nonsense", {}, "Last-Event-ID must be"),
+    ],
+)
+def test_a_stream_request_django_eventstream_cannot_read_is_400(
+    alice_client, query, headers, message
+):
+    alice_client.raise_request_exception = False
+    response = alice_client.get(f"/events/{query}", **headers)
+
+    assert response.status_code == 400
+    assert message in response.content.decode()
+
+
+def _database_handles(server) -> int:
+    """Connections the web server holds to the test database: PostgreSQL backends, or open
+    file handles on the SQLite file (/proc/<pid>/fd)."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                "AND pid <> pg_backend_pid()"
+            )
+            return cursor.fetchone()[0]
+    database = os.path.realpath(connection.settings_dict["NAME"])
+    fds = f"/proc/{server.process.pid}/fd"
+    count = 0
+    for fd in os.listdir(fds):
+        try:
+            count += os.readlink(f"{fds}/{fd}") == database
+        except FileNotFoundError:
+            continue  # closed while we looked
+    return count
+
+
+def _settled_handles(server, baseline: int, timeout: float = 5) -> int:
+    """The handle count once back to `baseline`, or what it still is after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while (count := _database_handles(server)) > baseline and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return count
+
+
+@pytest.mark.parametrize("mode", delivery_modes)
+def test_fifty_streams_hold_no_database_handle_open_or_closed(mode, alice, tmp_path, settings):
+    """Before, on SQLite, 400 streams opened at once left 401 handles on the database file."""
+    settings.REDIS_URL = settings.REDIS_URL if mode == "redis" else None
+    server = start_web_server(tmp_path, redis=mode == "redis", CHIRP_MAX_STREAMS_PER_USER="100")
+    cookie = session_cookie_for(alice)
+    try:
+        first = SSEClient(server.url + "/events/", cookie)  # starts the relay
+        first.next_event("stream-open")
+        first.close()
+        time.sleep(0.5)
+        baseline = _database_handles(server)
+
+        def open_stream(_: int) -> SSEClient:
+            stream = SSEClient(server.url + "/events/", cookie)
+            stream.next_event("stream-open")
+            return stream
+
+        with ThreadPoolExecutor(max_workers=50) as pool:  # all at once, as after a restart
+            streams = list(pool.map(open_stream, range(50)))
+        while_open = _settled_handles(server, baseline)
+        for stream in streams:
+            stream.close()
+        time.sleep(1)
+        after = _settled_handles(server, baseline)
+
+        assert while_open <= baseline and after <= baseline, (baseline, while_open, after)
+    finally:
+        server.process.terminate(10)
+
+
+def test_a_user_over_the_stream_limit_is_refused_until_one_closes(alice, bob, tmp_path, settings):
+    settings.REDIS_URL = None
+    server = start_web_server(tmp_path, redis=False, CHIRP_MAX_STREAMS_PER_USER="3")
+    url = server.url + "/events/"
+    try:
+        held = [SSEClient(url, session_cookie_for(alice)) for _ in range(3)]
+        for stream in held:
+            stream.next_event("stream-open")
+
+        refused = SSEClient(url, session_cookie_for(alice))
+        assert refused.status == 429
+        assert refused.response.getheader("Retry-After")
+        assert "Too many live-update streams" in refused.response.read().decode()
+        theirs = SSEClient(url, session_cookie_for(bob))  # the limit is each user's own
+        assert theirs.status == 200
+        theirs.next_event("stream-open")
+
+        held.pop().close()
+
+        def reconnects() -> bool:
+            again = SSEClient(url, session_cookie_for(alice))
+            if again.status == 200:
+                held.append(again)
+                return True
+            again.close()
+            return False
+
+        wait_for(reconnects, timeout=10, interval=0.3)
+        held[-1].next_event("stream-open")
+    finally:
+        server.process.terminate(10)
+
+
+def test_streams_that_slip_past_the_check_together_end_with_a_clear_error(settings):
+    """Several streams opening at the same instant all pass the view's count; the listener
+    manager ends the ones over the limit at once."""
+    import asyncio
+
+    from django_eventstream.views import Listener
+
+    settings.CHIRP_MAX_STREAMS_PER_USER = 2
+    manager = live.LimitedListenerManager()
+
+    async def open_streams() -> list[Listener]:
+        listeners = []
+        for _ in range(4):
+            listener = Listener()
+            listener.assign_loop()
+            listener.channels = {"user-7"}
+            manager.add_listener(listener)
+            listeners.append(listener)
+        await asyncio.sleep(0)
+        return listeners
+
+    listeners = asyncio.run(open_streams())
+
+    assert [bool(listener.error) for listener in listeners] == [False, False, True, True]
+    assert "Too many live-update streams" in listeners[-1].error["text"]
+    assert listeners[-1].aevent.is_set()  # woken, so its stream sends the error and ends
