@@ -58,9 +58,6 @@ def imports(request: HttpRequest) -> HttpResponse:
         return JsonResponse(latest.as_json())
 
     data = json_body(request, example='{"channelUrl": "@handle"}')
-    if not isinstance(data.get("channelUrl", data.get("channel", "")), str):
-        message = "channelUrl must be text: one channel's @handle or link."
-        return error(message, 400, errors={"channel": [message]})
     form = ImportForm.from_json(data)
     if not form.is_valid():
         errors = {field: [str(m) for m in messages] for field, messages in form.errors.items()}

@@ -192,7 +192,7 @@ def _parse(text: str) -> ChannelRef:
     if _CHANNEL_ID_RE.fullmatch(text):
         return ChannelRef.for_channel_id(text)
     if text.startswith("/") and not text.startswith("//"):
-        parts = _split(text)
+        parts = urllib.parse.urlsplit(text)
         return _parse_youtube_path(parts.path, parts.query)
     if is_handle(text) and "." not in text:
         raise InvalidChannelInput(f"Handles start with @: did you mean @{text}?")
@@ -203,7 +203,7 @@ def _parse(text: str) -> ChannelRef:
     elif scheme.group(1).lower() not in ("http", "https"):
         raise InvalidChannelInput("Only web links (http or https) to YouTube are accepted.")
 
-    parts = _split(text)
+    parts = urllib.parse.urlsplit(text)
     try:
         port = parts.port
     except ValueError:
@@ -227,18 +227,6 @@ def _parse(text: str) -> ChannelRef:
 
 def _segment_text(path: str) -> str:
     return unicodedata.normalize("NFKC", urllib.parse.unquote(path))
-
-
-def _split(text: str) -> urllib.parse.SplitResult:
-    # urlsplit raises ValueError on a bracket it takes for an IPv6 host, as in a pasted
-    # Markdown link "[youtube.com/@x](https://youtube.com/@x)" or "http://[::1".
-    try:
-        return urllib.parse.urlsplit(text)
-    except ValueError:
-        raise InvalidChannelInput(
-            "That is not a YouTube link: paste the channel's address alone (youtube.com/@name) "
-            "or its @handle."
-        ) from None
 
 
 def _segments(path: str) -> list[str]:

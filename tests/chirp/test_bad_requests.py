@@ -73,8 +73,8 @@ def test_a_channel_that_is_not_a_link_is_400_with_the_reason(token_client, chann
 @pytest.mark.parametrize(
     ("channel", "message"),
     [
-        ("[youtube.com/@x](https://youtube.com/@x)", "That is not a YouTube link"),
-        ("http://[::1", "That is not a YouTube link"),
+        ("[youtube.com/@x](https://youtube.com/@x)", "That is not a link Chirp can read"),
+        ("http://[::1", "That is not a link Chirp can read"),
     ],
 )
 def test_the_channel_form_shows_why_a_pasted_link_is_refused(alice_client, channel, message):
