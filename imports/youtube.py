@@ -454,6 +454,7 @@ class ChannelEntry:
     url: str
     thumbnail_url: str | None = None
     duration: int | None = None
+    # None on a real Videos tab (yt-dlp finds none there); elsewhere often rounded ("2.1M").
     view_count: int | None = None
     availability: str | None = None
 
