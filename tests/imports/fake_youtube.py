@@ -1589,8 +1589,11 @@ API_KINDS = frozenset({"browse", "resolve_url", "player", "next"})
 class FakeYouTube:
     """The fake's state and its loopback HTTP server (started with `start()`)."""
 
-    def __init__(self, seed: int = 0) -> None:
+    def __init__(self, seed: int = 0, shape: str = "recorded") -> None:
+        if shape not in SHAPES:
+            raise ValueError(f"unknown shape {shape!r}; choose from {SHAPES}")
         self.seed = seed
+        self.shape = shape  # of the channels added without one
         self.channels: dict[str, FakeChannel] = {}
         self.videos: dict[str, FakeVideo] = {}
         self.faults: list[Fault] = []
@@ -1665,7 +1668,7 @@ class FakeYouTube:
         shorts: int = 0,
         streams: int = 0,
         shorts_layout: str = "shortsLockupViewModel",
-        shape: str = "recorded",
+        shape: str | None = None,
     ) -> FakeChannel:
         """A channel with `videos` videos, newest first, generated from (seed, handle).
 
@@ -1675,11 +1678,13 @@ class FakeYouTube:
         third video (True) or to the listed indexes. `shorts` and `streams` (past live streams)
         are listed in the Shorts and Live tabs, each with auto-generated captions; a channel
         without any has no such tab (nor a Videos tab without videos). `shape` (SHAPES) shapes
-        every answer about the channel and its videos; `layout` is the Videos tab's renderer,
-        by default lockupViewModel when recorded and videoRenderer when classic.
+        every answer about the channel and its videos (by default the server's); `layout` is
+        the Videos tab's renderer: by default lockupViewModel when recorded, videoRenderer when
+        classic.
         """
         if shorts_layout not in _SHORTS_LAYOUTS:
             raise ValueError(f"unknown shorts layout {shorts_layout!r}")
+        shape = shape or self.shape
         if shape not in SHAPES:
             raise ValueError(f"unknown shape {shape!r}; choose from {SHAPES}")
         if layout is None:

@@ -45,10 +45,10 @@ def stages_sent(user, video: Video) -> list[str]:
     return [re.search(r'data-stage="(\w+)"', html)[1] for _, html in events_for(user, video.dom_id)]
 
 
-@pytest.mark.parametrize("shape", SHAPES)
-def test_a_channel_is_listed_then_enriched_in_stages(alice, fake_youtube, shape):
+@pytest.mark.parametrize("fake_youtube_shape", SHAPES)
+def test_a_channel_is_listed_then_enriched_in_stages(alice, fake_youtube):
     fake = fake_youtube.add_channel(
-        "fixture12", videos=12, chapters=[0, 3], captions={1: "auto", 2: "none"}, shape=shape
+        "fixture12", videos=12, chapters=[0, 3], captions={1: "auto", 2: "none"}
     )
 
     job = run_import(alice, "@fixture12")
@@ -105,12 +105,12 @@ def test_a_channel_is_listed_then_enriched_in_stages(alice, fake_youtube, shape)
     assert "12 videos imported, 1 without captions" in toast
 
 
-@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("fake_youtube_shape", SHAPES)
 def test_a_video_shows_the_players_duration_and_the_metadatas_view_count(
-    alice, alice_client, fake_youtube, shape
+    alice, alice_client, fake_youtube
 ):
     fake = fake_youtube.add_channel(
-        "counted", videos=2, errors={1: "private"}, shape=shape, layout="lockupViewModel"
+        "counted", videos=2, errors={1: "private"}, layout="lockupViewModel"
     )
     for source in fake.videos:
         source.views = 2_134_567  # the listing shows "2.1M views" ("2.1m views" when recorded)

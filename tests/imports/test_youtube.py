@@ -36,6 +36,12 @@ UCID = "UCs9tQttw5RgKKH4oGOc4MdT"
 VIDEO = "dQw4w9WgXcQ"
 
 
+@pytest.fixture(params=SHAPES)
+def fake_youtube_shape(request) -> str:
+    """Every test here runs on both shapes of the fake's answers (unless it names one)."""
+    return request.param
+
+
 # --- Input --------------------------------------------------------------------------------------
 
 
@@ -148,9 +154,8 @@ def test_refused_inputs_say_why(text, message):
 # --- Listing ------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("shape", SHAPES)
-def test_lists_a_one_video_channel_in_one_request(fake_youtube, youtube, shape):
-    channel = fake_youtube.add_channel("solo", videos=1, subscribers=1230, shape=shape)
+def test_lists_a_one_video_channel_in_one_request(fake_youtube, youtube):
+    channel = fake_youtube.add_channel("solo", videos=1, subscribers=1230)
 
     listing = youtube.fetch_channel(parse_channel_input("@solo"))
 
@@ -168,7 +173,7 @@ def test_lists_a_one_video_channel_in_one_request(fake_youtube, youtube, shape):
     assert entry.title == video.title
     assert entry.thumbnail_url.startswith(f"https://i.ytimg.com/vi/{video.id}/hqdefault.jpg")
     assert [r.kind for r in fake_youtube.requests] == ["channel_page"]
-    if shape == "recorded":
+    if fake_youtube.shape == "recorded":
         # A real Videos tab: its duration rounded up, a second over the player's, in the
         # newest overlay; no view count yt-dlp can read (the row has no accessibility label).
         assert (entry.duration, entry.view_count) == (video.duration + 1, None)
@@ -176,19 +181,11 @@ def test_lists_a_one_video_channel_in_one_request(fake_youtube, youtube, shape):
         assert (entry.duration, entry.view_count) == (video.duration, video.views)
 
 
-@pytest.mark.parametrize(
-    ("shape", "layout"),
-    [
-        ("recorded", "lockupViewModel"),
-        ("recorded", "videoRenderer"),
-        ("classic", "lockupViewModel"),
-        ("classic", "videoRenderer"),
-    ],
-)
+@pytest.mark.parametrize("layout", ["lockupViewModel", "videoRenderer"])
 def test_a_listing_reads_durations_in_each_overlay_and_british_counts(
-    fake_youtube, youtube, shape, layout
+    fake_youtube, youtube, layout
 ):
-    channel = fake_youtube.add_channel("british", videos=40, shape=shape, layout=layout)
+    channel = fake_youtube.add_channel("british", videos=40, layout=layout)
     for video, views in zip(channel.videos, (2_134_567, 12_345, 950), strict=False):
         video.views = views
 
@@ -198,16 +195,15 @@ def test_a_listing_reads_durations_in_each_overlay_and_british_counts(
     counts = [entry.view_count for entry in listing.entries[:3]]
     if layout == "videoRenderer":  # the full count: "2,134,567 views"
         assert counts == [2_134_567, 12_345, 950]
-    elif shape == "classic":  # the rounded count of a labelled row: "2.1M views"
+    elif fake_youtube.shape == "classic":  # the rounded count of a labelled row: "2.1M views"
         assert counts == [2_100_000, 12_000, 950]
     else:  # "2.1m views", in a row without the label yt-dlp looks for
         assert counts == [None, None, None]
 
 
-@pytest.mark.parametrize("shape", SHAPES)
 @pytest.mark.parametrize("layout", ["videoRenderer", "lockupViewModel"])
-def test_lists_95_videos_over_4_pages(fake_youtube, youtube, layout, shape):
-    channel = fake_youtube.add_channel("fixture95", videos=95, layout=layout, shape=shape)
+def test_lists_95_videos_over_4_pages(fake_youtube, youtube, layout):
+    channel = fake_youtube.add_channel("fixture95", videos=95, layout=layout)
 
     listing = youtube.fetch_channel(parse_channel_input("https://www.youtube.com/@fixture95"))
 
@@ -439,9 +435,8 @@ def test_measure_a_thousand_video_listing(fake_youtube, youtube, capsys):
 # --- Video metadata -----------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("shape", SHAPES)
-def test_video_metadata_with_chapters(fake_youtube, youtube, shape):
-    channel = fake_youtube.add_channel("meta", videos=2, chapters=[0], shape=shape)
+def test_video_metadata_with_chapters(fake_youtube, youtube):
+    channel = fake_youtube.add_channel("meta", videos=2, chapters=[0])
     video = channel.videos[0]
 
     info = youtube.fetch_video(video.id)
@@ -473,6 +468,7 @@ def test_video_metadata_with_chapters(fake_youtube, youtube, shape):
     assert fake_youtube.count("media") == 0
 
 
+@pytest.mark.parametrize("fake_youtube_shape", ["recorded"])  # the shape with manifests
 def test_metadata_skips_the_stream_manifest_a_real_player_answer_carries(fake_youtube, youtube):
     video = fake_youtube.add_channel("manifests", videos=1).videos[0]
     session = fake_youtube.transport().new_session()
