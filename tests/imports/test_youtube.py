@@ -469,7 +469,7 @@ def test_video_metadata_with_chapters(fake_youtube, youtube):
 
 
 @pytest.mark.parametrize("fake_youtube_shape", ["recorded"])  # the shape with manifests
-def test_metadata_skips_the_stream_manifest_a_real_player_answer_carries(fake_youtube, youtube):
+def test_metadata_skips_the_stream_manifest_a_real_player_answer_carries(fake_youtube):
     video = fake_youtube.add_channel("manifests", videos=1).videos[0]
     session = fake_youtube.transport().new_session()
     player = session.post(
@@ -480,10 +480,13 @@ def test_metadata_skips_the_stream_manifest_a_real_player_answer_carries(fake_yo
     assert manifest.status_code == 200 and manifest.text.startswith("#EXTM3U")
     fake_youtube.clear_requests()
 
-    for _ in range(3):
-        youtube.fetch_video(video.id)
+    turns = []  # the limiter's budget: one turn per request
 
-    assert fake_youtube.count() == 6
+    with YouTube(sleep_requests=0, retry_backoff=0, gate=lambda: turns.append(1)) as client:
+        for _ in range(3):
+            client.fetch_video(video.id)
+
+    assert fake_youtube.count() == len(turns) == 6
     assert fake_youtube.count("manifest") == 0
 
 
