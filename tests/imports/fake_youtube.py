@@ -207,10 +207,6 @@ class FakeChannel:
     shape: str = "recorded"  # SHAPES
 
     @property
-    def recorded(self) -> bool:
-        return self.shape == "recorded"
-
-    @property
     def path(self) -> str:
         return f"/@{self.handle}"
 
@@ -321,7 +317,7 @@ def _spoken_duration(seconds: int) -> str:
 
 
 def _short_count(number: int, digits: int = 2, british: bool = False) -> str:
-    """ "1.2M" (US English), or "1.2m" (British: lower-case suffixes)."""
+    """US English "1.2M", or British "1.2m" (lower-case suffixes)."""
     for size, suffix in ((10**9, "B"), (10**6, "M"), (10**3, "K")):
         if number >= size:
             value = number / size
