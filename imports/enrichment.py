@@ -150,8 +150,11 @@ def list_channel(job: ImportJob, ctx: RunContext) -> list[ImportJobItem]:
 
 
 def create_videos(channel: Channel, entries: Sequence[ChannelEntry]) -> list[int]:
-    """Every listed video at once (stage `created`, with title and thumbnail); the ids of all
-    listed videos, in listing order (newest first). Known videos are kept as they are."""
+    """Every listed video at once (stage `created`, with title, thumbnail and duration); the ids
+    of all listed videos, in listing order (newest first). Known videos are kept as they are.
+
+    No view count: a real Videos tab gives yt-dlp none, and where a listing shows one it is
+    rounded ("2.1m views"). The metadata stage stores the exact count."""
     ids = [entry.video_id for entry in entries]
     known = dict(Video.objects.filter(youtube_id__in=ids).values_list("youtube_id", "pk"))
     Video.objects.bulk_create(
@@ -162,7 +165,6 @@ def create_videos(channel: Channel, entries: Sequence[ChannelEntry]) -> list[int
                 title=entry.title[:500],
                 thumbnail_url=entry.thumbnail_url or "",
                 duration=entry.duration,
-                views=entry.view_count,
             )
             for entry in entries
             if entry.video_id not in known

@@ -551,6 +551,7 @@ class ChannelEntry:
     url: str
     thumbnail_url: str | None = None
     duration: int | None = None
+    # None on a real Videos tab (yt-dlp finds none there); elsewhere often rounded ("2.1M").
     view_count: int | None = None
     availability: str | None = None
 
@@ -818,6 +819,9 @@ class YouTube:
                 {"extractor": lambda n: min(backoff * 2**n, 60.0)} if backoff else {}
             ),
             "js_runtimes": {"deno": {"path": deno} if deno else {}},
+            # Metadata needs no stream manifests: without this, a player answer's HLS manifest
+            # URL costs one more request (to manifest.googlevideo.com) per video.
+            "extractor_args": {"youtube": {"skip": ["hls", "dash"]}},
         }
 
     def _youtube_dl(self) -> _YoutubeDL:
@@ -858,6 +862,9 @@ class YouTube:
             "outtmpl": {"default": str(directory / "%(id)s.%(ext)s")},
             "noplaylist": True,
             "overwrites": True,
+            # A download may need the manifests' formats (the app clients' plain streams can
+            # require a token that the HLS ones do not).
+            "extractor_args": {},
         }
         handlers = self.transport.request_handlers if self.transport else ()
         self._log.warnings.clear()
@@ -877,7 +884,8 @@ class YouTube:
         return found[0]
 
     def fetch_video(self, video_id: str) -> VideoInfo:
-        """One video's metadata: two requests (watch page, player API) when all goes well."""
+        """One video's metadata: two requests (watch page, player API) when all goes well; the
+        stream manifests a player answer points to are not fetched."""
         if not _VIDEO_ID_RE.fullmatch(video_id):
             raise ValueError(f"Not a YouTube video ID: {video_id!r}")
         info = self._extract(f"{YOUTUBE}/watch?v={video_id}")

@@ -18,8 +18,15 @@ TRANSPORT = "tests.imports.fake_youtube.transport"
 
 
 @pytest.fixture
-def fake_youtube(monkeypatch, settings) -> Iterator[FakeYouTube]:
-    with FakeYouTube() as server:
+def fake_youtube_shape() -> str:
+    """The shape of the fake's answers (fake_youtube.SHAPES). A module that overrides this
+    fixture with `params=SHAPES` runs each of its tests on both."""
+    return "recorded"
+
+
+@pytest.fixture
+def fake_youtube(monkeypatch, settings, fake_youtube_shape) -> Iterator[FakeYouTube]:
+    with FakeYouTube(shape=fake_youtube_shape) as server:
         monkeypatch.setenv(ENV_VAR, server.url)
         monkeypatch.setenv("CHIRP_YOUTUBE_TRANSPORT", TRANSPORT)
         settings.CHIRP_YOUTUBE_TRANSPORT = TRANSPORT

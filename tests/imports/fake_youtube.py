@@ -2,13 +2,17 @@
 
 Everything is generated, in the shapes the installed libraries read (yt_dlp/extractor/youtube/
 and youtube_transcript_api/_transcripts.py were read to build it); nothing is recorded from
-the real site. The real code paths run unpatched: only yt-dlp's request director is replaced
-(by `imports.youtube.Transport`), and transcripts get a requests session with an adapter.
+the real site. Each channel has a `shape`: "recorded" (the default) answers as real YouTube did
+when its answers were recorded and compared with this fake; "classic" keeps the older shapes
+(see SHAPES), which yt-dlp still reads, so tests can run on both. The real code paths run
+unpatched: only yt-dlp's request director is replaced (by `imports.youtube.Transport`), and
+transcripts get a requests session with an adapter.
 
     server = FakeYouTube().start()
     channel = server.add_channel("fixture95", videos=95, errors={0: "private"})
     mixed = server.add_channel("mixed", videos=3, shorts=40, streams=5)  # three tabs
     server.add_fault(kinds={"browse"}, page=3, status=429, times=2)
+    old = server.add_channel("old", videos=3, shape="classic")     # the older answer shapes
     os.environ["FAKE_YOUTUBE_URL"] = server.url          # for subprocesses, with
     # CHIRP_YOUTUBE_TRANSPORT=tests.imports.fake_youtube.transport
     ...
@@ -29,6 +33,8 @@ What it serves, per request kind (each request is recorded with its kind):
     iframe_api, player_js                         only asked for when the page lacks them
     timedtext     GET  /api/timedtext             srv1 XML (default), srv2, srv3, json3, vtt, ttml
     image         i.ytimg.com, yt3.* avatars      a tiny JPEG
+    manifest      manifest.googlevideo.com        an HLS master playlist (a player answer's
+                                                  hlsManifestUrl, "recorded" shape)
     media         *.googlevideo.com               refused (403), or `media` bytes when set
 
 The transport forwards youtube.com, youtu.be, youtube-nocookie.com, ytimg.com, googlevideo.com
@@ -85,6 +91,18 @@ NOW = datetime(2025, 6, 2, 12, 0, tzinfo=UTC)  # "today", for relative dates
 PACIFIC = timezone(timedelta(hours=-7))
 XML_DECLARATION = '<?xml version="1.0" encoding="utf-8" ?>'
 
+# How a channel's answers are shaped. "recorded": as real YouTube answered (en-GB) when its
+# answers were recorded and compared with this fake:
+# - the Videos tab lists lockupViewModels whose metadata row has no accessibilityLabel, so
+#   yt-dlp's flat entries carry no view count; durations sit in thumbnailBottomOverlayViewModel
+#   badges (videoRenderers: thumbnailOverlayBadgeViewModel, not thumbnailOverlayTimeStatusRenderer);
+# - British number and date formats ("2.1m views", "19 Nov 2020");
+# - the listing's duration is rounded up, one second more than the player's lengthSeconds;
+# - player answers of the non-web clients carry an hlsManifestUrl (manifest.googlevideo.com);
+# - caption lines overlap in time, and the XML escapes entities twice ("it&amp;#39;s").
+# "classic": the fake's earlier shapes (videoRenderers by default, labelled lockup metadata
+# rows, thumbnailOverlayBadgeViewModel, US formats, no manifests, captions escaped once).
+SHAPES = ("recorded", "classic")
 PLAYABILITY = frozenset(
     {"ok", "private", "unavailable", "members_only", "age_restricted", "removed", "bot_check"}
 )
@@ -159,10 +177,21 @@ class FakeVideo:
     captions: tuple[str, ...] | None = ("en", "a.en")
     chapters: tuple[tuple[int, str], ...] = ()
     kind: str = "video"  # or "short", or "stream" (a past live stream)
+    shape: str = "recorded"  # its channel's (SHAPES)
 
     @property
     def members_only(self) -> bool:
         return self.playability == "members_only"
+
+    @property
+    def recorded(self) -> bool:
+        return self.shape == "recorded"
+
+    @property
+    def listed_duration(self) -> int:
+        """The duration a listing shows: rounded up, one second over the player's, when
+        recorded."""
+        return self.duration + 1 if self.recorded else self.duration
 
 
 @dataclass
@@ -174,12 +203,13 @@ class FakeChannel:
     subscribers: int
     custom_url: str | None = None
     user: str | None = None
-    layout: str = "videoRenderer"  # or "lockupViewModel"
+    layout: str = "lockupViewModel"  # or "videoRenderer" (the older one)
     shorts_layout: str = "shortsLockupViewModel"  # or "reelItemRenderer" (the older one)
     page_size: int = 30
     videos: list[FakeVideo] = field(default_factory=list)
     shorts: list[FakeVideo] = field(default_factory=list)
     streams: list[FakeVideo] = field(default_factory=list)
+    shape: str = "recorded"  # SHAPES
 
     @property
     def path(self) -> str:
@@ -291,7 +321,8 @@ def _spoken_duration(seconds: int) -> str:
     return ", ".join(f"{n} {unit}{'s' if n != 1 else ''}" for n, unit in parts if n)
 
 
-def _short_count(number: int, digits: int = 2) -> str:
+def _short_count(number: int, digits: int = 2, british: bool = False) -> str:
+    """US English "1.2M", or British "1.2m" (lower-case suffixes)."""
     for size, suffix in ((10**9, "B"), (10**6, "M"), (10**3, "K")):
         if number >= size:
             value = number / size
@@ -299,13 +330,23 @@ def _short_count(number: int, digits: int = 2) -> str:
             text = f"{int(value * 10**decimals) / 10**decimals:.{decimals}f}"
             if "." in text:  # "1.20" is "1.2", "1.0" is "1"; but "380" stays "380"
                 text = text.rstrip("0").rstrip(".")
-            return text + suffix
+            return text + (suffix.lower() if british else suffix)
     return str(number)
 
 
 def _spoken_count(number: int) -> str:
     """A count as YouTube's accessibility labels say it: "950", "12K", "1.2 million"."""
     return _short_count(number).replace("M", " million").replace("B", " billion")
+
+
+def _views(video: FakeVideo) -> str:
+    """A listing's rounded view count: "1.2M views", or "1.2m views" when recorded (en-GB)."""
+    return f"{_short_count(video.views, british=video.recorded)} views"
+
+
+def _date(video: FakeVideo) -> str:
+    """A watch page's date: "Nov 19, 2020", or "19 Nov 2020" when recorded (en-GB)."""
+    return video.published.strftime("%-d %b %Y" if video.recorded else "%b %-d, %Y")
 
 
 def _relative(published: datetime) -> str:
@@ -410,8 +451,40 @@ def _thumbnails(video_id: str) -> list[dict[str, Any]]:
     ]
 
 
+def _duration_badge(video: FakeVideo) -> dict[str, Any]:
+    return {
+        "thumbnailBadgeViewModel": {
+            "text": _clock(video.listed_duration),
+            "badgeStyle": "THUMBNAIL_OVERLAY_BADGE_STYLE_DEFAULT",
+            "animationActivationTargetId": video.id,
+        }
+    }
+
+
+def _badge_overlay(video: FakeVideo) -> dict[str, Any]:
+    """A duration in the thumbnail-overlay structure that replaced
+    thumbnailOverlayTimeStatusRenderer."""
+    return {
+        "thumbnailOverlayBadgeViewModel": {
+            "thumbnailBadges": [_duration_badge(video)],
+            "position": "THUMBNAIL_OVERLAY_BADGE_POSITION_BOTTOM_END",
+        }
+    }
+
+
+def _bottom_overlay(video: FakeVideo) -> dict[str, Any]:
+    """The newest one (a lockup's thumbnail when recorded): badges in a bottom overlay."""
+    return {
+        "thumbnailBottomOverlayViewModel": {
+            "badges": [_duration_badge(video)],
+            "progressBar": None,
+        }
+    }
+
+
 def _video_renderer(video: FakeVideo) -> dict[str, Any]:
-    clock, spoken = _clock(video.duration), _spoken_duration(video.duration)
+    seconds = video.listed_duration
+    clock, spoken = _clock(seconds), _spoken_duration(seconds)
     published = _relative(video.published)
     if video.kind == "stream":
         published = f"Streamed {published}"
@@ -435,11 +508,13 @@ def _video_renderer(video: FakeVideo) -> dict[str, Any]:
         "trackingParams": CLICK_TRACKING,
         "showActionMenu": False,
         "shortViewCountText": {
-            "accessibility": {"accessibilityData": {"label": f"{_short_count(video.views)} views"}},
-            "simpleText": f"{_short_count(video.views)} views",
+            "accessibility": {"accessibilityData": {"label": _views(video)}},
+            "simpleText": _views(video),
         },
         "thumbnailOverlays": [
-            {
+            _badge_overlay(video)
+            if video.recorded
+            else {
                 "thumbnailOverlayTimeStatusRenderer": {
                     "text": {
                         "accessibility": {"accessibilityData": {"label": spoken}},
@@ -471,16 +546,13 @@ def _video_renderer(video: FakeVideo) -> dict[str, Any]:
 
 
 def _lockup_view_model(video: FakeVideo) -> dict[str, Any]:
+    # yt-dlp reads the view count (and date) only from a row whose last part has an
+    # accessibilityLabel: the classic shape has one, real pages (recorded) do not.
+    published: dict[str, Any] = {"text": {"content": _relative(video.published)}}
+    if not video.recorded:
+        published["accessibilityLabel"] = _relative(video.published)
     rows: list[dict[str, Any]] = [
-        {
-            "metadataParts": [
-                {"text": {"content": f"{_short_count(video.views)} views"}},
-                {
-                    "text": {"content": _relative(video.published)},
-                    "accessibilityLabel": _relative(video.published),
-                },
-            ]
-        }
+        {"metadataParts": [{"text": {"content": _views(video)}}, published]}
     ]
     if video.members_only:
         rows.append(
@@ -507,21 +579,7 @@ def _lockup_view_model(video: FakeVideo) -> dict[str, Any]:
                         }
                     ]
                 },
-                "overlays": [
-                    {
-                        "thumbnailOverlayBadgeViewModel": {
-                            "thumbnailBadges": [
-                                {
-                                    "thumbnailBadgeViewModel": {
-                                        "text": _clock(video.duration),
-                                        "badgeStyle": "THUMBNAIL_OVERLAY_BADGE_STYLE_DEFAULT",
-                                    }
-                                }
-                            ],
-                            "position": "THUMBNAIL_OVERLAY_BADGE_POSITION_BOTTOM_END",
-                        }
-                    }
-                ],
+                "overlays": [_bottom_overlay(video) if video.recorded else _badge_overlay(video)],
             }
         },
         "metadata": {
@@ -1031,7 +1089,42 @@ def _streaming_data(video: FakeVideo, client: str) -> dict[str, Any]:
     if client == "WEB":
         # The web client is served SABR streaming only: formats without URLs.
         data["serverAbrStreamingUrl"] = "https://rr1---sn-fake.googlevideo.com/videoplayback?sabr=1"
+    elif video.recorded and client not in ("WEB_EMBEDDED_PLAYER", "MWEB"):
+        # Real answers to the app clients (VISIONOS, IOS, ANDROID...) carry an HLS manifest,
+        # which yt-dlp fetches for its formats unless told to skip it.
+        data["hlsManifestUrl"] = hls_manifest_url(video)
     return data
+
+
+def hls_manifest_url(video: FakeVideo) -> str:
+    return (
+        "https://manifest.googlevideo.com/api/manifest/hls_variant/expire/1750000000/ei/FakeEi"
+        f"/ip/127.0.0.1/id/o-Fake{video.id}/source/youtube/requiressl/yes/playback_host"
+        "/rr1---sn-fake.googlevideo.com/hfr/1/vprv/1/go/1/file/index.m3u8"
+    )
+
+
+_MANIFEST_VIDEO = re.compile(r"/id/o-Fake([\w-]{11})/")
+
+
+def hls_manifest(video: FakeVideo) -> str:
+    """An HLS master playlist: two muxed variants (itags 93 and 95), as YouTube lists them."""
+    base = (
+        "https://manifest.googlevideo.com/api/manifest/hls_playlist/expire/1750000000/ei/FakeEi"
+        f"/ip/127.0.0.1/id/o-Fake{video.id}"
+    )
+    variants = [
+        (93, 1_100_000, "640x360", "avc1.4D401E,mp4a.40.2"),
+        (95, 2_700_000, "1280x720", "avc1.4D401F,mp4a.40.2"),
+    ]
+    lines = ["#EXTM3U", "#EXT-X-INDEPENDENT-SEGMENTS"]
+    for itag, bandwidth, resolution, codecs in variants:
+        lines += [
+            f'#EXT-X-STREAM-INF:BANDWIDTH={bandwidth},CODECS="{codecs}",'
+            f"RESOLUTION={resolution},FRAME-RATE=30,CLOSED-CAPTIONS=NONE",
+            f"{base}/itag/{itag}/source/youtube/playlist/index.m3u8",
+        ]
+    return "\n".join(lines) + "\n"
 
 
 def _caption_base_url(video: FakeVideo, code: str) -> str:
@@ -1203,7 +1296,7 @@ def watch_next_data(
             "viewCount": {
                 "videoViewCountRenderer": {
                     "viewCount": _simple(f"{video.views:,} views"),
-                    "shortViewCount": _simple(f"{_short_count(video.views)} views"),
+                    "shortViewCount": _simple(_views(video)),
                     "originalViewCount": "0",
                 }
             },
@@ -1225,7 +1318,7 @@ def watch_next_data(
                 ],
             ),
             "trackingParams": CLICK_TRACKING,
-            "dateText": _simple(video.published.strftime("%b %-d, %Y")),
+            "dateText": _simple(_date(video)),
             "relativeDateText": _simple(_relative(video.published)),
         }
     }
@@ -1275,7 +1368,7 @@ def watch_next_data(
                                     "title": _runs(video.title),
                                     "channel": _simple(channel.title),
                                     "views": _simple(f"{video.views:,} views"),
-                                    "publishDate": _simple(video.published.strftime("%b %-d, %Y")),
+                                    "publishDate": _simple(_date(video)),
                                 }
                             },
                             {
@@ -1352,15 +1445,24 @@ def embed_page(video_id: str, url: str) -> str:
 
 
 def caption_segments(video: FakeVideo, lang: str, auto: bool) -> list[tuple[float, float, str]]:
-    """(start, duration, text) lines; auto-generated ones are lower case, unpunctuated."""
+    """(start, duration, text) lines, as a reader should get them; auto-generated ones are lower
+    case, unpunctuated but for apostrophes. Recorded lines overlap: each lasts into the next."""
     count = max(3, min(8, video.duration // 20))
+    duration = 5.2 if video.recorded else 3.8
     lines = []
     for i in range(count):
-        text = f"[{lang}] {video.title}: line {i + 1} & more."
+        text = f"[{lang}] {video.title}: line {i + 1} & it's more."
         if auto:
-            text = " ".join(re.sub(r"[^\w\s\[\]#]", "", text).lower().split())
-        lines.append((round(0.5 + i * 4.0, 3), 3.8, text))
+            text = " ".join(re.sub(r"[^\w\s\[\]#']", "", text).lower().split())
+        lines.append((round(0.5 + i * 4.0, 3), duration, text))
     return lines
+
+
+def _caption_escape(text: str, twice: bool) -> str:
+    """XML text; `twice`: HTML-escaped first, as real srv1 files are ("it&amp;#39;s")."""
+    if twice:
+        text = text.replace("&", "&amp;").replace("'", "&#39;").replace('"', "&quot;")
+    return xml_escape(text)
 
 
 def timedtext(
@@ -1409,7 +1511,10 @@ def timedtext(
             f"<body><div>{ps}</div></body></tt>",
             "text/xml",
         )
-    texts = "".join(f'<text start="{s}" dur="{d}">{xml_escape(t)}</text>' for s, d, t in lines)
+    texts = "".join(
+        f'<text start="{s}" dur="{d}">{_caption_escape(t, video.recorded)}</text>'
+        for s, d, t in lines
+    )
     return f"{XML_DECLARATION}<transcript>{texts}</transcript>", "text/xml"
 
 
@@ -1485,8 +1590,11 @@ API_KINDS = frozenset({"browse", "resolve_url", "player", "next"})
 class FakeYouTube:
     """The fake's state and its loopback HTTP server (started with `start()`)."""
 
-    def __init__(self, seed: int = 0) -> None:
+    def __init__(self, seed: int = 0, shape: str = "recorded") -> None:
+        if shape not in SHAPES:
+            raise ValueError(f"unknown shape {shape!r}; choose from {SHAPES}")
         self.seed = seed
+        self.shape = shape  # of the channels added without one
         self.channels: dict[str, FakeChannel] = {}
         self.videos: dict[str, FakeVideo] = {}
         self.faults: list[Fault] = []
@@ -1556,11 +1664,12 @@ class FakeYouTube:
         captions: str | tuple[str, ...] | Mapping[int, str | tuple[str, ...]] = "manual",
         errors: Mapping[int, str] | None = None,
         chapters: bool | Iterable[int] = False,
-        layout: str = "videoRenderer",
+        layout: str | None = None,
         page_size: int = 30,
         shorts: int = 0,
         streams: int = 0,
         shorts_layout: str = "shortsLockupViewModel",
+        shape: str | None = None,
     ) -> FakeChannel:
         """A channel with `videos` videos, newest first, generated from (seed, handle).
 
@@ -1569,10 +1678,18 @@ class FakeYouTube:
         to either (the others get "manual"); `chapters` gives description chapters to every
         third video (True) or to the listed indexes. `shorts` and `streams` (past live streams)
         are listed in the Shorts and Live tabs, each with auto-generated captions; a channel
-        without any has no such tab (nor a Videos tab without videos).
+        without any has no such tab (nor a Videos tab without videos). `shape` (SHAPES) shapes
+        every answer about the channel and its videos (by default the server's); `layout` is
+        the Videos tab's renderer: by default lockupViewModel when recorded, videoRenderer when
+        classic.
         """
         if shorts_layout not in _SHORTS_LAYOUTS:
             raise ValueError(f"unknown shorts layout {shorts_layout!r}")
+        shape = shape or self.shape
+        if shape not in SHAPES:
+            raise ValueError(f"unknown shape {shape!r}; choose from {SHAPES}")
+        if layout is None:
+            layout = "lockupViewModel" if shape == "recorded" else "videoRenderer"
         handle = handle.lstrip("@")
         rng = random.Random(f"{self.seed}/{handle}")
         channel = FakeChannel(
@@ -1588,6 +1705,7 @@ class FakeYouTube:
             layout=layout,
             shorts_layout=shorts_layout,
             page_size=page_size,
+            shape=shape,
         )
         errors = dict(errors or {})
         for state in errors.values():
@@ -1629,6 +1747,7 @@ class FakeYouTube:
                 playability=errors.get(index, "ok"),
                 captions=tracks,
                 chapters=video_chapters,
+                shape=shape,
             )
             channel.videos.append(video)
             self.videos[video.id] = video
@@ -1667,6 +1786,7 @@ class FakeYouTube:
             tags=("fixtures", channel.handle, kind),
             captions=CAPTION_PRESETS["auto"],
             kind=kind,
+            shape=channel.shape,
         )
         self.videos[video.id] = video
         return video
@@ -1765,7 +1885,11 @@ class FakeYouTube:
         context: dict[str, Any] = {}
         first = lambda name: (query.get(name) or [None])[0]  # noqa: E731
 
-        if host.endswith("googlevideo.com"):
+        if host == "manifest.googlevideo.com":
+            record.kind = "manifest"
+            if match := _MANIFEST_VIDEO.search(path):
+                record.video_id = match[1]
+        elif host.endswith("googlevideo.com"):
             record.kind = "media"
         elif host.endswith("ytimg.com") or host.startswith("yt3."):
             record.kind = "image"
@@ -1905,6 +2029,10 @@ class FakeYouTube:
             return _Answer(200, text.encode(), content_type)
         if kind == "image":
             return _Answer(200, tiny_jpeg(), "image/jpeg")
+        if kind == "manifest":
+            if video is None or state != "ok":
+                return _Answer(403, b"", "text/plain")
+            return _Answer(200, hls_manifest(video).encode(), "application/vnd.apple.mpegurl")
         if kind == "media":
             if self.media is not None:
                 return _Answer(200, self.media, "audio/mp4")

@@ -14,9 +14,10 @@ from django.db import connection, connections
 from chirp import engine
 from imports.limiter import Limiter
 from imports.models import Channel, ImportJob, ImportJobItem, Video
+from imports.templatetags.videos import clock
 from imports.youtube import parse_channel_input
 from tests.conftest import wait_for
-from tests.imports.fake_youtube import caption_segments
+from tests.imports.fake_youtube import SHAPES, caption_segments
 from tests.sse import stored_events
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -36,10 +37,16 @@ def events_for(user, name: str | None = None) -> list[tuple[str, str]]:
     return stored_events(user, name)
 
 
+def page_text(client, video: Video) -> str:
+    """The video's page, its whitespace collapsed."""
+    return " ".join(client.get(video.get_absolute_url()).content.decode().split())
+
+
 def stages_sent(user, video: Video) -> list[str]:
     return [re.search(r'data-stage="(\w+)"', html)[1] for _, html in events_for(user, video.dom_id)]
 
 
+@pytest.mark.parametrize("fake_youtube_shape", SHAPES)
 def test_a_channel_is_listed_then_enriched_in_stages(alice, fake_youtube):
     fake = fake_youtube.add_channel(
         "fixture12", videos=12, chapters=[0, 3], captions={1: "auto", 2: "none"}
@@ -79,6 +86,11 @@ def test_a_channel_is_listed_then_enriched_in_stages(alice, fake_youtube):
     expected = caption_segments(source, "en", auto=False)
     assert first.transcript_segments == [[round(s, 3), round(d, 3), t] for s, d, t in expected]
     assert first.transcript == "\n".join(text for _, _, text in expected)
+    # Each line once, in order, its apostrophe a plain one (recorded: lines that overlap in
+    # time, in a file that escapes it twice, "it&amp;#39;s").
+    starts = [start for start, _, _ in first.transcript_segments]
+    assert starts == sorted(set(starts)) and len(first.transcript_segments) == len(expected)
+    assert "& it's more." in first.transcript and "&#39;" not in first.transcript
     assert auto.transcript_source == "auto"
     assert (silent.transcript_source, silent.transcript) == ("none", "")
     assert [c["title"] for c in first.chapters] == ["Intro", "Setup", "The work", "Wrap-up"]
@@ -94,6 +106,32 @@ def test_a_channel_is_listed_then_enriched_in_stages(alice, fake_youtube):
     assert "12 videos imported, 1 without captions" in toast
 
 
+@pytest.mark.parametrize("fake_youtube_shape", SHAPES)
+def test_a_video_shows_the_players_duration_and_the_metadatas_view_count(
+    alice, alice_client, fake_youtube
+):
+    fake = fake_youtube.add_channel(
+        "counted", videos=2, errors={1: "private"}, layout="lockupViewModel"
+    )
+    for source in fake.videos:
+        source.views = 2_134_567  # the listing shows "2.1M views" ("2.1m views" when recorded)
+    enriched_source, listed_source = fake.videos
+
+    job = run_import(alice, "@counted")
+
+    assert (job.done, job.failed) == (1, 1)
+    enriched = Video.objects.get(youtube_id=enriched_source.id)
+    # The player's length and exact count, though the listing said a second more (recorded).
+    assert (enriched.duration, enriched.views) == (enriched_source.duration, 2_134_567)
+    page = page_text(alice_client, enriched)
+    assert f"{clock(enriched_source.duration)} · 2.1M views ·" in page
+    # The private video is known from the listing alone: no view count, not a rounded one.
+    listed = Video.objects.get(youtube_id=listed_source.id)
+    assert (listed.duration, listed.views) == (listed_source.listed_duration, None)
+    page = page_text(alice_client, listed)
+    assert f"{clock(listed_source.listed_duration)} ·" in page and " views ·" not in page
+
+
 def test_requests_per_video_and_listing_pages(alice, fake_youtube):
     fake_youtube.add_channel("fixture95", videos=95)
 
@@ -102,7 +140,9 @@ def test_requests_per_video_and_listing_pages(alice, fake_youtube):
     assert (job.status, job.done) == ("completed", 95)
     assert fake_youtube.count("channel_page") == 1
     assert fake_youtube.count("browse") == 3  # 4 pages: one request per 30 videos
-    # Enrichment: yt-dlp's watch page and player call, then the transcript's three requests.
+    # Enrichment: yt-dlp's watch page and player call (not the HLS manifest the player's answer
+    # points to), then the transcript's three requests.
+    assert fake_youtube.count("manifest") == 0
     per_video = (fake_youtube.count() - 4) / 95
     assert per_video == 5
 

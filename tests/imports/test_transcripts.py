@@ -6,7 +6,13 @@ import pytest
 
 from imports.transcripts import fetch_transcript
 from imports.youtube import Reason, YouTubeError
-from tests.imports.fake_youtube import caption_segments
+from tests.imports.fake_youtube import SHAPES, caption_segments
+
+
+@pytest.fixture(params=SHAPES)
+def fake_youtube_shape(request) -> str:
+    """Every test here runs on both shapes of the fake's answers (unless it names one)."""
+    return request.param
 
 
 def test_a_manual_track_is_preferred_over_an_auto_generated_one(fake_youtube):
@@ -139,3 +145,31 @@ def test_the_fake_serves_the_formats_yt_dlp_lists(fake_youtube):
     assert json3["events"][0]["segs"][0]["utf8"] == caption_segments(video, "en", auto=False)[0][2]
     assert vtt.startswith("WEBVTT")
     assert session.get(base + "&fmt=json3&lang=de").status_code == 404
+
+
+@pytest.mark.parametrize("fake_youtube_shape", ["recorded"])  # as real caption files are
+@pytest.mark.parametrize("captions", ["manual", "auto"])
+def test_overlapping_lines_escaped_twice_read_once_in_order_with_plain_apostrophes(
+    fake_youtube, captions
+):
+    video = fake_youtube.add_channel("escaped", videos=1, captions=captions).videos[0]
+    session = fake_youtube.transport().new_session()
+    raw = session.get(
+        f"https://www.youtube.com/api/timedtext?v={video.id}&lang=en"
+        + ("&kind=asr" if captions == "auto" else "")
+    ).text
+    assert "it&amp;#39;s" in raw  # as real caption files write "it's"
+
+    transcript = fetch_transcript(video.id, ["en"])
+
+    segments = [(s.start, s.duration, s.text) for s in transcript.segments]
+    assert segments == caption_segments(video, "en", auto=captions == "auto")
+    starts = [start for start, _, _ in segments]
+    assert starts == sorted(set(starts))
+    # The lines overlap: each lasts past the next one's start.
+    assert all(
+        start + duration > next_start
+        for (start, duration, _), next_start in zip(segments, starts[1:], strict=False)
+    )
+    assert all("it's" in text and "&#39;" not in text for _, _, text in segments)
+    assert "&amp;" not in transcript.text

@@ -29,11 +29,17 @@ from imports.youtube import (
     get_transport,
     parse_channel_input,
 )
-from tests.imports.fake_youtube import ENV_VAR, UnexpectedHost
+from tests.imports.fake_youtube import ENV_VAR, SHAPES, UnexpectedHost
 
 ROOT = Path(__file__).resolve().parents[2]
 UCID = "UCs9tQttw5RgKKH4oGOc4MdT"
 VIDEO = "dQw4w9WgXcQ"
+
+
+@pytest.fixture(params=SHAPES)
+def fake_youtube_shape(request) -> str:
+    """Every test here runs on both shapes of the fake's answers (unless it names one)."""
+    return request.param
 
 
 # --- Input --------------------------------------------------------------------------------------
@@ -164,10 +170,34 @@ def test_lists_a_one_video_channel_in_one_request(fake_youtube, youtube):
     video = channel.videos[0]
     assert entry.video_id == video.id
     assert entry.title == video.title
-    assert entry.duration == video.duration
-    assert entry.view_count == video.views
     assert entry.thumbnail_url.startswith(f"https://i.ytimg.com/vi/{video.id}/hqdefault.jpg")
     assert [r.kind for r in fake_youtube.requests] == ["channel_page"]
+    if fake_youtube.shape == "recorded":
+        # A real Videos tab: its duration rounded up, a second over the player's, in the
+        # newest overlay; no view count yt-dlp can read (the row has no accessibility label).
+        assert (entry.duration, entry.view_count) == (video.duration + 1, None)
+    else:
+        assert (entry.duration, entry.view_count) == (video.duration, video.views)
+
+
+@pytest.mark.parametrize("layout", ["lockupViewModel", "videoRenderer"])
+def test_a_listing_reads_durations_in_each_overlay_and_british_counts(
+    fake_youtube, youtube, layout
+):
+    channel = fake_youtube.add_channel("british", videos=40, layout=layout)
+    for video, views in zip(channel.videos, (2_134_567, 12_345, 950), strict=False):
+        video.views = views
+
+    listing = youtube.fetch_channel(parse_channel_input("@british"))
+
+    assert [e.duration for e in listing.entries] == [v.listed_duration for v in channel.videos]
+    counts = [entry.view_count for entry in listing.entries[:3]]
+    if layout == "videoRenderer":  # the full count: "2,134,567 views"
+        assert counts == [2_134_567, 12_345, 950]
+    elif fake_youtube.shape == "classic":  # the rounded count of a labelled row: "2.1M views"
+        assert counts == [2_100_000, 12_000, 950]
+    else:  # "2.1m views", in a row without the label yt-dlp looks for
+        assert counts == [None, None, None]
 
 
 @pytest.mark.parametrize("layout", ["videoRenderer", "lockupViewModel"])
@@ -330,7 +360,7 @@ def test_the_streams_tab_lists_the_past_live_streams(fake_youtube, youtube):
     for entry, stream in zip(listing.entries, channel.streams, strict=True):
         assert (entry.title, entry.duration, entry.view_count) == (
             stream.title,
-            stream.duration,
+            stream.listed_duration,
             stream.views,
         )
         assert entry.thumbnail_url.startswith(f"https://i.ytimg.com/vi/{stream.id}/hqdefault.jpg")
@@ -414,7 +444,9 @@ def test_video_metadata_with_chapters(fake_youtube, youtube):
     assert info.video_id == video.id
     assert info.title == video.title
     assert info.description == video.description
+    # The player's lengthSeconds, though the listing says a second more when recorded.
     assert info.duration == video.duration
+    # Exact, though the page words its date "19 Nov 2020" when recorded.
     assert info.published_at == video.published
     assert info.upload_date == video.published.date()
     assert info.view_count == video.views
@@ -428,11 +460,34 @@ def test_video_metadata_with_chapters(fake_youtube, youtube):
     assert [(c.start, c.title) for c in info.chapters] == [(float(s), t) for s, t in video.chapters]
     assert info.chapters[-1].end == video.duration
     # The watch page, then one player API call; the web client's answer is in the page.
+    # Not the HLS manifest that player answer points to (when recorded): two requests a video.
     assert [(r.kind, r.client) for r in fake_youtube.requests] == [
         ("watch", None),
         ("player", "VISIONOS"),
     ]
     assert fake_youtube.count("media") == 0
+
+
+@pytest.mark.parametrize("fake_youtube_shape", ["recorded"])  # the shape with manifests
+def test_metadata_skips_the_stream_manifest_a_real_player_answer_carries(fake_youtube):
+    video = fake_youtube.add_channel("manifests", videos=1).videos[0]
+    session = fake_youtube.transport().new_session()
+    player = session.post(
+        "https://www.youtube.com/youtubei/v1/player",
+        json={"videoId": video.id, "context": {"client": {"clientName": "VISIONOS"}}},
+    ).json()
+    manifest = session.get(player["streamingData"]["hlsManifestUrl"])
+    assert manifest.status_code == 200 and manifest.text.startswith("#EXTM3U")
+    fake_youtube.clear_requests()
+
+    turns = []  # the limiter's budget: one turn per request
+
+    with YouTube(sleep_requests=0, retry_backoff=0, gate=lambda: turns.append(1)) as client:
+        for _ in range(3):
+            client.fetch_video(video.id)
+
+    assert fake_youtube.count() == len(turns) == 6
+    assert fake_youtube.count("manifest") == 0
 
 
 def test_a_video_without_chapters_has_none(fake_youtube, youtube):
