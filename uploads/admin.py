@@ -31,6 +31,7 @@ class ScrapeJobAdmin(JobAdminMixin, admin.ModelAdmin):
     readonly_fields = [
         "owner",
         "url",
+        "page_title",
         "status",
         "progress",
         "found",

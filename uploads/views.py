@@ -7,6 +7,7 @@ from django.core.paginator import Page, Paginator
 from django.db.models import QuerySet
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.template.defaultfilters import pluralize
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRedirect, HttpResponseClientRefresh
@@ -58,6 +59,7 @@ def uploads_page(request: HttpRequest) -> HttpResponse:
         {
             "form": form,
             "jobs": _page(request, jobs, JOBS_PER_PAGE),
+            "created_event": ScrapeJob.CREATED_EVENT,
             "summary": ScrapeJobItem.summary_for(request.user.pk),
             "counts": Image.objects.visible_to(request.user).counts(),
         },
@@ -103,7 +105,7 @@ def retry_failed_items(request: HttpRequest, pk: int) -> HttpResponse:
     except IllegalTransition as exc:
         messages.error(request, str(exc))
     else:
-        what = f"{count} failed image(s)" if count else "the page"
+        what = f"{count} failed image{pluralize(count)}" if count else "the page"
         messages.success(request, f"Retrying {what}.")
     return _after_job_action(request, job)
 
