@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 from django.contrib import messages
 from django.core.paginator import Page, Paginator
@@ -8,7 +8,8 @@ from django.db.models import QuerySet
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.defaultfilters import pluralize
-from django.urls import reverse
+from django.urls import Resolver404, resolve, reverse
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRedirect, HttpResponseClientRefresh
 
@@ -183,13 +184,38 @@ def gallery(request: HttpRequest) -> HttpResponse:
     )
 
 
+def _back_link(request: HttpRequest) -> tuple[str, str]:
+    """Where the image page's back link goes, and what it says: the page the user came from
+    (`?from=`, a path on this site only: never an open redirect), else the gallery."""
+    back = request.GET.get("from", "")
+    if back.startswith("/") and url_has_allowed_host_and_scheme(
+        back, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        try:
+            match = resolve(urlsplit(back).path)
+        except Resolver404:
+            match = None
+        if match is not None and match.view_name == "uploads:job_detail":
+            return back, f"Job #{match.kwargs['pk']}"
+        if match is not None:
+            return back, "Back"
+    return reverse("uploads:gallery"), "Gallery"
+
+
 @require_GET
 def image_detail(request: HttpRequest, pk: int) -> HttpResponse:
     image = _get_image_for_user(request, pk)
+    back_url, back_label = _back_link(request)
     return render(
         request,
         "uploads/image_detail.html",
-        {"image": image, "faces": image.faces.all(), "seen": image.sightings_by(request.user)},
+        {
+            "image": image,
+            "faces": image.faces.all(),
+            "seen": image.sightings_by(request.user),
+            "back_url": back_url,
+            "back_label": back_label,
+        },
     )
 
 

@@ -115,3 +115,34 @@ def test_the_page_title_is_kept_when_the_page_is_fetched(alice, alice_client, lo
     assert job.page_title == "Summer <script>alert(1)</script> photos"
     html = alice_client.get("/uploads/").content.decode()
     assert "Summer &lt;script&gt;alert(1)&lt;/script&gt; photos" in html
+
+
+# -- back links ----------------------------------------------------------------------------------
+
+
+def test_an_image_opened_from_a_job_links_back_to_the_job(alice, alice_client):
+    job = make_job(alice, ["completed"])
+    image = job.items.get().image
+    items = alice_client.get(f"/uploads/jobs/{job.pk}/").content.decode()
+    link = f"/uploads/images/{image.pk}/?from=/uploads/jobs/{job.pk}/"
+    assert f'href="{link}"' in items
+    page = alice_client.get(link).content.decode()
+    assert f'<a href="/uploads/jobs/{job.pk}/" class="back-link">← Job #{job.pk}</a>' in page
+
+
+def test_an_image_opened_from_the_gallery_links_back_to_the_gallery(alice, alice_client):
+    job = make_job(alice, ["completed"])
+    page = alice_client.get(job.items.get().image.get_absolute_url()).content.decode()
+    assert '<a href="/uploads/gallery/" class="back-link">← Gallery</a>' in page
+
+
+@pytest.mark.parametrize(
+    "elsewhere",
+    ["https://evil.example/", "//evil.example/uploads/", "/\\evil.example", "javascript:alert(1)"],
+)
+def test_a_back_link_never_leaves_the_site(alice, alice_client, elsewhere):
+    job = make_job(alice, ["completed"])
+    image = job.items.get().image
+    page = alice_client.get(image.get_absolute_url(), {"from": elsewhere}).content.decode()
+    assert '<a href="/uploads/gallery/" class="back-link">← Gallery</a>' in page
+    assert "evil" not in page and "javascript:" not in page
