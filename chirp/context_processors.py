@@ -17,3 +17,20 @@ def live_stream(request: HttpRequest) -> dict[str, object]:
         return f"{reverse('events')}?lastEventId={get_current_event_id([channel])}"
 
     return {"live_stream_url": SimpleLazyObject(url)}
+
+
+# The top bar's sections, by URL namespace (or URL name when outside one).
+_SECTIONS = {"uploads": "uploads", "imports": "channels", "admin": "admin"}
+_GALLERY_VIEWS = {"gallery", "image_detail"}
+
+
+def navigation(request: HttpRequest) -> dict[str, str]:
+    """Which top-bar section the page belongs to, marked as the current one."""
+    match = getattr(request, "resolver_match", None)
+    if match is None:
+        return {"nav_section": ""}
+    if match.namespace == "uploads" and match.url_name in _GALLERY_VIEWS:
+        return {"nav_section": "gallery"}
+    if match.namespace:
+        return {"nav_section": _SECTIONS.get(match.namespace, "")}
+    return {"nav_section": match.url_name or ""}

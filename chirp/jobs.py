@@ -17,7 +17,9 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from django.conf import settings
 from django.db import connections, models, transaction
 from django.db.models import F, Q, QuerySet
+from django.db.models.signals import post_save
 from django.db.models.sql import UpdateQuery
+from django.dispatch import receiver
 from django.utils import timezone
 from django.utils.functional import cached_property
 
@@ -205,6 +207,11 @@ class Job(models.Model):
 
     def live_fragments(self) -> list[tuple[str, str]]:
         """(element id, HTML) pairs that show this job: sent live after every change."""
+        return []
+
+    def created_fragments(self) -> list[tuple[str, str]]:
+        """(event name, HTML) pairs that add this new job to its owner's open lists (their
+        first pages take the row at the top). Nothing by default."""
         return []
 
     def finished_summary(self) -> str:
@@ -576,3 +583,17 @@ def _update_and_count(
     with connection.cursor() as cursor:
         cursor.execute(sql, (*item_params, delta, now))
         return cursor.rowcount
+
+
+@receiver(post_save)
+def _announce_new_job(sender, instance, created: bool = False, raw: bool = False, **kwargs) -> None:
+    """A job created by any path (a page, the API, the admin, a schedule) shows up live in its
+    owner's job lists, once its row is committed."""
+    if not created or raw or not isinstance(instance, Job):
+        return
+
+    def render() -> list[tuple[str, str]]:
+        instance.refresh_from_db()  # the job as it is now: a worker may have claimed it already
+        return instance.created_fragments()
+
+    live.publish_on_commit(instance.owner_id, render, instance.live_lock)

@@ -162,6 +162,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "chirp.context_processors.live_stream",
+                "chirp.context_processors.navigation",
             ],
             "builtins": ["template_partials.templatetags.partials"],
         },

@@ -2,6 +2,8 @@ from __future__ import annotations
 
 import logging
 
+from django.contrib import messages
+from django.contrib.auth.signals import user_logged_out
 from django.db.models.signals import post_migrate
 from django.dispatch import receiver
 from django_q.signals import post_spawn
@@ -43,3 +45,10 @@ def resume_lanes_at_start(sender, proc_name: str = "", **kwargs) -> None:
         from django.db import connections
 
         connections.close_all()
+
+
+@receiver(user_logged_out)
+def say_signed_out(sender, request=None, **kwargs) -> None:
+    """The login page the user lands on after logging out tells them it worked."""
+    if request is not None:
+        messages.success(request, "You have been signed out.", fail_silently=True)

@@ -6,6 +6,7 @@ from chirp import views
 
 urlpatterns = [
     path("", views.home, name="home"),
+    path("favicon.ico", views.favicon, name="favicon"),
     path("setup/", views.setup, name="setup"),
     path("events/", views.event_stream, name="events"),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),

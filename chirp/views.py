@@ -15,6 +15,7 @@ from django.http import (
     JsonResponse,
 )
 from django.shortcuts import get_object_or_404, redirect, render
+from django.templatetags.static import static
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_eventstream.views import events
@@ -28,6 +29,13 @@ from chirp.models import ApiToken
 @require_GET
 def home(request: HttpRequest) -> HttpResponse:
     return render(request, "chirp/home.html")
+
+
+@login_not_required
+@require_GET
+def favicon(request: HttpRequest) -> HttpResponse:
+    """Browsers ask for /favicon.ico whatever the page says: send them to the SVG icon."""
+    return redirect(static("favicon.svg"))
 
 
 @login_not_required

@@ -870,6 +870,14 @@ class ImportJob(Job):
             "pause": Limiter().current_pause() if totals["jobs"] else None,
         }
 
+    def created_fragments(self) -> list[tuple[str, str]]:
+        """A new import of a channel its owner sees already goes on top of that channel's
+        imports (a channel they do not see yet has no page open to take it)."""
+        if not self.channel_id:
+            return []
+        html = render_to_string("imports/partials/job.html#job_row", {"job": self})
+        return [(f"{self.channel.dom_id}-import-created", html)]
+
     def live_fragments(self) -> list[tuple[str, str]]:
         fragments = [
             (self.dom_id, render_to_string("imports/partials/job.html#job_card", {"job": self})),

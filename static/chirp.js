@@ -61,3 +61,22 @@ document.addEventListener("htmx:sseBeforeMessage", (event) => {
   note.append(reload);
   toasts.append(note);
 });
+
+// Lists that take new rows at the top ([data-live-list], e.g. a user's jobs on their first
+// page): a row this page shows already (it was rendered with the page, or the event came
+// twice) is not added again; past the page size the oldest row leaves, as it would on reload.
+document.addEventListener("htmx:sseBeforeMessage", (event) => {
+  if (!event.target.hasAttribute("data-live-list")) return;
+  const fragment = document.createElement("template");
+  fragment.innerHTML = event.detail.data;
+  const ids = Array.from(fragment.content.querySelectorAll("[id]"), (row) => row.id);
+  if (ids.length && ids.every((id) => document.getElementById(id))) event.preventDefault();
+});
+document.addEventListener("htmx:sseMessage", (event) => {
+  const list = event.target;
+  if (!list.hasAttribute || !list.hasAttribute("data-live-list")) return;
+  list.querySelectorAll(":scope > .empty").forEach((row) => row.remove());
+  const size = parseInt(list.dataset.pageSize || "0", 10);
+  const rows = list.querySelectorAll(":scope > [id]");
+  for (let i = size; size && i < rows.length; i++) rows[i].remove();
+});

@@ -32,6 +32,7 @@ class ScrapeJobAdmin(JobAdminMixin, admin.ModelAdmin):
     readonly_fields = [
         "owner",
         "url",
+        "page_title",
         "status",
         "progress",
         "found",

@@ -22,9 +22,9 @@ from django.dispatch import receiver
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
-from django.utils.timesince import timesince
 
 from chirp.jobs import CANCELLED, COMPLETED, FAILED, PENDING, TERMINAL, Item, ItemStatus, Job
+from chirp.templatetags.chirp_time import ago
 
 if TYPE_CHECKING:
     from chirp.engine import RunContext
@@ -203,6 +203,8 @@ class ScrapeJob(Job):
         max_length=20, choices=Status.choices, default=Status.PENDING, db_index=True
     )
     url = models.URLField("page URL", max_length=2048)
+    # The page's <title>, kept when the page is fetched: what the job is about, at a glance.
+    page_title = models.CharField(max_length=500, blank=True)
     # Distinct images on the page; more than `total` when the cap cut the list.
     found = models.PositiveIntegerField("images found", default=0)
 
@@ -244,11 +246,7 @@ class ScrapeJob(Job):
         last = cls.last_scraped(owner, url)
         if last is None:
             return ""
-        if timezone.now() - last < timedelta(minutes=1):
-            when = "moments ago"
-        else:
-            when = timesince(last, depth=1).replace("\xa0", " ") + " ago"
-        return f"This page was scraped {when} — most images may be skipped."
+        return f"This page was scraped {ago(last)} — most images may be skipped."
 
     @classmethod
     def delete_expired(cls, days: int | None = None) -> int:
@@ -336,8 +334,11 @@ class ScrapeJob(Job):
 
         ctx.set_step("Fetching the page")
         discovered = pipeline.discover(self.url)
-        type(self).objects.filter(pk=self.pk, worker=ctx.token).update(found=discovered.total_found)
-        self.found = discovered.total_found
+        title = discovered.title[: self._meta.get_field("page_title").max_length]
+        type(self).objects.filter(pk=self.pk, worker=ctx.token).update(
+            found=discovered.total_found, page_title=title
+        )
+        self.found, self.page_title = discovered.total_found, title
         return [ScrapeJobItem(source_url=url) for url in discovered.urls]
 
     def process_item(self, item: ScrapeJobItem, ctx: RunContext) -> None:  # type: ignore[override]
@@ -355,6 +356,12 @@ class ScrapeJob(Job):
     def item_summary(self) -> dict[str, int]:
         """How many of this job's items are in each status (the job page's chips)."""
         return ScrapeJobItem.summary_of(self.items.all())
+    # The event that puts a new job's row at the top of the first page of the Uploads list.
+    CREATED_EVENT = "scrapejob-created"
+
+    def created_fragments(self) -> list[tuple[str, str]]:
+        html = render_to_string("uploads/partials/job_row.html", {"job": self})
+        return [(self.CREATED_EVENT, html)]
 
     def live_fragments(self) -> list[tuple[str, str]]:
         chips = render_to_string(

@@ -77,6 +77,7 @@ class DiscoveredImages:
     urls: list[str]  # absolute, normalised, without fragment, in document order
     total_found: int  # distinct images on the page, before the cap
     truncated: bool  # the cap cut the list
+    title: str = ""  # the page's <title>, whitespace collapsed (as the page gave it: escape it)
 
 
 def find_images(
@@ -111,8 +112,19 @@ def find_images(
             "%s shows %d images; keeping the first %d", page_url, len(urls), limits.max_images
         )
     return DiscoveredImages(
-        urls=urls[: limits.max_images], total_found=len(urls), truncated=truncated
+        urls=urls[: limits.max_images],
+        total_found=len(urls),
+        truncated=truncated,
+        title=page_title(soup),
     )
+
+
+def page_title(soup: BeautifulSoup) -> str:
+    """The document's own <title> (not one inside an inline SVG), on one line."""
+    for title in soup.find_all("title"):
+        if isinstance(title, Tag) and title.find_parent("svg") is None:
+            return " ".join(title.get_text().split())
+    return ""
 
 
 def _base_url(soup: BeautifulSoup, page_url: str) -> str:

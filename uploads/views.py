@@ -1,13 +1,15 @@
 from __future__ import annotations
 
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 from django.contrib import messages
 from django.core.paginator import Page, Paginator
 from django.db.models import QuerySet
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.urls import reverse
+from django.template.defaultfilters import pluralize
+from django.urls import Resolver404, resolve, reverse
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRedirect, HttpResponseClientRefresh
 
@@ -58,6 +60,7 @@ def uploads_page(request: HttpRequest) -> HttpResponse:
         {
             "form": form,
             "jobs": _page(request, jobs, JOBS_PER_PAGE),
+            "created_event": ScrapeJob.CREATED_EVENT,
             "summary": ScrapeJobItem.summary_for(request.user.pk),
             "counts": Image.objects.visible_to(request.user).counts(),
         },
@@ -104,7 +107,7 @@ def retry_failed_items(request: HttpRequest, pk: int) -> HttpResponse:
     except IllegalTransition as exc:
         messages.error(request, str(exc))
     else:
-        what = f"{count} failed image(s)" if count else "the page"
+        what = f"{count} failed image{pluralize(count)}" if count else "the page"
         messages.success(request, f"Retrying {what}.")
     return _after_job_action(request, job)
 
@@ -182,13 +185,38 @@ def gallery(request: HttpRequest) -> HttpResponse:
     )
 
 
+def _back_link(request: HttpRequest) -> tuple[str, str]:
+    """Where the image page's back link goes, and what it says: the page the user came from
+    (`?from=`, a path on this site only: never an open redirect), else the gallery."""
+    back = request.GET.get("from", "")
+    if back.startswith("/") and url_has_allowed_host_and_scheme(
+        back, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        try:
+            match = resolve(urlsplit(back).path)
+        except Resolver404:
+            match = None
+        if match is not None and match.view_name == "uploads:job_detail":
+            return back, f"Job #{match.kwargs['pk']}"
+        if match is not None:
+            return back, "Back"
+    return reverse("uploads:gallery"), "Gallery"
+
+
 @require_GET
 def image_detail(request: HttpRequest, pk: int) -> HttpResponse:
     image = _get_image_for_user(request, pk)
+    back_url, back_label = _back_link(request)
     return render(
         request,
         "uploads/image_detail.html",
-        {"image": image, "faces": image.faces.all(), "seen": image.sightings_by(request.user)},
+        {
+            "image": image,
+            "faces": image.faces.all(),
+            "seen": image.sightings_by(request.user),
+            "back_url": back_url,
+            "back_label": back_label,
+        },
     )
 
 

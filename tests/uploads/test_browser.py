@@ -80,3 +80,33 @@ def test_a_submitted_page_shows_its_images_go_queued_processing_completed_live(
     assert stranger.goto(f"/uploads/jobs/{job.pk}/").status == 404
     status = stranger.evaluate(f"fetch('/events/?channel=user-{alice.pk}').then(r => r.status)")
     assert status == 403
+
+
+def test_a_job_started_in_another_tab_appears_at_the_top_of_the_list_live(alice, browser_for):
+    first_tab = browser_for(alice)
+    first_tab.goto("/uploads/")
+    expect(first_tab.locator("#jobs tr.empty")).to_have_count(1)
+    first_tab.evaluate("window.notReloaded = true")
+
+    second_tab = first_tab.context.new_page()
+    second_tab.goto("/uploads/")
+    second_tab.fill("#id_url", "http://127.0.0.1:9/first.html")
+    second_tab.click("#scrape-form button[type=submit]")
+    second_tab.wait_for_url("**/uploads/jobs/*/")
+    first = ScrapeJob.objects.get(owner=alice)
+
+    expect(first_tab.locator("#jobs > tr")).to_have_count(1)  # the row, and no "No jobs yet"
+    expect(first_tab.locator(f"#jobs > tr#{first.dom_id}")).to_contain_text("first.html")
+
+    # Started elsewhere (the API, the admin, a shell): it goes on top, above the first.
+    second = ScrapeJob.start(alice, "http://127.0.0.1:9/second.html")
+    expect(first_tab.locator("#jobs > tr").first).to_have_id(second.dom_id)
+    expect(first_tab.locator("#jobs > tr")).to_have_count(2)
+
+    # A row that ends updates in place.
+    second_tab.click(f"#{first.dom_id} button:has-text('Cancel')")
+    expect(first_tab.locator(f"#{first.dom_id} .chip")).to_have_attribute(
+        "data-status", "cancelled"
+    )
+    expect(first_tab.locator("#jobs > tr")).to_have_count(2)
+    assert first_tab.evaluate("window.notReloaded") is True

@@ -115,7 +115,7 @@ def test_the_scraped_before_warning_counts_only_my_own_jobs(alice_client, bob_cl
 
     assert "This page was scraped" not in html(bobs)
     assert bobs_api.status_code == 202 and bobs_api.json()["warning"] is None
-    assert "This page was scraped moments ago" in html(alices)
+    assert "This page was scraped just now" in html(alices)
 
 
 @pytest.mark.django_db

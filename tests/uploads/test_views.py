@@ -280,7 +280,7 @@ def test_retrying_a_finished_jobs_failed_images(alice_client, alice):
     assert response.status_code == 302
     job.refresh_from_db()
     assert (job.status, job.failed) == ("pending", 0)
-    assert messages_of(response) == ["Retrying 1 failed image(s)."]
+    assert messages_of(response) == ["Retrying 1 failed image."]
     assert job.items.filter(status="queued").count() == 1
 
 
