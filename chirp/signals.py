@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import logging
 
-from django.db.models.signals import post_migrate
+from django.db.models.signals import post_migrate, post_save
 from django.dispatch import receiver
 from django_q.signals import post_spawn
 
@@ -43,3 +43,15 @@ def resume_lanes_at_start(sender, proc_name: str = "", **kwargs) -> None:
         from django.db import connections
 
         connections.close_all()
+
+
+@receiver(post_save)
+def show_new_job_on_dashboard(sender, instance, created: bool = False, **kwargs) -> None:
+    """A new job of any lane joins its owner's dashboard, in line (whoever created it: a
+    page, the API, the admin)."""
+    from chirp.jobs import Job
+
+    if created and isinstance(instance, Job):
+        from chirp import dashboard
+
+        dashboard.publish_on_commit(instance)

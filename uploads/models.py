@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.db import models, transaction
-from django.db.models import Count, Exists, Max, Min, OuterRef, Q, Subquery
+from django.db.models import Count, Exists, Max, Min, OuterRef, Q, Subquery, Sum
+from django.db.models.functions import Coalesce
 from django.db.models.signals import post_delete
 from django.dispatch import receiver
 from django.template.loader import render_to_string
@@ -216,6 +217,20 @@ class ScrapeJob(Job):
     @property
     def pool_size(self) -> int:  # type: ignore[override]
         return settings.CHIRP_IMAGE_THREADS
+
+    def get_absolute_url(self) -> str:
+        return reverse("uploads:job_detail", args=[self.pk])
+
+    @property
+    def title(self) -> str:
+        return self.url
+
+    @classmethod
+    def totals_for(cls, user) -> list[tuple[str, int]]:
+        counts = Image.objects.visible_to(user).aggregate(
+            images=Count("pk"), faces=Coalesce(Sum("face_count"), 0)
+        )
+        return [("Images", counts["images"]), ("Faces", counts["faces"])]
 
     # -- creating, finding ------------------------------------------------------------------
 
