@@ -245,10 +245,13 @@ class Job(models.Model):
         changes.setdefault("updated", timezone.now())
         if type(self).objects.filter(q, pk=self.pk).update(**changes) != 1:
             raise IllegalTransition(f"{self} cannot change to {changes.get('status')}")
+        left_line = self.status == PENDING and changes.get("status", PENDING) != PENDING
         for field, value in changes.items():
             if not hasattr(value, "resolve_expression"):
                 setattr(self, field, value)
-        self.publish(moved="status" in changes)
+        # Into the line or out of the running: the job changes section on the dashboard (a
+        # job starts running only through engine.claim_job, which run_job publishes).
+        self.publish(moved=changes.get("status") in (PENDING, *TERMINAL), line_moved=left_line)
 
     def publish(self, moved: bool = False, line_moved: bool = False) -> None:
         """Send this job's fragments to its owner once the transaction commits. `moved`: its

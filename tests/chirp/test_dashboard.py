@@ -198,3 +198,20 @@ def test_a_job_moves_between_sections_live_and_its_row_is_sent_as_it_goes(alice,
         for _, html in stored_events(bob, "dashboard")
     )
     assert not [html for _, html in stored_events(bob) if job.dom_id in html]
+
+
+def test_a_waiting_job_cancelled_moves_everyone_behind_it_up(
+    alice, bob, django_capture_on_commit_callbacks
+):
+    first = DemoJob.objects.create(owner=alice, enqueued=timezone.now() - timedelta(minutes=1))
+    bobs = DemoJob.objects.create(owner=bob)
+    assert "2nd in line" in client_for(bob).get("/").content.decode()
+
+    with django_capture_on_commit_callbacks(execute=True):
+        first.cancel()
+
+    sent = stored_events(bob, "dashboard")[-1][1]
+    assert re.search(rf'id="dash-{bobs.dom_id}".*?1st in line', sent, re.S)
+    assert f"dash-{first.dom_id}" not in sent
+    mine = stored_events(alice, "dashboard")[-1][1]
+    assert f'id="dash-{first.dom_id}"' in section(mine, "dash-ended")
