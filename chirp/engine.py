@@ -299,7 +299,7 @@ class Monitor(threading.Thread):
                 if self._shown is not None:
                     from chirp import live
 
-                    live.publish(job.owner_id, job.live_fragments())
+                    live.publish(job.owner_id, job.all_fragments())
                 self._shown = shown
         ctx.job.upkeep()
 
@@ -407,7 +407,8 @@ def run_job(ctx: RunContext, crashed: bool, monitor: Monitor) -> str:
             token,
         )
         return "finished"
-    job.publish()
+    # Claimed: the job left the line (or came back to a worker), so dashboards change too.
+    job.publish(line_moved=True)
     monitor.watch(ctx)
     try:
         recover_items(job)

@@ -20,6 +20,7 @@ from django.db.models import F, Q, QuerySet
 from django.db.models.signals import post_save
 from django.db.models.sql import UpdateQuery
 from django.dispatch import receiver
+from django.template.loader import render_to_string
 from django.utils import timezone
 from django.utils.functional import cached_property
 
@@ -179,6 +180,34 @@ class Job(models.Model):
     def dom_id(self) -> str:
         return f"{self._meta.model_name}-{self.pk}"
 
+    @property
+    def title(self) -> str:
+        """What the job is about, in a few words (the dashboard names it so)."""
+        return str(self)
+
+    @cached_property
+    def place_in_line(self) -> int:
+        """1 for the next job its lane will take: counts the jobs the lane takes first
+        (everyone's, by `enqueued` as engine.claim_job does), not whose they are."""
+        from chirp import engine
+
+        ahead = engine.runnable_jobs(type(self)).filter(
+            Q(enqueued__lt=self.enqueued) | Q(enqueued=self.enqueued, pk__lt=self.pk)
+        )
+        return ahead.exclude(pk=self.pk).count() + 1
+
+    @property
+    def place_label(self) -> str:
+        from chirp.dashboard import ordinal
+
+        return f"{ordinal(self.place_in_line)} in line"
+
+    @classmethod
+    def totals_for(cls, user: Any) -> list[tuple[str, int]]:
+        """(label, count) pairs of what `user` can see of this lane's results, for the
+        dashboard. Nothing by default."""
+        return []
+
     @classmethod
     def paused_until(cls) -> datetime | None:
         """While this is a future time, the lane's runner starts none of its jobs (None: run).
@@ -214,6 +243,11 @@ class Job(models.Model):
         first pages take the row at the top). Nothing by default."""
         return []
 
+    def all_fragments(self) -> list[tuple[str, str]]:
+        """live_fragments() and the job's row on the dashboard: what every change sends."""
+        row = render_to_string("chirp/partials/dashboard_job.html", {"job": self})
+        return [*self.live_fragments(), (f"dash-{self.dom_id}", row)]
+
     def finished_summary(self) -> str:
         parts = [f"{self.done} done"]
         if self.skipped:
@@ -229,14 +263,23 @@ class Job(models.Model):
         changes.setdefault("updated", timezone.now())
         if type(self).objects.filter(q, pk=self.pk).update(**changes) != 1:
             raise IllegalTransition(f"{self} cannot change to {changes.get('status')}")
+        left_line = self.status == PENDING and changes.get("status", PENDING) != PENDING
         for field, value in changes.items():
             if not hasattr(value, "resolve_expression"):
                 setattr(self, field, value)
-        self.publish()
+        # Into the line or out of the running: the job changes section on the dashboard (a
+        # job starts running only through engine.claim_job, which run_job publishes).
+        self.publish(moved=changes.get("status") in (PENDING, *TERMINAL), line_moved=left_line)
 
-    def publish(self) -> None:
-        """Send this job's fragments to its owner once the transaction commits."""
+    def publish(self, moved: bool = False, line_moved: bool = False) -> None:
+        """Send this job's fragments to its owner once the transaction commits. `moved`: its
+        status changed, so the owner's dashboard is sent again too (the job changes section);
+        `line_moved`: it left its lane's line (see dashboard.publish_on_commit)."""
         live.publish_on_commit(self.owner_id, self._fresh_fragments, self.live_lock)
+        if moved or line_moved:
+            from chirp import dashboard
+
+            dashboard.publish_on_commit(self, line_moved=line_moved)
 
     @cached_property
     def live_lock(self) -> threading.Lock:
@@ -247,7 +290,8 @@ class Job(models.Model):
 
     def _fresh_fragments(self) -> list[tuple[str, str]]:
         self.refresh_from_db()
-        return self.live_fragments()
+        self.__dict__.pop("place_in_line", None)
+        return self.all_fragments()
 
     def advance(self, status: str, token: str, step: str = "") -> None:
         """Move from one working status to the next, by the worker holding the lease."""

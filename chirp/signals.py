@@ -4,7 +4,7 @@ import logging
 
 from django.contrib import messages
 from django.contrib.auth.signals import user_logged_out
-from django.db.models.signals import post_migrate
+from django.db.models.signals import post_migrate, post_save
 from django.dispatch import receiver
 from django_q.signals import post_spawn
 
@@ -52,3 +52,15 @@ def say_signed_out(sender, request=None, **kwargs) -> None:
     """The login page the user lands on after logging out tells them it worked."""
     if request is not None:
         messages.success(request, "You have been signed out.", fail_silently=True)
+
+
+@receiver(post_save)
+def show_new_job_on_dashboard(sender, instance, created: bool = False, **kwargs) -> None:
+    """A new job of any lane joins its owner's dashboard, in line (whoever created it: a
+    page, the API, the admin)."""
+    from chirp.jobs import Job
+
+    if created and isinstance(instance, Job):
+        from chirp import dashboard
+
+        dashboard.publish_on_commit(instance)

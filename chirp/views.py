@@ -20,7 +20,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_eventstream.views import events
 
-from chirp import live, openapi
+from chirp import dashboard, live, openapi
 from chirp.api import api_view
 from chirp.forms import ApiTokenForm, FirstUserForm
 from chirp.models import ApiToken
@@ -28,7 +28,12 @@ from chirp.models import ApiToken
 
 @require_GET
 def home(request: HttpRequest) -> HttpResponse:
-    return render(request, "chirp/home.html")
+    """The dashboard: the user's jobs of every lane and what they have (chirp.dashboard)."""
+    from imports.models import ImportJob
+
+    context = dashboard.context_for(request.user)
+    context["banner"] = ImportJob.banner_for(request.user.pk)
+    return render(request, "chirp/home.html", context)
 
 
 @login_not_required

@@ -681,6 +681,22 @@ class ImportJob(Job):
 
     # -- state shown -----------------------------------------------------------------------------
 
+    def get_absolute_url(self) -> str:
+        return reverse("imports:job_detail", args=[self.pk])
+
+    @classmethod
+    def totals_for(cls, user) -> list[tuple[str, int]]:
+        """The channels `user` sees (Channel.seen) and the videos and transcripts of those."""
+        channels = Channel.objects.visible_to(user)
+        videos = Video.objects.filter(channel__in=channels.values("pk")).aggregate(
+            videos=Count("pk"), transcripts=Count("pk", filter=Video.has_transcript_q())
+        )
+        return [
+            ("Channels", channels.count()),
+            ("Videos", videos["videos"]),
+            ("Transcripts", videos["transcripts"]),
+        ]
+
     @property
     def is_open(self) -> bool:
         return self.status in self.OPEN_STATUSES

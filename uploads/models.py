@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.db import models, transaction
-from django.db.models import Count, Exists, Max, Min, OuterRef, Q, Subquery
+from django.db.models import Count, Exists, Max, Min, OuterRef, Q, Subquery, Sum
+from django.db.models.functions import Coalesce
 from django.db.models.signals import post_delete
 from django.dispatch import receiver
 from django.template.loader import render_to_string
@@ -219,6 +220,20 @@ class ScrapeJob(Job):
     def pool_size(self) -> int:  # type: ignore[override]
         return settings.CHIRP_IMAGE_THREADS
 
+    def get_absolute_url(self) -> str:
+        return reverse("uploads:job_detail", args=[self.pk])
+
+    @property
+    def title(self) -> str:
+        return self.url
+
+    @classmethod
+    def totals_for(cls, user) -> list[tuple[str, int]]:
+        counts = Image.objects.visible_to(user).aggregate(
+            images=Count("pk"), faces=Coalesce(Sum("face_count"), 0)
+        )
+        return [("Images", counts["images"]), ("Faces", counts["faces"])]
+
     # -- creating, finding ------------------------------------------------------------------
 
     @classmethod
@@ -356,6 +371,7 @@ class ScrapeJob(Job):
     def item_summary(self) -> dict[str, int]:
         """How many of this job's items are in each status (the job page's chips)."""
         return ScrapeJobItem.summary_of(self.items.all())
+
     # The event that puts a new job's row at the top of the first page of the Uploads list.
     CREATED_EVENT = "scrapejob-created"
 

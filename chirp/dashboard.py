@@ -1,0 +1,97 @@
+"""The home page's dashboard: one user's jobs of every lane (running, waiting in line, ended),
+the totals of what they can see, and the live fragment that redraws it all.
+
+Each job row is `chirp/partials/dashboard_job.html` under its own id (`dash-<job dom_id>`): it
+goes out with the job's own fragments after every change (Job.all_fragments), so progress moves
+on the dashboard as it does on the app pages. A job that moves between sections (created,
+started, ended, sent back in line) sends the whole dashboard once (`dashboard` event).
+"""
+
+from __future__ import annotations
+
+from itertools import chain
+from typing import Any
+
+from django.db import transaction
+from django.template.loader import render_to_string
+
+from chirp import live
+from chirp.jobs import PENDING, TERMINAL, Job
+
+# How many ended jobs the dashboard shows, and how many waiting ones (the rest are counted).
+RECENT = 8
+WAITING_SHOWN = 20
+# A job that starts moves everyone behind it up one place: their owners get the dashboard
+# again, up to this many of them (a long line of strangers must not stall the worker).
+LINE_WATCHERS = 50
+
+
+def _job_models() -> list[type[Job]]:
+    from chirp import engine
+
+    return list(engine.lanes().values())
+
+
+def context_for(user: Any) -> dict[str, Any]:
+    """What the dashboard shows `user` (a user or their id): their own jobs only (staff too:
+    the admin is where everything is), and totals of what they can see."""
+    running: list[Job] = []
+    waiting: list[Job] = []
+    ended: list[Job] = []
+    waiting_count = 0
+    totals: list[tuple[str, int]] = []
+    for model in _job_models():
+        mine = model.objects.filter(owner=user)
+        running += mine.filter(status__in=model.active_statuses())
+        queued = mine.filter(status=PENDING).order_by("enqueued", "pk")
+        waiting += queued[:WAITING_SHOWN]
+        waiting_count += queued.count()
+        ended += mine.filter(status__in=TERMINAL, finished__isnull=False).order_by(
+            "-finished", "-pk"
+        )[:RECENT]
+        totals += model.totals_for(user)
+    running.sort(key=lambda job: job.started or job.created)
+    waiting.sort(key=lambda job: (job.enqueued, job.lane, job.pk))
+    ended.sort(key=lambda job: job.finished, reverse=True)
+    anything = running or waiting or ended or any(n for _, n in totals)
+    return {
+        "running": running,
+        "waiting": waiting[:WAITING_SHOWN],
+        "waiting_more": max(0, waiting_count - WAITING_SHOWN),
+        "ended": ended[:RECENT],
+        "totals": totals,
+        "empty": not anything,
+    }
+
+
+def fragment(user_id: int) -> tuple[str, str]:
+    return ("dashboard", render_to_string("chirp/home.html#dashboard", context_for(user_id)))
+
+
+def publish_on_commit(job: Job, line_moved: bool = False) -> None:
+    """Send the owner their dashboard once the transaction commits: `job` changed section.
+    `line_moved`: the job left the line, so the owners of the jobs still waiting in its lane
+    see their place change too."""
+
+    def render() -> None:
+        users = [job.owner_id]
+        if line_moved:
+            behind = (
+                type(job)
+                .objects.filter(status=PENDING)
+                .exclude(owner=job.owner_id)
+                .order_by()
+                .values_list("owner", flat=True)
+                .distinct()[:LINE_WATCHERS]
+            )
+            users = list(chain(users, behind))
+        for user_id in users:
+            live.publish_on_commit(user_id, lambda user_id=user_id: [fragment(user_id)])
+
+    transaction.on_commit(render)
+
+
+def ordinal(n: int) -> str:
+    """1st, 2nd, 3rd, 4th, ... 11th, 12th, 13th, ... 21st."""
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"
