@@ -38,5 +38,10 @@ class GalleryFilterForm(forms.Form):
     page = forms.IntegerField(min_value=1, required=False)
 
 
+class FaceReviewForm(forms.Form):
+    # "true" or "false": the state asked for, not a toggle, so a repeated submit is harmless.
+    not_a_face = forms.BooleanField(required=False)
+
+
 class PageForm(forms.Form):
     page = forms.IntegerField(min_value=1, required=False)

@@ -12,11 +12,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime, timedelta
+from pathlib import PurePosixPath
 from typing import TYPE_CHECKING
+from urllib.parse import unquote, urlsplit
 
 from django.conf import settings
 from django.db import models, transaction
-from django.db.models import Count, Exists, Max, Min, OuterRef, Q, Subquery
+from django.db.models import Count, Exists, F, Max, Min, OuterRef, Q, Subquery
 from django.db.models.signals import post_delete
 from django.dispatch import receiver
 from django.template.loader import render_to_string
@@ -96,11 +98,18 @@ class Image(models.Model):
         """What this user's own jobs saw of the image: its URLs, the pages it was found on and
         when they first saw it (never another user's, whoever found it first)."""
         sightings = self.sightings.filter(owner=user)
+        source_urls = _distinct(sightings, "source_url")
         return {
-            "source_urls": _distinct(sightings, "source_url"),
+            "file_name": next(filter(None, map(file_name_of, source_urls)), f"Image #{self.pk}"),
+            "source_urls": source_urls,
             "pages": _distinct(sightings, "page_url"),
             "first_seen": sightings.aggregate(first=Min("first_seen"))["first"],
         }
+
+
+def file_name_of(url: str) -> str:
+    """The last segment of the URL's path, decoded ("" for a bare host or a trailing slash)."""
+    return unquote(PurePosixPath(urlsplit(url).path).name)
 
 
 def _distinct(queryset: models.QuerySet, field: str) -> list[str]:
@@ -158,7 +167,8 @@ class Sighting(models.Model):
 
 
 class DetectedFace(models.Model):
-    """A face's box, in the original picture's pixels."""
+    """A face's box, in the original picture's pixels. A person may say it is not a face: the
+    box stays (struck through) and no longer counts in the image's `face_count`."""
 
     image = models.ForeignKey(Image, on_delete=models.CASCADE, related_name="faces")
     x = models.PositiveIntegerField()
@@ -166,12 +176,28 @@ class DetectedFace(models.Model):
     w = models.PositiveIntegerField()
     h = models.PositiveIntegerField()
     confidence = models.FloatField()
+    not_a_face = models.BooleanField(
+        default=False, help_text="A person said the detector was wrong here."
+    )
 
     class Meta:
         ordering = ["image", "x", "y"]
 
     def __str__(self) -> str:
         return f"{self.w}x{self.h} at ({self.x}, {self.y})"
+
+    def mark_not_a_face(self, not_a_face: bool = True) -> bool:
+        """Say whether this box is a face; the image's `face_count` follows. Conditional, so
+        a double submit changes the count once. Returns whether anything changed."""
+        with transaction.atomic():
+            changed = DetectedFace.objects.filter(pk=self.pk, not_a_face=not not_a_face).update(
+                not_a_face=not_a_face
+            )
+            if changed:
+                step = -1 if not_a_face else 1
+                Image.objects.filter(pk=self.image_id).update(face_count=F("face_count") + step)
+        self.not_a_face = not_a_face
+        return bool(changed)
 
     def percent_box(self) -> dict[str, float]:
         """The box as percentages of the picture, to draw over it at any displayed size."""

@@ -15,4 +15,5 @@ urlpatterns = [
     path("gallery/", views.gallery, name="gallery"),
     path("images/<int:pk>/", views.image_detail, name="image_detail"),
     path("images/<int:pk>/thumbnail.jpg", views.thumbnail, name="thumbnail"),
+    path("faces/<int:pk>/review/", views.review_face, name="review_face"),
 ]

@@ -12,8 +12,8 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from django_htmx.http import HttpResponseClientRedirect, HttpResponseClientRefresh
 
 from chirp.jobs import IllegalTransition
-from uploads.forms import GalleryFilterForm, PageForm, ScrapeJobForm
-from uploads.models import Image, ScrapeJob, ScrapeJobItem
+from uploads.forms import FaceReviewForm, GalleryFilterForm, PageForm, ScrapeJobForm
+from uploads.models import DetectedFace, Image, ScrapeJob, ScrapeJobItem
 
 JOBS_PER_PAGE = 20
 ITEMS_PER_PAGE = 100
@@ -33,6 +33,11 @@ def _get_item_for_user(request: HttpRequest, pk: int) -> ScrapeJobItem:
 def _get_image_for_user(request: HttpRequest, pk: int) -> Image:
     """An image the user's own jobs found; anyone else's is a 404, as if it did not exist."""
     return get_object_or_404(Image.objects.visible_to(request.user), pk=pk)
+
+
+def _get_face_for_user(request: HttpRequest, pk: int) -> DetectedFace:
+    images = Image.objects.visible_to(request.user)
+    return get_object_or_404(DetectedFace.objects.filter(image__in=images), pk=pk)
 
 
 def _page(request: HttpRequest, queryset: QuerySet, per_page: int) -> Page:
@@ -183,12 +188,28 @@ def gallery(request: HttpRequest) -> HttpResponse:
 
 @require_GET
 def image_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    image = _get_image_for_user(request, pk)
+    return _render_image_detail(request, _get_image_for_user(request, pk))
+
+
+def _render_image_detail(request: HttpRequest, image: Image) -> HttpResponse:
     return render(
         request,
         "uploads/image_detail.html",
         {"image": image, "faces": image.faces.all(), "seen": image.sightings_by(request.user)},
     )
+
+
+@require_POST
+def review_face(request: HttpRequest, pk: int) -> HttpResponse:
+    """Mark a detected face as not a face (or as a face again). HTMX swaps the review in
+    place (it picks `#image-review` out of the page); a plain form goes back to the image."""
+    face = _get_face_for_user(request, pk)
+    form = FaceReviewForm(request.POST)
+    if form.is_valid():
+        face.mark_not_a_face(form.cleaned_data["not_a_face"])
+    if request.htmx:
+        return _render_image_detail(request, _get_image_for_user(request, face.image_id))
+    return redirect(face.image)
 
 
 @require_GET

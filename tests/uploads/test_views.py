@@ -327,3 +327,96 @@ def test_the_thumbnail_is_served_to_signed_in_users_only(alice_client, client, a
     assert b"".join(response.streaming_content)[:3] == b"\xff\xd8\xff"
     client.logout()
     assert client.get(image.thumbnail_url).status_code == 302
+
+
+# -- reviewing an image --------------------------------------------------------------------
+
+
+def test_the_review_page_is_titled_by_the_file_name_with_links_that_open_safely(
+    alice_client, alice
+):
+    image = make_image(
+        "named",
+        seen_by=alice,
+        source_url="https://photos.example/albums/Summer%20day.jpg?size=large",
+        found_on="https://photos.example/albums/",
+    )
+
+    html = alice_client.get(image.get_absolute_url()).content.decode()
+
+    assert "<title>Summer day.jpg · Chirp</title>" in html
+    for url in (image.source_url, image.found_on):
+        escaped = url.replace("&", "&amp;")
+        assert f'<a href="{escaped}" target="_blank" rel="noopener noreferrer"' in html
+
+
+def test_marking_a_face_as_not_a_face_strikes_it_and_leaves_the_counts(alice_client, alice):
+    image = make_image("two", faces=2, seen_by=alice)
+    wrong = image.faces.first()
+    url = reverse("uploads:review_face", args=[wrong.pk])
+
+    response = alice_client.post(url, {"not_a_face": "true"})
+    alice_client.post(url, {"not_a_face": "true"})  # a double submit counts once
+
+    assert response.status_code == 302 and response["Location"] == image.get_absolute_url()
+    html = alice_client.get(image.get_absolute_url()).content.decode()
+    assert "1 face<" in html
+    assert html.count('class="face-box not-a-face"') == 1
+    assert html.count("<s>") == 1 and "It is a face" in html
+    gallery = alice_client.get(reverse("uploads:gallery")).content.decode()
+    assert 'data-count="with">With faces <span class="count">1<' in gallery
+    assert "1 face<" in gallery
+
+
+def test_a_wrongly_detected_only_face_moves_the_image_to_without_faces(alice_client, alice):
+    image = make_image("one", faces=1, seen_by=alice)
+    face = image.faces.get()
+
+    alice_client.post(reverse("uploads:review_face", args=[face.pk]), {"not_a_face": "true"})
+
+    without = alice_client.get(reverse("uploads:gallery"), {"faces": "without"}).content.decode()
+    assert image.get_absolute_url() in without
+    alice_client.post(reverse("uploads:review_face", args=[face.pk]), {"not_a_face": "false"})
+    with_faces = alice_client.get(reverse("uploads:gallery"), {"faces": "with"}).content.decode()
+    assert image.get_absolute_url() in with_faces
+
+
+def test_reviewing_a_face_through_htmx_answers_the_review(alice_client, alice):
+    image = make_image("htmx", faces=1, seen_by=alice)
+    face = image.faces.get()
+
+    response = alice_client.post(
+        reverse("uploads:review_face", args=[face.pk]),
+        {"not_a_face": "true"},
+        HTTP_HX_REQUEST="true",
+    )
+
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert 'id="image-review"' in html and "0 faces<" in html and "It is a face" in html
+
+
+def test_a_stranger_cannot_review_my_faces(bob_client, alice):
+    image = make_image("private", faces=1, seen_by=alice)
+    face = image.faces.get()
+
+    response = bob_client.post(
+        reverse("uploads:review_face", args=[face.pk]), {"not_a_face": "true"}
+    )
+
+    assert response.status_code == 404
+    face.refresh_from_db()
+    image.refresh_from_db()
+    assert not face.not_a_face and image.face_count == 1
+
+
+def test_reviewing_a_face_needs_post_and_the_csrf_token(alice, alice_client):
+    face = make_image("csrf", faces=1, seen_by=alice).faces.get()
+    url = reverse("uploads:review_face", args=[face.pk])
+    strict = Client(enforce_csrf_checks=True)
+    strict.force_login(alice)
+
+    assert alice_client.get(url).status_code == 405
+    assert strict.post(url, {"not_a_face": "true"}).status_code == 403
+    face.refresh_from_db()
+    assert not face.not_a_face
