@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlsplit
 
 from django.conf import settings
+from django.core.files.base import ContentFile
 from django.db import models, transaction
 from django.db.models import Count, Exists, F, Max, Min, OuterRef, Q, Subquery
 from django.db.models.signals import post_delete
@@ -25,6 +26,7 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.timesince import timesince
+from PIL import Image as PILImage
 
 from chirp.jobs import CANCELLED, COMPLETED, FAILED, PENDING, TERMINAL, Item, ItemStatus, Job
 
@@ -46,6 +48,15 @@ class ImageQuerySet(models.QuerySet):
             .order_by("-seen_by_user", "-pk")
         )
 
+    def found_by_job(self, job: ScrapeJob) -> ImageQuerySet:
+        return self.filter(Exists(ScrapeJobItem.objects.filter(job=job, image=OuterRef("pk"))))
+
+    def found_on_page(self, user, page_url: str) -> ImageQuerySet:
+        """Where the user's own jobs found them: another user's page for the same picture
+        does not count."""
+        sightings = Sighting.objects.filter(owner=user, page_url=page_url, image=OuterRef("pk"))
+        return self.filter(Exists(sightings))
+
     def with_faces(self) -> ImageQuerySet:
         return self.filter(face_count__gt=0)
 
@@ -63,6 +74,10 @@ class ImageQuerySet(models.QuerySet):
 def _thumbnail_path(image: Image, filename: str) -> str:
     # Named by content: the same picture never gets two thumbnails.
     return f"uploads/thumbnails/{image.sha256[:2]}/{image.sha256}.jpg"
+
+
+# The gallery's second, lighter size: made from the stored thumbnail on first request.
+SMALL_THUMBNAIL_SIZE = 240
 
 
 class Image(models.Model):
@@ -94,6 +109,35 @@ class Image(models.Model):
     def thumbnail_url(self) -> str:
         return reverse("uploads:thumbnail", args=[self.pk])
 
+    @property
+    def small_thumbnail_url(self) -> str:
+        return reverse("uploads:small_thumbnail", args=[self.pk])
+
+    @property
+    def small_thumbnail_name(self) -> str:
+        return f"uploads/thumbnails/{SMALL_THUMBNAIL_SIZE}/{self.sha256[:2]}/{self.sha256}.jpg"
+
+    def open_small_thumbnail(self):
+        """The small thumbnail's file, made from the stored one the first time it is asked
+        for (named by content, like it). Raises FileNotFoundError if there is no thumbnail."""
+        from uploads.images import make_thumbnail
+
+        storage, name = self.thumbnail.storage, self.small_thumbnail_name
+        if not storage.exists(name):
+            if not self.thumbnail:
+                raise FileNotFoundError(name)
+            with self.thumbnail.open("rb") as large, PILImage.open(large) as picture:
+                data = make_thumbnail(picture, SMALL_THUMBNAIL_SIZE)
+            saved = storage.save(name, ContentFile(data))
+            if saved != name:
+                # Another request made it meanwhile; the storage kept both under two names.
+                storage.delete(saved)
+        return storage.open(name, "rb")
+
+    def tile_size(self, height: int = 180) -> tuple[int, int]:
+        """The size of a gallery tile `height` pixels high showing the whole picture."""
+        return round(height * self.width / max(self.height, 1)), height
+
     def sightings_by(self, user) -> dict[str, object]:
         """What this user's own jobs saw of the image: its URLs, the pages it was found on and
         when they first saw it (never another user's, whoever found it first)."""
@@ -119,8 +163,9 @@ def _distinct(queryset: models.QuerySet, field: str) -> list[str]:
 @receiver(post_delete, sender=Image)
 def _delete_thumbnail_file(sender, instance: Image, **kwargs) -> None:
     if instance.thumbnail:
-        storage, name = instance.thumbnail.storage, instance.thumbnail.name
-        transaction.on_commit(lambda: storage.delete(name))
+        storage, names = instance.thumbnail.storage, [instance.thumbnail.name]
+        names.append(instance.small_thumbnail_name)
+        transaction.on_commit(lambda: [storage.delete(name) for name in names])
 
 
 class Sighting(models.Model):

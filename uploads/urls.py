@@ -15,5 +15,11 @@ urlpatterns = [
     path("gallery/", views.gallery, name="gallery"),
     path("images/<int:pk>/", views.image_detail, name="image_detail"),
     path("images/<int:pk>/thumbnail.jpg", views.thumbnail, name="thumbnail"),
+    path(
+        "images/<int:pk>/thumbnail-small.jpg",
+        views.thumbnail,
+        {"small": True},
+        name="small_thumbnail",
+    ),
     path("faces/<int:pk>/review/", views.review_face, name="review_face"),
 ]

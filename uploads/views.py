@@ -1,7 +1,5 @@
 from __future__ import annotations
 
-from urllib.parse import urlencode
-
 from django.contrib import messages
 from django.core.paginator import Page, Paginator
 from django.db.models import QuerySet
@@ -166,21 +164,16 @@ def retry_item(request: HttpRequest, pk: int) -> HttpResponse:
 
 @require_GET
 def gallery(request: HttpRequest) -> HttpResponse:
-    form = GalleryFilterForm(request.GET)
-    faces = form.cleaned_data["faces"] if form.is_valid() else ""
+    form = GalleryFilterForm(request.GET, user=request.user)
     images = Image.objects.visible_to(request.user)
     counts = images.counts()
-    if faces == "with":
-        images = images.with_faces()
-    elif faces == "without":
-        images = images.without_faces()
     return render(
         request,
         "uploads/gallery.html",
         {
-            "images": _page(request, images, IMAGES_PER_PAGE),
-            "query": urlencode({"faces": faces}) if faces else "",
-            "filter_label": dict(GalleryFilterForm.FACES_CHOICES)[faces],
+            "form": form,
+            "images": _page(request, form.filter(images), IMAGES_PER_PAGE),
+            "query": form.query(),
             "counts": counts,
         },
     )
@@ -213,14 +206,14 @@ def review_face(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @require_GET
-def thumbnail(request: HttpRequest, pk: int) -> FileResponse:
+def thumbnail(request: HttpRequest, pk: int, small: bool = False) -> FileResponse:
     # Staff who may view images in the admin see every thumbnail there.
     if request.user.has_perm("uploads.view_image"):
         image = get_object_or_404(Image, pk=pk)
     else:
         image = _get_image_for_user(request, pk)
     try:
-        file = image.thumbnail.open("rb")
+        file = image.open_small_thumbnail() if small else image.thumbnail.open("rb")
     except (FileNotFoundError, ValueError):
         raise Http404("The thumbnail is missing.") from None
     response = FileResponse(file, content_type="image/jpeg")

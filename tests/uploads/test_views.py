@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+import re
 from datetime import timedelta
 
 import pytest
@@ -420,3 +422,100 @@ def test_reviewing_a_face_needs_post_and_the_csrf_token(alice, alice_client):
     assert strict.post(url, {"not_a_face": "true"}).status_code == 403
     face.refresh_from_db()
     assert not face.not_a_face
+
+
+# -- the gallery ---------------------------------------------------------------------------
+
+
+def gallery_ids(client, **params) -> list[int]:
+    """The images the gallery shows, in order."""
+    html = client.get(reverse("uploads:gallery"), params).content.decode()
+    return [int(pk) for pk in re.findall(r'<li class="tile" id="tile-(\d+)"', html)]
+
+
+def test_the_gallery_filters_by_my_job(alice_client, alice, bob):
+    first = make_job(alice, ["completed"], url="https://one.example/")
+    second = make_job(alice, ["completed", "completed"], url="https://two.example/")
+    bobs = make_job(bob, ["completed"])
+    in_first = first.items.get().image
+
+    assert gallery_ids(alice_client, job=first.pk) == [in_first.pk]
+    assert len(gallery_ids(alice_client, job=second.pk)) == 2
+    response = alice_client.get(reverse("uploads:gallery"), {"job": bobs.pk})
+    assert "That job is not one of yours." in response.content.decode()
+    assert len(gallery_ids(alice_client, job=bobs.pk)) == 3  # the filter is ignored
+
+
+def test_the_gallery_filters_by_the_page_my_own_jobs_found_it_on(alice_client, alice, bob):
+    shared = make_image("shared", seen_by=alice, found_on="https://alice.example/")
+    Sighting.objects.create(
+        owner=bob, image=shared, source_url=shared.source_url, page_url="https://bob.example/"
+    )
+    other = make_image("other", seen_by=alice, found_on="https://elsewhere.example/")
+
+    assert gallery_ids(alice_client, on_page="https://alice.example/") == [shared.pk]
+    assert gallery_ids(alice_client, on_page="https://elsewhere.example/") == [other.pk]
+    html = alice_client.get(reverse("uploads:gallery")).content.decode()
+    assert "https://bob.example/" not in html  # not even among the choices
+    refused = alice_client.get(reverse("uploads:gallery"), {"on_page": "https://bob.example/"})
+    assert "Your jobs found no images on that page." in refused.content.decode()
+
+
+def test_the_gallery_filters_by_the_date_i_found_it_and_sorts(alice_client, alice):
+    now = timezone.now()
+    old = make_image("old", faces=1, seen_by=alice, first_seen=now - timedelta(days=10))
+    middle = make_image("middle", faces=3, seen_by=alice, first_seen=now - timedelta(days=5))
+    new = make_image("new", faces=0, seen_by=alice, first_seen=now)
+    day = (now - timedelta(days=7)).date().isoformat()
+
+    assert gallery_ids(alice_client) == [new.pk, middle.pk, old.pk]
+    assert gallery_ids(alice_client, sort="oldest") == [old.pk, middle.pk, new.pk]
+    assert gallery_ids(alice_client, sort="faces") == [middle.pk, old.pk, new.pk]
+    assert gallery_ids(alice_client, found_from=day) == [new.pk, middle.pk]
+    assert gallery_ids(alice_client, found_to=day) == [old.pk]
+    assert gallery_ids(alice_client, found_from=day, faces="with", sort="faces") == [middle.pk]
+
+
+def test_the_gallery_pages_keep_the_filters(alice_client, alice):
+    for n in range(49):
+        make_image(f"p{n}", faces=1, seen_by=alice)
+
+    html = alice_client.get(reverse("uploads:gallery"), {"faces": "with", "sort": "faces"})
+
+    assert 'href="/uploads/gallery/?faces=with&amp;sort=faces&amp;page=2"' in html.content.decode()
+    assert len(gallery_ids(alice_client, faces="with", sort="faces", page=2)) == 1
+
+
+def test_gallery_tiles_have_the_pictures_shape_and_two_thumbnail_sizes(alice_client, alice):
+    wide = make_image("wide", seen_by=alice, width=900, height=300)
+
+    html = alice_client.get(reverse("uploads:gallery")).content.decode()
+
+    assert (
+        f'<img src="{wide.small_thumbnail_url}" srcset="{wide.small_thumbnail_url} 240w, '
+        f'{wide.thumbnail_url} 480w" sizes="540px" width="540" height="180"'
+    ) in html
+    assert "style=" not in html
+
+
+def test_the_small_thumbnail_is_made_once_and_goes_with_the_image(
+    alice_client, alice, bob_client, media_root, django_capture_on_commit_callbacks
+):
+    from PIL import Image as PILImage
+
+    image = make_image("small", seen_by=alice)
+    PILImage.new("RGB", (480, 240), "teal").save(media_root / image.thumbnail.name, "JPEG")
+
+    response = alice_client.get(image.small_thumbnail_url)
+    again = alice_client.get(image.small_thumbnail_url)
+
+    assert response.status_code == 200 and response["Content-Type"] == "image/jpeg"
+    data = b"".join(response.streaming_content)
+    assert PILImage.open(io.BytesIO(data)).size == (240, 120)
+    assert b"".join(again.streaming_content) == data
+    assert bob_client.get(image.small_thumbnail_url).status_code == 404
+    small = media_root / image.small_thumbnail_name
+    assert small.exists() and len(list(small.parent.iterdir())) == 1
+    with django_capture_on_commit_callbacks(execute=True):
+        image.delete()
+    assert not small.exists()
