@@ -61,3 +61,9 @@ document.addEventListener("htmx:sseBeforeMessage", (event) => {
   note.append(reload);
   toasts.append(note);
 });
+
+// A button with data-confirm asks before it submits its form (the gallery's "Delete").
+document.addEventListener("click", (event) => {
+  const button = event.target.closest && event.target.closest("button[data-confirm]");
+  if (button && !window.confirm(button.dataset.confirm)) event.preventDefault();
+});

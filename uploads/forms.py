@@ -5,7 +5,7 @@ from urllib.parse import urlencode, urlsplit, urlunsplit
 from django import forms
 
 from uploads.fetching import FetchError, check_url
-from uploads.models import ImageQuerySet, ScrapeJob, Sighting
+from uploads.models import Image, ImageQuerySet, ScrapeJob, Sighting
 
 
 class ScrapeJobForm(forms.Form):
@@ -108,6 +108,38 @@ class GalleryFilterForm(forms.Form):
                 if name in self.cleaned_data and self.data.get(name)
             }
         )
+
+
+class ImageIdsField(forms.Field):
+    """Several image ids (checkboxes named alike); which of them the user may touch is the
+    view's question, not the field's."""
+
+    widget = forms.MultipleHiddenInput
+
+    def to_python(self, value) -> list[int]:
+        try:
+            return sorted({int(pk) for pk in value or ()})
+        except (TypeError, ValueError):
+            raise forms.ValidationError("Those are not images.", code="invalid") from None
+
+
+class ImageSelectionForm(forms.Form):
+    image = ImageIdsField(error_messages={"required": "Select at least one image first."})
+
+    def __init__(self, data, user) -> None:
+        super().__init__(data)
+        self.user = user
+
+    def clean_image(self) -> list[int]:
+        # Another user's images are left out as if they did not exist.
+        pks = self.cleaned_data["image"]
+        visible = Image.objects.visible_to(self.user).filter(pk__in=pks)
+        if not visible.exists():
+            raise forms.ValidationError("Select at least one image first.", code="required")
+        return pks
+
+    def images(self) -> ImageQuerySet:
+        return Image.objects.visible_to(self.user).filter(pk__in=self.cleaned_data["image"])
 
 
 class FaceReviewForm(forms.Form):

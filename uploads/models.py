@@ -57,6 +57,26 @@ class ImageQuerySet(models.QuerySet):
         sightings = Sighting.objects.filter(owner=user, page_url=page_url, image=OuterRef("pk"))
         return self.filter(Exists(sightings))
 
+    def forget_for(self, user) -> int:
+        """Take these images out of the user's gallery: their sightings go, and their jobs'
+        items no longer point at them. An image nobody else has seen or is processing goes
+        whole, with its thumbnails; one another user's job found stays theirs. Returns how
+        many images left the user's gallery."""
+        with transaction.atomic():
+            pks = list(
+                self.filter(sightings__owner=user)
+                .order_by()
+                .values_list("pk", flat=True)
+                .distinct()
+            )
+            Sighting.objects.filter(owner=user, image__in=pks).delete()
+            ScrapeJobItem.objects.filter(job__owner=user, image__in=pks).update(image=None)
+            # The thumbnails' files follow the rows (see _delete_thumbnail_file).
+            Image.objects.filter(pk__in=pks).exclude(
+                Exists(Sighting.objects.filter(image=OuterRef("pk")))
+            ).exclude(Exists(ScrapeJobItem.objects.filter(image=OuterRef("pk")))).delete()
+        return len(pks)
+
     def with_faces(self) -> ImageQuerySet:
         return self.filter(face_count__gt=0)
 
@@ -133,6 +153,13 @@ class Image(models.Model):
                 # Another request made it meanwhile; the storage kept both under two names.
                 storage.delete(saved)
         return storage.open(name, "rb")
+
+    def archive_name(self, user) -> str:
+        """The name of the image's stored picture in a ZIP for `user`: unique (its id first)
+        and named after the user's own URL for it. A JPEG whatever the original was: Chirp
+        keeps its largest thumbnail, not the original."""
+        stem = PurePosixPath(self.sightings_by(user)["file_name"]).stem or "image"
+        return f"{self.pk}-{stem}.jpg"
 
     def tile_size(self, height: int = 180) -> tuple[int, int]:
         """The size of a gallery tile `height` pixels high showing the whole picture."""

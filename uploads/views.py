@@ -1,16 +1,27 @@
 from __future__ import annotations
 
+from functools import partial
+
 from django.contrib import messages
 from django.core.paginator import Page, Paginator
 from django.db.models import QuerySet
-from django.http import FileResponse, Http404, HttpRequest, HttpResponse
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.template.defaultfilters import pluralize
 from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRedirect, HttpResponseClientRefresh
 
 from chirp.jobs import IllegalTransition
-from uploads.forms import FaceReviewForm, GalleryFilterForm, PageForm, ScrapeJobForm
+from uploads.archives import stream_zip
+from uploads.forms import (
+    FaceReviewForm,
+    GalleryFilterForm,
+    ImageSelectionForm,
+    PageForm,
+    ScrapeJobForm,
+)
 from uploads.models import DetectedFace, Image, ScrapeJob, ScrapeJobItem
 
 JOBS_PER_PAGE = 20
@@ -177,6 +188,43 @@ def gallery(request: HttpRequest) -> HttpResponse:
             "counts": counts,
         },
     )
+
+
+def _back_to_gallery(request: HttpRequest) -> HttpResponse:
+    """To the gallery page the selection was made on (its filters and page), or the gallery."""
+    back = request.POST.get("next", "")
+    if back.startswith(reverse("uploads:gallery")) and url_has_allowed_host_and_scheme(
+        back, allowed_hosts={request.get_host()}
+    ):
+        return redirect(back)
+    return redirect("uploads:gallery")
+
+
+@require_POST
+def delete_images(request: HttpRequest) -> HttpResponse:
+    form = ImageSelectionForm(request.POST, user=request.user)
+    if not form.is_valid():
+        messages.error(request, form.errors["image"][0])
+        return _back_to_gallery(request)
+    removed = form.images().forget_for(request.user)
+    messages.success(request, f"Deleted {removed} image{pluralize(removed)} from your gallery.")
+    return _back_to_gallery(request)
+
+
+@require_POST
+def download_images(request: HttpRequest) -> HttpResponse:
+    """The selected images' stored pictures as one ZIP, streamed as it is made."""
+    form = ImageSelectionForm(request.POST, user=request.user)
+    if not form.is_valid():
+        messages.error(request, form.errors["image"][0])
+        return _back_to_gallery(request)
+    entries = (
+        (image.archive_name(request.user), partial(image.thumbnail.open, "rb"))
+        for image in form.images().iterator()
+    )
+    response = StreamingHttpResponse(stream_zip(entries), content_type="application/zip")
+    response["Content-Disposition"] = 'attachment; filename="chirp-images.zip"'
+    return response
 
 
 @require_GET

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import re
+import zipfile
 from datetime import timedelta
 
 import pytest
@@ -12,7 +13,7 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from uploads.models import ScrapeJob, ScrapeJobItem, Sighting
+from uploads.models import Image, ScrapeJob, ScrapeJobItem, Sighting
 
 from .conftest import make_image, make_job
 
@@ -519,3 +520,102 @@ def test_the_small_thumbnail_is_made_once_and_goes_with_the_image(
     with django_capture_on_commit_callbacks(execute=True):
         image.delete()
     assert not small.exists()
+
+
+# -- deleting and downloading a selection ----------------------------------------------------
+
+
+def test_deleting_selected_images_removes_their_files_when_nobody_else_has_them(
+    alice_client, alice, media_root, django_capture_on_commit_callbacks
+):
+    job = make_job(alice, ["completed"])
+    mine = job.items.get().image
+    kept = make_image("kept", seen_by=alice)
+    thumbnail = media_root / mine.thumbnail.name
+    assert thumbnail.exists()
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = alice_client.post(
+            reverse("uploads:delete_images"),
+            {"image": [mine.pk], "next": "/uploads/gallery/?faces=with"},
+        )
+
+    assert response.status_code == 302 and response["Location"] == "/uploads/gallery/?faces=with"
+    assert messages_of(response) == ["Deleted 1 image from your gallery."]
+    assert not Image.objects.filter(pk=mine.pk).exists() and not thumbnail.exists()
+    assert job.items.get().image is None
+    assert gallery_ids(alice_client) == [kept.pk]
+
+
+def test_deleting_an_image_bob_also_found_only_takes_it_out_of_my_gallery(
+    alice_client, alice, bob, bob_client, media_root, django_capture_on_commit_callbacks
+):
+    shared = make_image("shared", seen_by=alice)
+    Sighting.objects.create(
+        owner=bob, image=shared, source_url=shared.source_url, page_url="https://bob.example/"
+    )
+
+    with django_capture_on_commit_callbacks(execute=True):
+        alice_client.post(reverse("uploads:delete_images"), {"image": [shared.pk]})
+
+    assert gallery_ids(alice_client) == []
+    assert alice_client.get(shared.get_absolute_url()).status_code == 404
+    assert gallery_ids(bob_client) == [shared.pk]
+    assert (media_root / shared.thumbnail.name).exists()
+    assert bob_client.get(shared.thumbnail_url).status_code == 200
+
+
+def test_bob_cannot_delete_my_images(bob_client, alice, bob):
+    mine = make_image("mine", seen_by=alice)
+    his = make_image("his", seen_by=bob)
+
+    response = bob_client.post(reverse("uploads:delete_images"), {"image": [mine.pk]})
+    both = bob_client.post(reverse("uploads:delete_images"), {"image": [mine.pk, his.pk]})
+
+    assert messages_of(response)[0] == "Select at least one image first."
+    assert messages_of(both)[-1] == "Deleted 1 image from your gallery."
+    assert mine.sightings.filter(owner=alice).exists()
+    assert not Image.objects.filter(pk=his.pk).exists()
+
+
+def test_deleting_needs_a_selection_post_and_the_csrf_token(alice, alice_client):
+    image = make_image("csrf", seen_by=alice)
+    strict = Client(enforce_csrf_checks=True)
+    strict.force_login(alice)
+
+    nothing = alice_client.post(reverse("uploads:delete_images"), {})
+    assert messages_of(nothing) == ["Select at least one image first."]
+    assert alice_client.get(reverse("uploads:delete_images")).status_code == 405
+    assert strict.post(reverse("uploads:delete_images"), {"image": [image.pk]}).status_code == 403
+    assert Image.objects.filter(pk=image.pk).exists()
+
+
+def test_downloading_selected_images_streams_a_zip_of_their_pictures(
+    alice_client, alice, bob, media_root
+):
+    first = make_image("first", seen_by=alice, source_url="https://photos.example/Cat%201.png")
+    second = make_image("second", seen_by=alice)
+    bobs = make_image("bobs", seen_by=bob)
+    (media_root / second.thumbnail.name).write_bytes(b"\xff\xd8\xff second picture")
+
+    response = alice_client.post(
+        reverse("uploads:download_images"), {"image": [first.pk, second.pk, bobs.pk]}
+    )
+
+    assert response.status_code == 200 and response.streaming
+    assert response["Content-Type"] == "application/zip"
+    assert response["Content-Disposition"] == 'attachment; filename="chirp-images.zip"'
+    archive = zipfile.ZipFile(io.BytesIO(b"".join(response.streaming_content)))
+    assert archive.testzip() is None
+    assert sorted(archive.namelist()) == [f"{first.pk}-Cat 1.jpg", f"{second.pk}-second.jpg"]
+    assert archive.read(f"{second.pk}-second.jpg") == b"\xff\xd8\xff second picture"
+    assert archive.read(f"{first.pk}-Cat 1.jpg") == (media_root / first.thumbnail.name).read_bytes()
+
+
+def test_bob_cannot_download_my_images(bob_client, alice):
+    mine = make_image("mine", seen_by=alice)
+
+    response = bob_client.post(reverse("uploads:download_images"), {"image": [mine.pk]})
+
+    assert response.status_code == 302 and not getattr(response, "streaming", False)
+    assert messages_of(response) == ["Select at least one image first."]
