@@ -139,3 +139,20 @@ def test_the_lightbox_opens_moves_with_the_arrow_keys_and_closes(alice, browser_
     expect(lightbox).to_be_visible()
     expect(title).to_have_text("first.jpg · 1 face")
     assert problems == []
+
+
+def test_marking_a_face_as_not_a_face_updates_the_review_in_place(alice, browser_for):
+    image = make_image("review", faces=2, seen_by=alice)
+    page = browser_for(alice)
+    page.goto(image.get_absolute_url())
+    page.evaluate("window.notReloaded = true")
+    expect(page.locator("h1")).to_have_text("review.jpg · 2 faces")
+
+    page.locator(".face-row button").first.click()
+
+    expect(page.locator("h1")).to_have_text("review.jpg · 1 face")
+    expect(page.locator(".face-row.not-a-face s")).to_have_count(1)
+    expect(page.locator("rect.face-box.not-a-face")).to_have_count(1)
+    assert page.evaluate("window.notReloaded") is True
+    page.locator(".face-row.not-a-face button").click()
+    expect(page.locator("h1")).to_have_text("review.jpg · 2 faces")
