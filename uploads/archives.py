@@ -10,8 +10,10 @@ from __future__ import annotations
 import io
 import logging
 import zipfile
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from typing import IO
+
+from asgiref.sync import sync_to_async
 
 logger = logging.getLogger(__name__)
 
@@ -55,3 +57,16 @@ def stream_zip(entries: Iterable[tuple[str, Callable[[], IO[bytes]]]]) -> Iterat
                     yield sink.take()
             yield sink.take()
     yield sink.take()
+
+
+async def chunks_for_asgi(chunks: Iterator[bytes]) -> AsyncIterator[bytes]:
+    """Hand a synchronous stream to an ASGI server a chunk at a time. Given a synchronous
+    iterator, Django's ASGI handler reads it whole into a list first (a whole ZIP in memory);
+    each chunk is made in the thread the ORM runs in, as the view's own code would be."""
+    take = sync_to_async(next, thread_sensitive=True)
+    done = object()
+    try:
+        while (chunk := await take(chunks, done)) is not done:
+            yield chunk
+    finally:
+        await sync_to_async(getattr(chunks, "close", lambda: None), thread_sensitive=True)()

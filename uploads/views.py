@@ -3,6 +3,7 @@ from __future__ import annotations
 from functools import partial
 
 from django.contrib import messages
+from django.core.handlers.asgi import ASGIRequest
 from django.core.paginator import Page, Paginator
 from django.db.models import QuerySet
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, StreamingHttpResponse
@@ -14,7 +15,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from django_htmx.http import HttpResponseClientRedirect, HttpResponseClientRefresh
 
 from chirp.jobs import IllegalTransition
-from uploads.archives import stream_zip
+from uploads.archives import chunks_for_asgi, stream_zip
 from uploads.forms import (
     FaceReviewForm,
     GalleryFilterForm,
@@ -222,7 +223,10 @@ def download_images(request: HttpRequest) -> HttpResponse:
         (image.archive_name(request.user), partial(image.thumbnail.open, "rb"))
         for image in form.images().iterator()
     )
-    response = StreamingHttpResponse(stream_zip(entries), content_type="application/zip")
+    chunks = stream_zip(entries)
+    if isinstance(request, ASGIRequest):
+        chunks = chunks_for_asgi(chunks)
+    response = StreamingHttpResponse(chunks, content_type="application/zip")
     response["Content-Disposition"] = 'attachment; filename="chirp-images.zip"'
     return response
 

@@ -8,8 +8,9 @@ import zipfile
 from datetime import timedelta
 
 import pytest
+from asgiref.sync import async_to_sync
 from django.contrib.messages import get_messages
-from django.test import Client
+from django.test import AsyncClient, Client
 from django.urls import reverse
 from django.utils import timezone
 
@@ -619,3 +620,23 @@ def test_bob_cannot_download_my_images(bob_client, alice):
 
     assert response.status_code == 302 and not getattr(response, "streaming", False)
     assert messages_of(response) == ["Select at least one image first."]
+
+
+def test_under_asgi_the_zip_is_streamed_chunk_by_chunk(alice, media_root):
+    # Django's ASGI handler would read a synchronous stream whole before sending a byte.
+    images = [make_image(f"asgi{n}", seen_by=alice) for n in range(3)]
+    client = AsyncClient()
+
+    async def download():
+        await client.aforce_login(alice)
+        response = await client.post(
+            reverse("uploads:download_images"), {"image": [image.pk for image in images]}
+        )
+        return response, [chunk async for chunk in response.streaming_content]
+
+    response, chunks = async_to_sync(download)()
+
+    assert response.status_code == 200 and response.is_async
+    assert len(chunks) > 3
+    archive = zipfile.ZipFile(io.BytesIO(b"".join(chunks)))
+    assert archive.namelist() == [f"{image.pk}-asgi{n}.jpg" for n, image in enumerate(images)][::-1]
