@@ -64,7 +64,7 @@ class ScrapeJobAdmin(JobAdminMixin, admin.ModelAdmin):
 
 class DetectedFaceInline(admin.TabularInline):
     model = DetectedFace
-    fields = ["x", "y", "w", "h", "confidence"]
+    fields = ["x", "y", "w", "h", "confidence", "not_a_face"]
     readonly_fields = fields
     extra = 0
     can_delete = False

@@ -12,17 +12,21 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime, timedelta
+from pathlib import PurePosixPath
 from typing import TYPE_CHECKING
+from urllib.parse import unquote, urlsplit
 
 from django.conf import settings
+from django.core.files.base import ContentFile
 from django.db import models, transaction
-from django.db.models import Count, Exists, Max, Min, OuterRef, Q, Subquery, Sum
+from django.db.models import Count, Exists, F, Max, Min, OuterRef, Q, Subquery, Sum
 from django.db.models.functions import Coalesce
 from django.db.models.signals import post_delete
 from django.dispatch import receiver
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
+from PIL import Image as PILImage
 
 from chirp.jobs import CANCELLED, COMPLETED, FAILED, PENDING, TERMINAL, Item, ItemStatus, Job
 from chirp.templatetags.chirp_time import ago
@@ -45,6 +49,35 @@ class ImageQuerySet(models.QuerySet):
             .order_by("-seen_by_user", "-pk")
         )
 
+    def found_by_job(self, job: ScrapeJob) -> ImageQuerySet:
+        return self.filter(Exists(ScrapeJobItem.objects.filter(job=job, image=OuterRef("pk"))))
+
+    def found_on_page(self, user, page_url: str) -> ImageQuerySet:
+        """Where the user's own jobs found them: another user's page for the same picture
+        does not count."""
+        sightings = Sighting.objects.filter(owner=user, page_url=page_url, image=OuterRef("pk"))
+        return self.filter(Exists(sightings))
+
+    def forget_for(self, user) -> int:
+        """Take these images out of the user's gallery: their sightings go, and their jobs'
+        items no longer point at them. An image nobody else has seen or is processing goes
+        whole, with its thumbnails; one another user's job found stays theirs. Returns how
+        many images left the user's gallery."""
+        with transaction.atomic():
+            pks = list(
+                self.filter(sightings__owner=user)
+                .order_by()
+                .values_list("pk", flat=True)
+                .distinct()
+            )
+            Sighting.objects.filter(owner=user, image__in=pks).delete()
+            ScrapeJobItem.objects.filter(job__owner=user, image__in=pks).update(image=None)
+            # The thumbnails' files follow the rows (see _delete_thumbnail_file).
+            Image.objects.filter(pk__in=pks).exclude(
+                Exists(Sighting.objects.filter(image=OuterRef("pk")))
+            ).exclude(Exists(ScrapeJobItem.objects.filter(image=OuterRef("pk")))).delete()
+        return len(pks)
+
     def with_faces(self) -> ImageQuerySet:
         return self.filter(face_count__gt=0)
 
@@ -62,6 +95,10 @@ class ImageQuerySet(models.QuerySet):
 def _thumbnail_path(image: Image, filename: str) -> str:
     # Named by content: the same picture never gets two thumbnails.
     return f"uploads/thumbnails/{image.sha256[:2]}/{image.sha256}.jpg"
+
+
+# The gallery's second, lighter size: made from the stored thumbnail on first request.
+SMALL_THUMBNAIL_SIZE = 240
 
 
 class Image(models.Model):
@@ -93,15 +130,58 @@ class Image(models.Model):
     def thumbnail_url(self) -> str:
         return reverse("uploads:thumbnail", args=[self.pk])
 
+    @property
+    def small_thumbnail_url(self) -> str:
+        return reverse("uploads:small_thumbnail", args=[self.pk])
+
+    @property
+    def small_thumbnail_name(self) -> str:
+        return f"uploads/thumbnails/{SMALL_THUMBNAIL_SIZE}/{self.sha256[:2]}/{self.sha256}.jpg"
+
+    def open_small_thumbnail(self):
+        """The small thumbnail's file, made from the stored one the first time it is asked
+        for (named by content, like it). Raises FileNotFoundError if there is no thumbnail."""
+        from uploads.images import make_thumbnail
+
+        storage, name = self.thumbnail.storage, self.small_thumbnail_name
+        if not storage.exists(name):
+            if not self.thumbnail:
+                raise FileNotFoundError(name)
+            with self.thumbnail.open("rb") as large, PILImage.open(large) as picture:
+                data = make_thumbnail(picture, SMALL_THUMBNAIL_SIZE)
+            saved = storage.save(name, ContentFile(data))
+            if saved != name:
+                # Another request made it meanwhile; the storage kept both under two names.
+                storage.delete(saved)
+        return storage.open(name, "rb")
+
+    def archive_name(self, user) -> str:
+        """The name of the image's stored picture in a ZIP for `user`: unique (its id first)
+        and named after the user's own URL for it. A JPEG whatever the original was: Chirp
+        keeps its largest thumbnail, not the original."""
+        stem = PurePosixPath(self.sightings_by(user)["file_name"]).stem or "image"
+        return f"{self.pk}-{stem}.jpg"
+
+    def tile_size(self, height: int = 180) -> tuple[int, int]:
+        """The size of a gallery tile `height` pixels high showing the whole picture."""
+        return round(height * self.width / max(self.height, 1)), height
+
     def sightings_by(self, user) -> dict[str, object]:
         """What this user's own jobs saw of the image: its URLs, the pages it was found on and
         when they first saw it (never another user's, whoever found it first)."""
         sightings = self.sightings.filter(owner=user)
+        source_urls = _distinct(sightings, "source_url")
         return {
-            "source_urls": _distinct(sightings, "source_url"),
+            "file_name": next(filter(None, map(file_name_of, source_urls)), f"Image #{self.pk}"),
+            "source_urls": source_urls,
             "pages": _distinct(sightings, "page_url"),
             "first_seen": sightings.aggregate(first=Min("first_seen"))["first"],
         }
+
+
+def file_name_of(url: str) -> str:
+    """The last segment of the URL's path, decoded ("" for a bare host or a trailing slash)."""
+    return unquote(PurePosixPath(urlsplit(url).path).name)
 
 
 def _distinct(queryset: models.QuerySet, field: str) -> list[str]:
@@ -111,8 +191,9 @@ def _distinct(queryset: models.QuerySet, field: str) -> list[str]:
 @receiver(post_delete, sender=Image)
 def _delete_thumbnail_file(sender, instance: Image, **kwargs) -> None:
     if instance.thumbnail:
-        storage, name = instance.thumbnail.storage, instance.thumbnail.name
-        transaction.on_commit(lambda: storage.delete(name))
+        storage, names = instance.thumbnail.storage, [instance.thumbnail.name]
+        names.append(instance.small_thumbnail_name)
+        transaction.on_commit(lambda: [storage.delete(name) for name in names])
 
 
 class Sighting(models.Model):
@@ -159,7 +240,8 @@ class Sighting(models.Model):
 
 
 class DetectedFace(models.Model):
-    """A face's box, in the original picture's pixels."""
+    """A face's box, in the original picture's pixels. A person may say it is not a face: the
+    box stays (struck through) and no longer counts in the image's `face_count`."""
 
     image = models.ForeignKey(Image, on_delete=models.CASCADE, related_name="faces")
     x = models.PositiveIntegerField()
@@ -167,12 +249,28 @@ class DetectedFace(models.Model):
     w = models.PositiveIntegerField()
     h = models.PositiveIntegerField()
     confidence = models.FloatField()
+    not_a_face = models.BooleanField(
+        default=False, help_text="A person said the detector was wrong here."
+    )
 
     class Meta:
         ordering = ["image", "x", "y"]
 
     def __str__(self) -> str:
         return f"{self.w}x{self.h} at ({self.x}, {self.y})"
+
+    def mark_not_a_face(self, not_a_face: bool = True) -> bool:
+        """Say whether this box is a face; the image's `face_count` follows. Conditional, so
+        a double submit changes the count once. Returns whether anything changed."""
+        with transaction.atomic():
+            changed = DetectedFace.objects.filter(pk=self.pk, not_a_face=not not_a_face).update(
+                not_a_face=not_a_face
+            )
+            if changed:
+                step = -1 if not_a_face else 1
+                Image.objects.filter(pk=self.image_id).update(face_count=F("face_count") + step)
+        self.not_a_face = not_a_face
+        return bool(changed)
 
     def percent_box(self) -> dict[str, float]:
         """The box as percentages of the picture, to draw over it at any displayed size."""

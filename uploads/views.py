@@ -1,11 +1,13 @@
 from __future__ import annotations
 
-from urllib.parse import urlencode, urlsplit
+from functools import partial
+from urllib.parse import urlsplit
 
 from django.contrib import messages
+from django.core.handlers.asgi import ASGIRequest
 from django.core.paginator import Page, Paginator
 from django.db.models import QuerySet
-from django.http import FileResponse, Http404, HttpRequest, HttpResponse
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.defaultfilters import pluralize
 from django.urls import Resolver404, resolve, reverse
@@ -14,8 +16,15 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from django_htmx.http import HttpResponseClientRedirect, HttpResponseClientRefresh
 
 from chirp.jobs import IllegalTransition
-from uploads.forms import GalleryFilterForm, PageForm, ScrapeJobForm
-from uploads.models import Image, ScrapeJob, ScrapeJobItem
+from uploads.archives import chunks_for_asgi, stream_zip
+from uploads.forms import (
+    FaceReviewForm,
+    GalleryFilterForm,
+    ImageSelectionForm,
+    PageForm,
+    ScrapeJobForm,
+)
+from uploads.models import DetectedFace, Image, ScrapeJob, ScrapeJobItem
 
 JOBS_PER_PAGE = 20
 ITEMS_PER_PAGE = 100
@@ -35,6 +44,11 @@ def _get_item_for_user(request: HttpRequest, pk: int) -> ScrapeJobItem:
 def _get_image_for_user(request: HttpRequest, pk: int) -> Image:
     """An image the user's own jobs found; anyone else's is a 404, as if it did not exist."""
     return get_object_or_404(Image.objects.visible_to(request.user), pk=pk)
+
+
+def _get_face_for_user(request: HttpRequest, pk: int) -> DetectedFace:
+    images = Image.objects.visible_to(request.user)
+    return get_object_or_404(DetectedFace.objects.filter(image__in=images), pk=pk)
 
 
 def _page(request: HttpRequest, queryset: QuerySet, per_page: int) -> Page:
@@ -165,21 +179,16 @@ def retry_item(request: HttpRequest, pk: int) -> HttpResponse:
 
 @require_GET
 def gallery(request: HttpRequest) -> HttpResponse:
-    form = GalleryFilterForm(request.GET)
-    faces = form.cleaned_data["faces"] if form.is_valid() else ""
+    form = GalleryFilterForm(request.GET, user=request.user)
     images = Image.objects.visible_to(request.user)
     counts = images.counts()
-    if faces == "with":
-        images = images.with_faces()
-    elif faces == "without":
-        images = images.without_faces()
     return render(
         request,
         "uploads/gallery.html",
         {
-            "images": _page(request, images, IMAGES_PER_PAGE),
-            "query": urlencode({"faces": faces}) if faces else "",
-            "filter_label": dict(GalleryFilterForm.FACES_CHOICES)[faces],
+            "form": form,
+            "images": _page(request, form.filter(images), IMAGES_PER_PAGE),
+            "query": form.query(),
             "counts": counts,
         },
     )
@@ -203,9 +212,52 @@ def _back_link(request: HttpRequest) -> tuple[str, str]:
     return reverse("uploads:gallery"), "Gallery"
 
 
+def _back_to_gallery(request: HttpRequest) -> HttpResponse:
+    """To the gallery page the selection was made on (its filters and page), or the gallery."""
+    back = request.POST.get("next", "")
+    if back.startswith(reverse("uploads:gallery")) and url_has_allowed_host_and_scheme(
+        back, allowed_hosts={request.get_host()}
+    ):
+        return redirect(back)
+    return redirect("uploads:gallery")
+
+
+@require_POST
+def delete_images(request: HttpRequest) -> HttpResponse:
+    form = ImageSelectionForm(request.POST, user=request.user)
+    if not form.is_valid():
+        messages.error(request, form.errors["image"][0])
+        return _back_to_gallery(request)
+    removed = form.images().forget_for(request.user)
+    messages.success(request, f"Deleted {removed} image{pluralize(removed)} from your gallery.")
+    return _back_to_gallery(request)
+
+
+@require_POST
+def download_images(request: HttpRequest) -> HttpResponse:
+    """The selected images' stored pictures as one ZIP, streamed as it is made."""
+    form = ImageSelectionForm(request.POST, user=request.user)
+    if not form.is_valid():
+        messages.error(request, form.errors["image"][0])
+        return _back_to_gallery(request)
+    entries = (
+        (image.archive_name(request.user), partial(image.thumbnail.open, "rb"))
+        for image in form.images().iterator()
+    )
+    chunks = stream_zip(entries)
+    if isinstance(request, ASGIRequest):
+        chunks = chunks_for_asgi(chunks)
+    response = StreamingHttpResponse(chunks, content_type="application/zip")
+    response["Content-Disposition"] = 'attachment; filename="chirp-images.zip"'
+    return response
+
+
 @require_GET
 def image_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    image = _get_image_for_user(request, pk)
+    return _render_image_detail(request, _get_image_for_user(request, pk))
+
+
+def _render_image_detail(request: HttpRequest, image: Image) -> HttpResponse:
     back_url, back_label = _back_link(request)
     return render(
         request,
@@ -220,15 +272,28 @@ def image_detail(request: HttpRequest, pk: int) -> HttpResponse:
     )
 
 
+@require_POST
+def review_face(request: HttpRequest, pk: int) -> HttpResponse:
+    """Mark a detected face as not a face (or as a face again). HTMX swaps the review in
+    place (it picks `#image-review` out of the page); a plain form goes back to the image."""
+    face = _get_face_for_user(request, pk)
+    form = FaceReviewForm(request.POST)
+    if form.is_valid():
+        face.mark_not_a_face(form.cleaned_data["not_a_face"])
+    if request.htmx:
+        return _render_image_detail(request, _get_image_for_user(request, face.image_id))
+    return redirect(face.image)
+
+
 @require_GET
-def thumbnail(request: HttpRequest, pk: int) -> FileResponse:
+def thumbnail(request: HttpRequest, pk: int, small: bool = False) -> FileResponse:
     # Staff who may view images in the admin see every thumbnail there.
     if request.user.has_perm("uploads.view_image"):
         image = get_object_or_404(Image, pk=pk)
     else:
         image = _get_image_for_user(request, pk)
     try:
-        file = image.thumbnail.open("rb")
+        file = image.open_small_thumbnail() if small else image.thumbnail.open("rb")
     except (FileNotFoundError, ValueError):
         raise Http404("The thumbnail is missing.") from None
     response = FileResponse(file, content_type="image/jpeg")

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import re
 import threading
+from datetime import timedelta
 from http.server import BaseHTTPRequestHandler
 
 import pytest
+from django.utils import timezone
 from playwright.sync_api import expect
 
 from uploads.models import ScrapeJob
+
+from .conftest import make_image
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.browser]
 
@@ -110,3 +115,74 @@ def test_a_job_started_in_another_tab_appears_at_the_top_of_the_list_live(alice,
     )
     expect(first_tab.locator("#jobs > tr")).to_have_count(2)
     assert first_tab.evaluate("window.notReloaded") is True
+
+
+def test_the_lightbox_opens_moves_with_the_arrow_keys_and_closes(alice, browser_for):
+    now = timezone.now()
+    first, second, third = (
+        make_image(name, faces=1, seen_by=alice, first_seen=now - timedelta(minutes=n))
+        for n, name in enumerate(["first", "second", "third"])
+    )
+    page = browser_for(alice)
+    problems = []
+    # Script errors and anything the Content-Security-Policy refused (no favicon is not one).
+    page.on("pageerror", lambda error: problems.append(str(error)))
+    page.on(
+        "console",
+        lambda message: "Content Security Policy" in message.text and problems.append(message.text),
+    )
+    page.goto("/uploads/gallery/")
+    lightbox = page.locator("#lightbox")
+    title = lightbox.locator(".lightbox-title")
+    boxes = lightbox.locator(".face-boxes")
+
+    page.click(f"#tile-{second.pk} a")
+    expect(lightbox).to_be_visible()
+    expect(title).to_have_text("second.jpg · 1 face")
+    expect(page).to_have_url(re.compile(rf"/uploads/gallery/\?open={second.pk}$"))
+    expect(boxes).to_be_visible()
+
+    page.keyboard.press("ArrowRight")
+    expect(title).to_have_text("third.jpg · 1 face")
+    expect(page).to_have_url(re.compile(rf"\?open={third.pk}$"))
+    page.keyboard.press("ArrowRight")  # the last one: nowhere to go
+    expect(page).to_have_url(re.compile(rf"\?open={third.pk}$"))
+    page.keyboard.press("f")
+    expect(page).to_have_url(re.compile(rf"\?open={third.pk}&boxes=0$"))
+    expect(boxes).to_be_hidden()
+
+    page.reload()
+    expect(lightbox).to_be_visible()
+    expect(title).to_have_text("third.jpg · 1 face")
+    expect(boxes).to_be_hidden()
+    page.keyboard.press("ArrowLeft")
+    page.keyboard.press("ArrowLeft")
+    expect(title).to_have_text("first.jpg · 1 face")
+    expect(page).to_have_url(re.compile(rf"\?open={first.pk}&boxes=0$"))
+    lightbox.locator("[data-lightbox='boxes']").click()
+    expect(boxes).to_be_visible()
+
+    page.keyboard.press("Escape")
+    expect(lightbox).to_be_hidden()
+    expect(page).to_have_url(re.compile(r"/uploads/gallery/$"))
+    page.go_back()  # the history holds each state
+    expect(lightbox).to_be_visible()
+    expect(title).to_have_text("first.jpg · 1 face")
+    assert problems == []
+
+
+def test_marking_a_face_as_not_a_face_updates_the_review_in_place(alice, browser_for):
+    image = make_image("review", faces=2, seen_by=alice)
+    page = browser_for(alice)
+    page.goto(image.get_absolute_url())
+    page.evaluate("window.notReloaded = true")
+    expect(page.locator("h1")).to_have_text("review.jpg · 2 faces")
+
+    page.locator(".face-row button").first.click()
+
+    expect(page.locator("h1")).to_have_text("review.jpg · 1 face")
+    expect(page.locator(".face-row.not-a-face s")).to_have_count(1)
+    expect(page.locator("rect.face-box.not-a-face")).to_have_count(1)
+    assert page.evaluate("window.notReloaded") is True
+    page.locator(".face-row.not-a-face button").click()
+    expect(page.locator("h1")).to_have_text("review.jpg · 2 faces")

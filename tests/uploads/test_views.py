@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import io
+import re
+import zipfile
 from datetime import timedelta
 
 import pytest
+from asgiref.sync import async_to_sync
 from django.contrib.messages import get_messages
-from django.test import Client
+from django.test import AsyncClient, Client
 from django.urls import reverse
 from django.utils import timezone
 
-from uploads.models import ScrapeJob, ScrapeJobItem, Sighting
+from uploads.models import Image, ScrapeJob, ScrapeJobItem, Sighting
 
 from .conftest import make_image, make_job
 
@@ -386,3 +390,312 @@ def test_the_thumbnail_is_served_to_signed_in_users_only(alice_client, client, a
     assert b"".join(response.streaming_content)[:3] == b"\xff\xd8\xff"
     client.logout()
     assert client.get(image.thumbnail_url).status_code == 302
+
+
+# -- reviewing an image --------------------------------------------------------------------
+
+
+def test_the_review_page_is_titled_by_the_file_name_with_links_that_open_safely(
+    alice_client, alice
+):
+    image = make_image(
+        "named",
+        seen_by=alice,
+        source_url="https://photos.example/albums/Summer%20day.jpg?size=large",
+        found_on="https://photos.example/albums/",
+    )
+
+    html = alice_client.get(image.get_absolute_url()).content.decode()
+
+    assert "<title>Summer day.jpg · Chirp</title>" in html
+    for url in (image.source_url, image.found_on):
+        escaped = url.replace("&", "&amp;")
+        assert f'<a href="{escaped}" target="_blank" rel="noopener noreferrer"' in html
+
+
+def test_marking_a_face_as_not_a_face_strikes_it_and_leaves_the_counts(alice_client, alice):
+    image = make_image("two", faces=2, seen_by=alice)
+    wrong = image.faces.first()
+    url = reverse("uploads:review_face", args=[wrong.pk])
+
+    response = alice_client.post(url, {"not_a_face": "true"})
+    alice_client.post(url, {"not_a_face": "true"})  # a double submit counts once
+
+    assert response.status_code == 302 and response["Location"] == image.get_absolute_url()
+    html = alice_client.get(image.get_absolute_url()).content.decode()
+    assert "1 face<" in html
+    assert html.count('class="face-box not-a-face"') == 1
+    assert html.count("<s>") == 1 and "It is a face" in html
+    gallery = alice_client.get(reverse("uploads:gallery")).content.decode()
+    assert 'data-count="with">With faces <span class="count">1<' in gallery
+    assert "1 face<" in gallery
+
+
+def test_a_wrongly_detected_only_face_moves_the_image_to_without_faces(alice_client, alice):
+    image = make_image("one", faces=1, seen_by=alice)
+    face = image.faces.get()
+
+    alice_client.post(reverse("uploads:review_face", args=[face.pk]), {"not_a_face": "true"})
+
+    without = alice_client.get(reverse("uploads:gallery"), {"faces": "without"}).content.decode()
+    assert image.get_absolute_url() in without
+    alice_client.post(reverse("uploads:review_face", args=[face.pk]), {"not_a_face": "false"})
+    with_faces = alice_client.get(reverse("uploads:gallery"), {"faces": "with"}).content.decode()
+    assert image.get_absolute_url() in with_faces
+
+
+def test_reviewing_a_face_through_htmx_answers_the_review(alice_client, alice):
+    image = make_image("htmx", faces=1, seen_by=alice)
+    face = image.faces.get()
+
+    response = alice_client.post(
+        reverse("uploads:review_face", args=[face.pk]),
+        {"not_a_face": "true"},
+        HTTP_HX_REQUEST="true",
+    )
+
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert 'id="image-review"' in html and "0 faces<" in html and "It is a face" in html
+
+
+def test_a_stranger_cannot_review_my_faces(bob_client, alice):
+    image = make_image("private", faces=1, seen_by=alice)
+    face = image.faces.get()
+
+    response = bob_client.post(
+        reverse("uploads:review_face", args=[face.pk]), {"not_a_face": "true"}
+    )
+
+    assert response.status_code == 404
+    face.refresh_from_db()
+    image.refresh_from_db()
+    assert not face.not_a_face and image.face_count == 1
+
+
+def test_reviewing_a_face_needs_post_and_the_csrf_token(alice, alice_client):
+    face = make_image("csrf", faces=1, seen_by=alice).faces.get()
+    url = reverse("uploads:review_face", args=[face.pk])
+    strict = Client(enforce_csrf_checks=True)
+    strict.force_login(alice)
+
+    assert alice_client.get(url).status_code == 405
+    assert strict.post(url, {"not_a_face": "true"}).status_code == 403
+    face.refresh_from_db()
+    assert not face.not_a_face
+
+
+# -- the gallery ---------------------------------------------------------------------------
+
+
+def gallery_ids(client, **params) -> list[int]:
+    """The images the gallery shows, in order."""
+    html = client.get(reverse("uploads:gallery"), params).content.decode()
+    return [int(pk) for pk in re.findall(r'<li class="tile" id="tile-(\d+)"', html)]
+
+
+def test_the_gallery_filters_by_my_job(alice_client, alice, bob):
+    first = make_job(alice, ["completed"], url="https://one.example/")
+    second = make_job(alice, ["completed", "completed"], url="https://two.example/")
+    bobs = make_job(bob, ["completed"])
+    in_first = first.items.get().image
+
+    assert gallery_ids(alice_client, job=first.pk) == [in_first.pk]
+    assert len(gallery_ids(alice_client, job=second.pk)) == 2
+    response = alice_client.get(reverse("uploads:gallery"), {"job": bobs.pk})
+    assert "That job is not one of yours." in response.content.decode()
+    assert len(gallery_ids(alice_client, job=bobs.pk)) == 3  # the filter is ignored
+
+
+def test_the_gallery_filters_by_the_page_my_own_jobs_found_it_on(alice_client, alice, bob):
+    shared = make_image("shared", seen_by=alice, found_on="https://alice.example/")
+    Sighting.objects.create(
+        owner=bob, image=shared, source_url=shared.source_url, page_url="https://bob.example/"
+    )
+    other = make_image("other", seen_by=alice, found_on="https://elsewhere.example/")
+
+    assert gallery_ids(alice_client, on_page="https://alice.example/") == [shared.pk]
+    assert gallery_ids(alice_client, on_page="https://elsewhere.example/") == [other.pk]
+    html = alice_client.get(reverse("uploads:gallery")).content.decode()
+    assert "https://bob.example/" not in html  # not even among the choices
+    refused = alice_client.get(reverse("uploads:gallery"), {"on_page": "https://bob.example/"})
+    assert "Your jobs found no images on that page." in refused.content.decode()
+
+
+def test_the_gallery_filters_by_the_date_i_found_it_and_sorts(alice_client, alice):
+    now = timezone.now()
+    old = make_image("old", faces=1, seen_by=alice, first_seen=now - timedelta(days=10))
+    middle = make_image("middle", faces=3, seen_by=alice, first_seen=now - timedelta(days=5))
+    new = make_image("new", faces=0, seen_by=alice, first_seen=now)
+    day = (now - timedelta(days=7)).date().isoformat()
+
+    assert gallery_ids(alice_client) == [new.pk, middle.pk, old.pk]
+    assert gallery_ids(alice_client, sort="oldest") == [old.pk, middle.pk, new.pk]
+    assert gallery_ids(alice_client, sort="faces") == [middle.pk, old.pk, new.pk]
+    assert gallery_ids(alice_client, found_from=day) == [new.pk, middle.pk]
+    assert gallery_ids(alice_client, found_to=day) == [old.pk]
+    assert gallery_ids(alice_client, found_from=day, faces="with", sort="faces") == [middle.pk]
+
+
+def test_the_gallery_pages_keep_the_filters(alice_client, alice):
+    for n in range(49):
+        make_image(f"p{n}", faces=1, seen_by=alice)
+
+    html = alice_client.get(reverse("uploads:gallery"), {"faces": "with", "sort": "faces"})
+
+    assert 'href="/uploads/gallery/?faces=with&amp;sort=faces&amp;page=2"' in html.content.decode()
+    assert len(gallery_ids(alice_client, faces="with", sort="faces", page=2)) == 1
+
+
+def test_gallery_tiles_have_the_pictures_shape_and_two_thumbnail_sizes(alice_client, alice):
+    wide = make_image("wide", seen_by=alice, width=900, height=300)
+
+    html = alice_client.get(reverse("uploads:gallery")).content.decode()
+
+    assert (
+        f'<img src="{wide.small_thumbnail_url}" srcset="{wide.small_thumbnail_url} 240w, '
+        f'{wide.thumbnail_url} 480w" sizes="540px" width="540" height="180"'
+    ) in html
+    assert "style=" not in html
+
+
+def test_the_small_thumbnail_is_made_once_and_goes_with_the_image(
+    alice_client, alice, bob_client, media_root, django_capture_on_commit_callbacks
+):
+    from PIL import Image as PILImage
+
+    image = make_image("small", seen_by=alice)
+    PILImage.new("RGB", (480, 240), "teal").save(media_root / image.thumbnail.name, "JPEG")
+
+    response = alice_client.get(image.small_thumbnail_url)
+    again = alice_client.get(image.small_thumbnail_url)
+
+    assert response.status_code == 200 and response["Content-Type"] == "image/jpeg"
+    data = b"".join(response.streaming_content)
+    assert PILImage.open(io.BytesIO(data)).size == (240, 120)
+    assert b"".join(again.streaming_content) == data
+    assert bob_client.get(image.small_thumbnail_url).status_code == 404
+    small = media_root / image.small_thumbnail_name
+    assert small.exists() and len(list(small.parent.iterdir())) == 1
+    with django_capture_on_commit_callbacks(execute=True):
+        image.delete()
+    assert not small.exists()
+
+
+# -- deleting and downloading a selection ----------------------------------------------------
+
+
+def test_deleting_selected_images_removes_their_files_when_nobody_else_has_them(
+    alice_client, alice, media_root, django_capture_on_commit_callbacks
+):
+    job = make_job(alice, ["completed"])
+    mine = job.items.get().image
+    kept = make_image("kept", seen_by=alice)
+    thumbnail = media_root / mine.thumbnail.name
+    assert thumbnail.exists()
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = alice_client.post(
+            reverse("uploads:delete_images"),
+            {"image": [mine.pk], "next": "/uploads/gallery/?faces=with"},
+        )
+
+    assert response.status_code == 302 and response["Location"] == "/uploads/gallery/?faces=with"
+    assert messages_of(response) == ["Deleted 1 image from your gallery."]
+    assert not Image.objects.filter(pk=mine.pk).exists() and not thumbnail.exists()
+    assert job.items.get().image is None
+    assert gallery_ids(alice_client) == [kept.pk]
+
+
+def test_deleting_an_image_bob_also_found_only_takes_it_out_of_my_gallery(
+    alice_client, alice, bob, bob_client, media_root, django_capture_on_commit_callbacks
+):
+    shared = make_image("shared", seen_by=alice)
+    Sighting.objects.create(
+        owner=bob, image=shared, source_url=shared.source_url, page_url="https://bob.example/"
+    )
+
+    with django_capture_on_commit_callbacks(execute=True):
+        alice_client.post(reverse("uploads:delete_images"), {"image": [shared.pk]})
+
+    assert gallery_ids(alice_client) == []
+    assert alice_client.get(shared.get_absolute_url()).status_code == 404
+    assert gallery_ids(bob_client) == [shared.pk]
+    assert (media_root / shared.thumbnail.name).exists()
+    assert bob_client.get(shared.thumbnail_url).status_code == 200
+
+
+def test_bob_cannot_delete_my_images(bob_client, alice, bob):
+    mine = make_image("mine", seen_by=alice)
+    his = make_image("his", seen_by=bob)
+
+    response = bob_client.post(reverse("uploads:delete_images"), {"image": [mine.pk]})
+    both = bob_client.post(reverse("uploads:delete_images"), {"image": [mine.pk, his.pk]})
+
+    assert messages_of(response)[0] == "Select at least one image first."
+    assert messages_of(both)[-1] == "Deleted 1 image from your gallery."
+    assert mine.sightings.filter(owner=alice).exists()
+    assert not Image.objects.filter(pk=his.pk).exists()
+
+
+def test_deleting_needs_a_selection_post_and_the_csrf_token(alice, alice_client):
+    image = make_image("csrf", seen_by=alice)
+    strict = Client(enforce_csrf_checks=True)
+    strict.force_login(alice)
+
+    nothing = alice_client.post(reverse("uploads:delete_images"), {})
+    assert messages_of(nothing) == ["Select at least one image first."]
+    assert alice_client.get(reverse("uploads:delete_images")).status_code == 405
+    assert strict.post(reverse("uploads:delete_images"), {"image": [image.pk]}).status_code == 403
+    assert Image.objects.filter(pk=image.pk).exists()
+
+
+def test_downloading_selected_images_streams_a_zip_of_their_pictures(
+    alice_client, alice, bob, media_root
+):
+    first = make_image("first", seen_by=alice, source_url="https://photos.example/Cat%201.png")
+    second = make_image("second", seen_by=alice)
+    bobs = make_image("bobs", seen_by=bob)
+    (media_root / second.thumbnail.name).write_bytes(b"\xff\xd8\xff second picture")
+
+    response = alice_client.post(
+        reverse("uploads:download_images"), {"image": [first.pk, second.pk, bobs.pk]}
+    )
+
+    assert response.status_code == 200 and response.streaming
+    assert response["Content-Type"] == "application/zip"
+    assert response["Content-Disposition"] == 'attachment; filename="chirp-images.zip"'
+    archive = zipfile.ZipFile(io.BytesIO(b"".join(response.streaming_content)))
+    assert archive.testzip() is None
+    assert sorted(archive.namelist()) == [f"{first.pk}-Cat 1.jpg", f"{second.pk}-second.jpg"]
+    assert archive.read(f"{second.pk}-second.jpg") == b"\xff\xd8\xff second picture"
+    assert archive.read(f"{first.pk}-Cat 1.jpg") == (media_root / first.thumbnail.name).read_bytes()
+
+
+def test_bob_cannot_download_my_images(bob_client, alice):
+    mine = make_image("mine", seen_by=alice)
+
+    response = bob_client.post(reverse("uploads:download_images"), {"image": [mine.pk]})
+
+    assert response.status_code == 302 and not getattr(response, "streaming", False)
+    assert messages_of(response) == ["Select at least one image first."]
+
+
+def test_under_asgi_the_zip_is_streamed_chunk_by_chunk(alice, media_root):
+    # Django's ASGI handler would read a synchronous stream whole before sending a byte.
+    images = [make_image(f"asgi{n}", seen_by=alice) for n in range(3)]
+    client = AsyncClient()
+
+    async def download():
+        await client.aforce_login(alice)
+        response = await client.post(
+            reverse("uploads:download_images"), {"image": [image.pk for image in images]}
+        )
+        return response, [chunk async for chunk in response.streaming_content]
+
+    response, chunks = async_to_sync(download)()
+
+    assert response.status_code == 200 and response.is_async
+    assert len(chunks) > 3
+    archive = zipfile.ZipFile(io.BytesIO(b"".join(chunks)))
+    assert archive.namelist() == [f"{image.pk}-asgi{n}.jpg" for n, image in enumerate(images)][::-1]
