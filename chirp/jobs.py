@@ -23,6 +23,7 @@ from django.dispatch import receiver
 from django.template.loader import render_to_string
 from django.utils import timezone
 from django.utils.functional import cached_property
+from django.utils.module_loading import import_string
 
 from chirp import live
 
@@ -216,12 +217,22 @@ class Job(models.Model):
 
     # -- what a concrete job provides ---------------------------------------------------
 
+    # A concrete job names the functions that do its work by dotted path (its pipeline), so
+    # that the model does not import the code that processes it: `prepare_with(job, ctx)` and
+    # `process_item_with(job, item, ctx)`. Or it overrides the two methods below.
+    prepare_with: ClassVar[str] = ""
+    process_item_with: ClassVar[str] = ""
+
     def prepare(self, ctx: RunContext) -> Iterable[Item]:
         """Find the job's items (unsaved); the engine saves them in bulk. Runs once."""
+        if self.prepare_with:
+            return import_string(self.prepare_with)(self, ctx)
         return []
 
     def process_item(self, item: Item, ctx: RunContext) -> None:
         """Do one item's work, ending with item.complete(), item.skip() or raising ItemError."""
+        if self.process_item_with:
+            return import_string(self.process_item_with)(self, item, ctx)
         raise NotImplementedError
 
     def upkeep(self, final: bool = False) -> None:

@@ -10,7 +10,6 @@ catalogue is shared, what each user scraped is not. Staff see everything in the 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from datetime import datetime, timedelta
 from pathlib import PurePosixPath
 from typing import TYPE_CHECKING
@@ -442,22 +441,16 @@ class ScrapeJob(Job):
 
     # -- the work ----------------------------------------------------------------------------
 
-    def prepare(self, ctx: RunContext) -> Iterable[ScrapeJobItem]:
-        from uploads import pipeline
+    prepare_with = "uploads.pipeline.prepare"
+    process_item_with = "uploads.pipeline.process"
 
-        ctx.set_step("Fetching the page")
-        discovered = pipeline.discover(self.url)
-        title = discovered.title[: self._meta.get_field("page_title").max_length]
+    def record_page(self, ctx: RunContext, found: int, title: str) -> None:
+        """What fetching the page told: how many images it has, and its title."""
+        title = title[: self._meta.get_field("page_title").max_length]
         type(self).objects.filter(pk=self.pk, worker=ctx.token).update(
-            found=discovered.total_found, page_title=title
+            found=found, page_title=title
         )
-        self.found, self.page_title = discovered.total_found, title
-        return [ScrapeJobItem(source_url=url) for url in discovered.urls]
-
-    def process_item(self, item: ScrapeJobItem, ctx: RunContext) -> None:  # type: ignore[override]
-        from uploads import pipeline
-
-        pipeline.process(self, item)
+        self.found, self.page_title = found, title
 
     # -- live ----------------------------------------------------------------------------------
 

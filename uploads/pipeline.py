@@ -9,6 +9,7 @@ Every failure becomes the item's readable error (ItemError); the engine never se
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.core.files.base import ContentFile
@@ -21,6 +22,9 @@ from uploads.fetching import FetchError, fetch_image, fetch_page
 from uploads.images import DecodedImage, ImageError, UnsupportedImage, decode_image, make_thumbnail
 from uploads.models import DetectedFace, Image, ScrapeJob, ScrapeJobItem, Sighting
 from uploads.scraping import DiscoveredImages, find_images
+
+if TYPE_CHECKING:
+    from chirp.engine import RunContext
 
 logger = logging.getLogger(__name__)
 
@@ -40,7 +44,15 @@ def discover(page_url: str) -> DiscoveredImages:
     return found
 
 
-def process(job: ScrapeJob, item: ScrapeJobItem) -> None:
+def prepare(job: ScrapeJob, ctx: RunContext) -> list[ScrapeJobItem]:
+    """The page's images, one unsaved item each (the engine saves them)."""
+    ctx.set_step("Fetching the page")
+    discovered = discover(job.url)
+    job.record_page(ctx, discovered.total_found, discovered.title)
+    return [ScrapeJobItem(source_url=url) for url in discovered.urls]
+
+
+def process(job: ScrapeJob, item: ScrapeJobItem, ctx: RunContext | None = None) -> None:
     known = Image.objects.filter(source_url=item.source_url).first()
     if known is not None:
         _skip_known(job, item, known, ALREADY_KNOWN)

@@ -1,0 +1,20 @@
+"""YouTube channels and their videos (a catalog shared by the installation), and the import jobs
+that fill it (private to whoever started them), split by concept; everything is re-exported
+here, so `from imports.models import Video` and the migrations do not change."""
+
+from imports.models.channels import Channel, ChannelQuerySet, channels_of
+from imports.models.jobs import ImportJob, ImportJobItem, banner_fragment
+from imports.models.limits import RateLimit
+from imports.models.videos import Video, VideoQuerySet
+
+__all__ = [
+    "Channel",
+    "ChannelQuerySet",
+    "ImportJob",
+    "ImportJobItem",
+    "RateLimit",
+    "Video",
+    "VideoQuerySet",
+    "banner_fragment",
+    "channels_of",
+]
