@@ -25,6 +25,7 @@ from django.utils import timezone
 from chirp import live
 from chirp.db import update_row
 from chirp.jobs import CANCELLED, COMPLETED, FAILED, PENDING, Item, Job
+from imports.artwork import FOLDER as ARTWORK_FOLDER
 from imports.youtube import YOUTUBE, ChannelListing, ChannelRef, Reason, VideoInfo
 
 if TYPE_CHECKING:
@@ -46,7 +47,12 @@ class Channel(models.Model):
     handle = models.CharField(max_length=100, blank=True, db_index=True)
     title = models.CharField(max_length=255, blank=True)
     description = models.TextField(blank=True)
+    # Where YouTube keeps the pictures, and Chirp's own copies (imports/artwork.py): pages show
+    # only the copies, through imports:artwork.
     avatar_url = models.URLField(max_length=2048, blank=True)
+    avatar = models.FileField(upload_to=ARTWORK_FOLDER, max_length=255, blank=True)
+    banner_url = models.URLField(max_length=2048, blank=True)
+    banner = models.FileField(upload_to=ARTWORK_FOLDER, max_length=255, blank=True)
     subscriber_count = models.PositiveBigIntegerField(null=True, blank=True)
     # As YouTube lists them: known after a complete listing (a capped one does not tell).
     video_count = models.PositiveIntegerField(null=True, blank=True)
@@ -79,14 +85,33 @@ class Channel(models.Model):
         return f"{self.dom_id}-stats"
 
     @classmethod
-    def upsert(cls, listing: ChannelListing) -> Channel:
-        """Create or refresh the channel from its listing (by channel ID: one row per channel)."""
+    def artwork_to_fetch(cls, listing: ChannelListing) -> dict[str, str]:
+        """The pictures of the listing Chirp has no copy of yet: {"avatar": url, "banner": url}.
+        A picture is fetched once, and again only when YouTube names another one."""
+        known = (
+            cls.objects.filter(youtube_id=listing.channel_id)
+            .values("avatar", "avatar_url", "banner", "banner_url")
+            .first()
+        ) or {}
+        wanted = {"avatar": listing.avatar_url, "banner": listing.banner_url}
+        return {
+            field: url
+            for field, url in wanted.items()
+            if url and not (known.get(field) and known.get(f"{field}_url") == url)
+        }
+
+    @classmethod
+    def upsert(cls, listing: ChannelListing, artwork: dict[str, str] | None = None) -> Channel:
+        """Create or refresh the channel from its listing (by channel ID: one row per channel),
+        with the storage names of the pictures fetched for it (`artwork`: field → name)."""
         fields: dict[str, Any] = {
             "handle": listing.handle or "",
             "title": listing.title[:255],
             "description": listing.description,
             "avatar_url": listing.avatar_url or "",
+            "banner_url": listing.banner_url or "",
             "subscriber_count": listing.subscriber_count,
+            **(artwork or {}),
         }
         if listing.complete and listing.video_count is not None:
             fields["video_count"] = listing.video_count
@@ -100,6 +125,13 @@ class Channel(models.Model):
                 youtube_id=listing.channel_id, defaults=fields
             )
         return channel
+
+    def has_artwork(self, name: str) -> bool:
+        """Whether the stored picture `name` is this channel's avatar, banner or one of its
+        videos' thumbnails (what imports:artwork serves to those who see the channel)."""
+        if name in (self.avatar.name, self.banner.name):
+            return True
+        return self.videos.filter(thumbnail=name).exists()
 
     def stats_for(self, user) -> dict[str, Any]:
         """The channel's stat cards (and the API's /stats): its videos, and `user`'s imports."""
@@ -296,6 +328,7 @@ class Video(models.Model):
     channel = models.ForeignKey(Channel, on_delete=models.CASCADE, related_name="videos")
     title = models.CharField(max_length=500, blank=True)
     thumbnail_url = models.URLField(max_length=2048, blank=True)
+    thumbnail = models.FileField(upload_to=ARTWORK_FOLDER, max_length=255, blank=True)
     stage = models.CharField(max_length=20, choices=Stage.choices, default=Stage.CREATED)
     progress = models.PositiveSmallIntegerField(default=0)
     error_reason = models.CharField(max_length=30, choices=ERROR_REASONS, blank=True)
@@ -389,8 +422,10 @@ class Video(models.Model):
     def start_metadata(self) -> None:
         self._save_stage(self.Stage.METADATA, error="", error_reason="")
 
-    def save_metadata(self, info: VideoInfo) -> None:
-        """Store the metadata and move on to captions (one UPDATE)."""
+    def save_metadata(self, info: VideoInfo, thumbnail: str | None = None) -> None:
+        """Store the metadata (and the storage name of the thumbnail, when one was fetched)
+        and move on to captions (one UPDATE)."""
+        artwork = {"thumbnail": thumbnail} if thumbnail else {}
         self._save_stage(
             self.Stage.CAPTIONS,
             title=(info.title or self.title)[:500],
@@ -407,6 +442,7 @@ class Video(models.Model):
             tags=list(info.tags),
             category=(info.categories[0] if info.categories else "")[:100],
             thumbnail_url=self.thumbnail_url or (info.thumbnail_url or ""),
+            **artwork,
         )
 
     def save_transcript(self, transcript: Transcript | None, source: str | None = None) -> None:

@@ -1,4 +1,4 @@
-from django.urls import path
+from django.urls import path, re_path
 
 from imports import views
 
@@ -11,4 +11,7 @@ urlpatterns = [
     path("imports/<int:pk>/cancel/", views.cancel_job, name="cancel_job"),
     path("imports/<int:pk>/retry/", views.retry_job, name="retry_job"),
     path("videos/<int:pk>/", views.video_detail, name="video_detail"),
+    re_path(
+        r"^(?P<pk>[0-9]+)/artwork/(?P<digest>[0-9a-f]{64})\.jpg$", views.artwork, name="artwork"
+    ),
 ]
