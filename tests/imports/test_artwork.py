@@ -14,6 +14,7 @@ from django.templatetags.static import static
 from django.test import Client
 from django.urls import reverse
 from PIL import Image
+from playwright.sync_api import expect
 
 from chirp import engine
 from imports.limiter import Limiter
@@ -137,12 +138,16 @@ def test_the_same_picture_is_stored_once(alice, fake_youtube, media_root):
 def test_a_reimport_fetches_no_picture_again(alice, bob, fake_youtube):
     fake_youtube.add_channel("again", videos=3)
     run_import(alice, "@again")
+    assert fake_youtube.count("image") == 2 + 3  # avatar, banner, thumbnails
     fake_youtube.clear_requests()
 
     run_import(bob, "@again")
     run_import(alice, "@again", only_new=True)
 
     assert fake_youtube.count("image") == 0
+    channel = Channel.objects.get()
+    assert channel.avatar and channel.banner
+    assert all(video.thumbnail for video in channel.videos.all())
 
 
 def test_strangers_get_no_picture(alice, bob, fake_youtube):
@@ -181,3 +186,27 @@ def test_a_429_on_a_thumbnail_pauses_like_any_request(alice, fake_youtube, setti
     assert Limiter().state().reason == "rate_limited"
     steps = [html for _, html in stored_events(alice, job.dom_id)]
     assert any("Paused: YouTube is rate-limiting" in html for html in steps)
+
+
+@pytest.mark.browser
+def test_a_channel_page_of_60_videos_asks_nothing_of_youtube(alice, browser_for, fake_youtube):
+    fake_youtube.add_channel("sixty", videos=60)
+    run_import(alice, "@sixty")
+    channel = Channel.objects.get()
+    assert channel.videos.exclude(thumbnail="").count() == 60
+    page = browser_for(alice)
+    requested: list[str] = []
+    page.on("request", lambda request: requested.append(request.url))
+
+    page.goto(channel.get_absolute_url())
+    cards = page.locator(".video-card img")
+    expect(cards).to_have_count(60)
+    cards.last.scroll_into_view_if_needed()  # lazy pictures load too
+    page.wait_for_load_state("networkidle")
+    # Every picture showed (a broken one has no natural width).
+    widths = cards.evaluate_all("images => images.map(image => image.naturalWidth)")
+    assert all(widths), widths
+
+    server = urlsplit(page.url).netloc
+    assert sum("/artwork/" in url for url in requested) >= 60
+    assert {urlsplit(url).netloc for url in requested} == {server}
