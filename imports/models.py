@@ -367,6 +367,8 @@ class Video(models.Model):
         # a channel's videos by stage reads them through the channel's index anyway.
         indexes = [
             models.Index(fields=["channel", "-published"], name="imports_video_channel_pub"),
+            # Whether a picture is one of a channel's (imports:artwork, for every card shown).
+            models.Index(fields=["channel", "thumbnail"], name="imports_video_channel_thumb"),
             # The few videos whose search vector is still to be built.
             models.Index(fields=["id"], condition=Q(search_stale=True), name="imports_video_stale"),
         ]
