@@ -321,11 +321,8 @@ CONTENT_SECURITY_POLICY = {
             SELF,
             "data:",
             *_media_image_sources(),
-            # Channel avatars and video thumbnails are still hot-linked from YouTube's image
-            # hosts; they go once Chirp keeps its own copies.
-            "https://i.ytimg.com",
-            "https://yt3.ggpht.com",
-            "https://yt3.googleusercontent.com",
+            # Nothing from YouTube's image hosts: Chirp keeps its own copies of channel avatars,
+            # banners and video thumbnails (imports/artwork.py) and serves them itself.
         ],
         "connect-src": [SELF],  # htmx requests and the live-update stream (SSE)
         "frame-ancestors": [NONE],

@@ -29,7 +29,8 @@ class ChannelAdmin(admin.ModelAdmin):
         "last_imported",
     ]
     search_fields = ["title", "handle", "youtube_id"]
-    readonly_fields = ["created", "updated", "last_imported"]
+    # Pictures come from YouTube through the import's checks (imports/artwork.py), not uploads.
+    readonly_fields = ["avatar", "banner", "created", "updated", "last_imported"]
 
 
 @admin.register(Video)
@@ -51,7 +52,7 @@ class VideoAdmin(admin.ModelAdmin):
     # Where the pipeline is with a video is its to say (retry enrichment restarts it); the
     # transcript stays editable, and saving it rebuilds its search vector (the table's trigger).
     readonly_fields = [
-        "stage", "progress", "transcript_source", "error_reason", "error",
+        "stage", "progress", "transcript_source", "error_reason", "error", "thumbnail",
         "created", "updated", "enriched",
     ]  # fmt: skip
     actions = ["retry_enrichment"]

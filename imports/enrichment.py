@@ -29,14 +29,16 @@ from django.utils import timezone
 
 from chirp import live
 from chirp.jobs import Interrupted, ItemError, ItemSkipped, JobError
-from imports import speech
+from imports import artwork, speech
 from imports.limiter import BLOCKING_REASONS, Limiter, YouTubePaused
 from imports.models import Channel, ImportJob, ImportJobItem, Video
 from imports.transcripts import Transcript, fetch_transcript
 from imports.youtube import (
     ChannelEntry,
+    ChannelListing,
     InvalidChannelInput,
     Reason,
+    VideoInfo,
     YouTube,
     YouTubeError,
     parse_channel_input,
@@ -113,8 +115,9 @@ def list_channel(job: ImportJob, ctx: RunContext) -> list[ImportJobItem]:
             )
         except YouTubeError as exc:
             raise JobError(str(exc)) from exc
+        pictures = _channel_artwork(listing, client, limiter)
 
-    channel = Channel.upsert(listing)
+    channel = Channel.upsert(listing, pictures)
     # Whether this user had the channel before this listing (their own earlier import): only
     # then are videos imported before "already there" for them. Someone else's import of it
     # must not show (hardening, issue 9): for a newcomer every video is new, and those the
@@ -147,6 +150,27 @@ def list_channel(job: ImportJob, ctx: RunContext) -> list[ImportJobItem]:
     else:
         ctx.set_step(f"Found {len(new)} video{'s' if len(new) != 1 else ''}")
     return [ImportJobItem(video_id=pk) for pk in new]
+
+
+def _channel_artwork(listing: ChannelListing, client: YouTube, limiter: Limiter) -> dict[str, str]:
+    """The channel's avatar and banner, fetched when Chirp has no copy of them yet: field →
+    storage name. The listing succeeded: a picture that cannot be had (even for a 429 or a
+    pause) is left for the next import, never failing this one."""
+    sides = {"avatar": artwork.AVATAR_SIDE, "banner": artwork.BANNER_SIDE}
+    stored: dict[str, str] = {}
+    session = client.http_session()
+    for field, url in Channel.artwork_to_fetch(listing).items():
+        try:
+            name = artwork.fetch(session, url, sides[field])
+        except YouTubeError as exc:
+            limiter.throttled(exc.reason)
+            logger.warning("The channel's %s was refused: %s", field, exc)
+            break
+        except YouTubePaused:
+            break
+        if name:
+            stored[field] = name
+    return stored
 
 
 def create_videos(channel: Channel, entries: Sequence[ChannelEntry]) -> list[int]:
@@ -206,7 +230,8 @@ def enrich_item(job: ImportJob, item: ImportJobItem, ctx: RunContext) -> None:
         with limiter, youtube_client(limiter) as client:  # the limiter's slot is freed on leaving
             stage(video.start_metadata)
             info = with_retries(lambda: client.fetch_video(video.youtube_id), limiter, ctx)
-            stage(lambda: video.save_metadata(info))
+            thumbnail = _thumbnail(video, info, client, limiter, ctx)
+            stage(lambda: video.save_metadata(info, thumbnail))
             transcript = _transcript(video, client, limiter, ctx)
             stage(lambda: video.save_transcript(transcript))
             stage(lambda: video.save_chapters(info))
@@ -224,6 +249,19 @@ def enrich_item(job: ImportJob, item: ImportJobItem, ctx: RunContext) -> None:
         video.publish_to(*job.audience())
         raise ItemError(message) from exc
     item.complete()
+
+
+def _thumbnail(
+    video: Video, info: VideoInfo, client: YouTube, limiter: Limiter, ctx: RunContext
+) -> str | None:
+    """The storage name of the video's thumbnail, fetched once (one more turn at the limiter);
+    None when there is none to be had (the card shows a placeholder). A 429 pauses the lane
+    like any other request's."""
+    if video.thumbnail:
+        return None  # fetched by an earlier import
+    url = video.thumbnail_url or info.thumbnail_url
+    session = client.http_session()
+    return with_retries(lambda: artwork.fetch(session, url, artwork.THUMBNAIL_SIDE), limiter, ctx)
 
 
 def _transcript(

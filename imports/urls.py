@@ -1,4 +1,4 @@
-from django.urls import path
+from django.urls import path, re_path
 
 from imports import views
 
@@ -12,4 +12,7 @@ urlpatterns = [
     path("imports/<int:pk>/retry/", views.retry_job, name="retry_job"),
     path("videos/<int:pk>/", views.video_detail, name="video_detail"),
     path("videos/<int:pk>/retry/", views.retry_video, name="retry_video"),
+    re_path(
+        r"^(?P<pk>[0-9]+)/artwork/(?P<digest>[0-9a-f]{64})\.jpg$", views.artwork, name="artwork"
+    ),
 ]

@@ -3,14 +3,16 @@ from __future__ import annotations
 from urllib.parse import urlencode
 
 from django.contrib import messages
+from django.core.files.storage import default_storage
 from django.core.paginator import Page, Paginator
 from django.db import IntegrityError
 from django.db.models import Q, QuerySet
-from django.http import HttpRequest, HttpResponse
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from chirp.jobs import IllegalTransition
+from imports import artwork as artworks
 from imports.forms import ChannelSearchForm, ImportForm, VideoFilterForm
 from imports.models import Channel, ImportJob, Video, channels_of
 
@@ -185,3 +187,21 @@ def retry_video(request: HttpRequest, pk: int) -> HttpResponse:
     else:
         messages.success(request, "The video is back in its import's queue.")
     return redirect(video)
+
+
+@require_GET
+def artwork(request: HttpRequest, pk: str, digest: str) -> FileResponse:
+    """A channel's avatar or banner, or one of its videos' thumbnails, from Chirp's storage:
+    to those who see the channel, and only the pictures that are the channel's."""
+    channel = _get_channel_for_user(request, int(pk))
+    name = artworks.name_for(digest)
+    if not channel.has_artwork(name):
+        raise Http404("No such picture.")
+    try:
+        file = default_storage.open(name, "rb")
+    except FileNotFoundError:
+        raise Http404("The picture is missing.") from None
+    response = FileResponse(file, content_type="image/jpeg")
+    # Named by content (SHA-256): it never changes.
+    response["Cache-Control"] = "private, max-age=31536000, immutable"
+    return response

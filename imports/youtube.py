@@ -585,6 +585,7 @@ class ChannelListing:
     handle: str | None = None
     description: str = ""
     avatar_url: str | None = None
+    banner_url: str | None = None
     subscriber_count: int | None = None
     video_count: int | None = None
     entries: tuple[ChannelEntry, ...] = ()
@@ -662,6 +663,14 @@ def _avatar(thumbnails: Sequence[Mapping[str, Any]] | None) -> str | None:
     # banners (negative preference).
     for thumbnail in thumbnails or ():
         if thumbnail.get("id") is None and (thumbnail.get("preference") or 0) >= 0:
+            return thumbnail.get("url")
+    return None
+
+
+def _banner(thumbnails: Sequence[Mapping[str, Any]] | None) -> str | None:
+    # The first banner as the channel page shows it (cropped); its uncropped copy is huge.
+    for thumbnail in thumbnails or ():
+        if thumbnail.get("id") is None and (thumbnail.get("preference") or 0) < 0:
             return thumbnail.get("url")
     return None
 
@@ -952,6 +961,7 @@ class YouTube:
             handle=info.get("uploader_id"),
             description=info.get("description") or "",
             avatar_url=_avatar(info.get("thumbnails")),
+            banner_url=_banner(info.get("thumbnails")),
             subscriber_count=_int(info.get("channel_follower_count")),
             video_count=len(entries) if complete and tab == "videos" else None,
             entries=tuple(entries),

@@ -16,6 +16,7 @@ from chirp.jobs import (
     COMPLETED,
     FAILED,
 )
+from imports.artwork import FOLDER as ARTWORK_FOLDER
 from imports.youtube import YOUTUBE, ChannelListing, ChannelRef
 
 if TYPE_CHECKING:
@@ -36,7 +37,12 @@ class Channel(models.Model):
     handle = models.CharField(max_length=100, blank=True, db_index=True)
     title = models.CharField(max_length=255, blank=True)
     description = models.TextField(blank=True)
+    # Where YouTube keeps the pictures, and Chirp's own copies (imports/artwork.py): pages show
+    # only the copies, through imports:artwork.
     avatar_url = models.URLField(max_length=2048, blank=True)
+    avatar = models.FileField(upload_to=ARTWORK_FOLDER, max_length=255, blank=True)
+    banner_url = models.URLField(max_length=2048, blank=True)
+    banner = models.FileField(upload_to=ARTWORK_FOLDER, max_length=255, blank=True)
     subscriber_count = models.PositiveBigIntegerField(null=True, blank=True)
     # As YouTube lists them: known after a complete listing (a capped one does not tell).
     video_count = models.PositiveIntegerField(null=True, blank=True)
@@ -69,14 +75,33 @@ class Channel(models.Model):
         return f"{self.dom_id}-stats"
 
     @classmethod
-    def upsert(cls, listing: ChannelListing) -> Channel:
-        """Create or refresh the channel from its listing (by channel ID: one row per channel)."""
+    def artwork_to_fetch(cls, listing: ChannelListing) -> dict[str, str]:
+        """The pictures of the listing Chirp has no copy of yet: {"avatar": url, "banner": url}.
+        A picture is fetched once, and again only when YouTube names another one."""
+        known = (
+            cls.objects.filter(youtube_id=listing.channel_id)
+            .values("avatar", "avatar_url", "banner", "banner_url")
+            .first()
+        ) or {}
+        wanted = {"avatar": listing.avatar_url, "banner": listing.banner_url}
+        return {
+            field: url
+            for field, url in wanted.items()
+            if url and not (known.get(field) and known.get(f"{field}_url") == url)
+        }
+
+    @classmethod
+    def upsert(cls, listing: ChannelListing, artwork: dict[str, str] | None = None) -> Channel:
+        """Create or refresh the channel from its listing (by channel ID: one row per channel),
+        with the storage names of the pictures fetched for it (`artwork`: field → name)."""
         fields: dict[str, Any] = {
             "handle": listing.handle or "",
             "title": listing.title[:255],
             "description": listing.description,
             "avatar_url": listing.avatar_url or "",
+            "banner_url": listing.banner_url or "",
             "subscriber_count": listing.subscriber_count,
+            **(artwork or {}),
         }
         if listing.complete and listing.video_count is not None:
             fields["video_count"] = listing.video_count
@@ -90,6 +115,13 @@ class Channel(models.Model):
                 youtube_id=listing.channel_id, defaults=fields
             )
         return channel
+
+    def has_artwork(self, name: str) -> bool:
+        """Whether the stored picture `name` is this channel's avatar, banner or one of its
+        videos' thumbnails (what imports:artwork serves to those who see the channel)."""
+        if name in (self.avatar.name, self.banner.name):
+            return True
+        return self.videos.filter(thumbnail=name).exists()
 
     def stats_for(self, user) -> dict[str, Any]:
         """The channel's stat cards (and the API's /stats): its videos, and `user`'s imports."""

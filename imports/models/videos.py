@@ -18,6 +18,7 @@ from chirp.jobs import (
     IllegalTransition,
     ItemStatus,
 )
+from imports.artwork import FOLDER as ARTWORK_FOLDER
 from imports.models.channels import Channel
 from imports.youtube import YOUTUBE, Reason, VideoInfo
 
@@ -132,6 +133,7 @@ class Video(models.Model):
     channel = models.ForeignKey(Channel, on_delete=models.CASCADE, related_name="videos")
     title = models.CharField(max_length=500, blank=True)
     thumbnail_url = models.URLField(max_length=2048, blank=True)
+    thumbnail = models.FileField(upload_to=ARTWORK_FOLDER, max_length=255, blank=True)
     stage = models.CharField(max_length=20, choices=Stage.choices, default=Stage.CREATED)
     progress = models.PositiveSmallIntegerField(default=0)
     error_reason = models.CharField(max_length=30, choices=ERROR_REASONS, blank=True)
@@ -170,6 +172,8 @@ class Video(models.Model):
         # a channel's videos by stage reads them through the channel's index anyway.
         indexes = [
             models.Index(fields=["channel", "-published"], name="imports_video_channel_pub"),
+            # Whether a picture is one of a channel's (imports:artwork, for every card shown).
+            models.Index(fields=["channel", "thumbnail"], name="imports_video_channel_thumb"),
             # The few videos whose search vector is still to be built.
             models.Index(fields=["id"], condition=Q(search_stale=True), name="imports_video_stale"),
         ]
@@ -270,8 +274,10 @@ class Video(models.Model):
     def start_metadata(self) -> None:
         self._save_stage(self.Stage.METADATA, error="", error_reason="")
 
-    def save_metadata(self, info: VideoInfo) -> None:
-        """Store the metadata and move on to captions (one UPDATE)."""
+    def save_metadata(self, info: VideoInfo, thumbnail: str | None = None) -> None:
+        """Store the metadata (and the storage name of the thumbnail, when one was fetched)
+        and move on to captions (one UPDATE)."""
+        artwork = {"thumbnail": thumbnail} if thumbnail else {}
         self._save_stage(
             self.Stage.CAPTIONS,
             title=(info.title or self.title)[:500],
@@ -288,6 +294,7 @@ class Video(models.Model):
             tags=list(info.tags),
             category=(info.categories[0] if info.categories else "")[:100],
             thumbnail_url=self.thumbnail_url or (info.thumbnail_url or ""),
+            **artwork,
         )
 
     def save_transcript(self, transcript: Transcript | None, source: str | None = None) -> None:

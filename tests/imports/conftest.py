@@ -41,6 +41,14 @@ def youtube(fake_youtube) -> Iterator[YouTube]:
 
 
 @pytest.fixture(autouse=True)
+def media_root(settings, tmp_path, monkeypatch):
+    """Artwork an import stores goes to a folder of the test's own (workers see it too)."""
+    settings.MEDIA_ROOT = str(tmp_path / "media")
+    monkeypatch.setenv("CHIRP_MEDIA_ROOT", settings.MEDIA_ROOT)
+    return tmp_path / "media"
+
+
+@pytest.fixture(autouse=True)
 def fresh_limiter(settings):
     """The limiter's state outlives a test in Redis (the database is flushed anyway)."""
     from imports.limiter import default_store

@@ -32,7 +32,9 @@ What it serves, per request kind (each request is recorded with its kind):
     embed         GET  /embed/ID                  the web_embedded client's config
     iframe_api, player_js                         only asked for when the page lacks them
     timedtext     GET  /api/timedtext             srv1 XML (default), srv2, srv3, json3, vtt, ttml
-    image         i.ytimg.com, yt3.* avatars      a tiny JPEG
+    image         i.ytimg.com, yt3.* avatars      a tiny JPEG, its colour drawn from the path
+                                                  (or what `set_image` says for a video or
+                                                  channel ID in the path)
     manifest      manifest.googlevideo.com        an HLS master playlist (a player answer's
                                                   hlsManifestUrl, "recorded" shape)
     media         *.googlevideo.com               refused (403), or `media` bytes when set
@@ -47,6 +49,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import functools
+import hashlib
 import http.client
 import io
 import json
@@ -1527,12 +1530,18 @@ def _vtt_time(seconds: float) -> str:
 
 
 @functools.cache
-def tiny_jpeg() -> bytes:
+def tiny_jpeg(colour: tuple[int, int, int] = (200, 30, 30)) -> bytes:
     from PIL import Image
 
     buffer = io.BytesIO()
-    Image.new("RGB", (16, 9), (200, 30, 30)).save(buffer, "JPEG")
+    Image.new("RGB", (16, 9), colour).save(buffer, "JPEG")
     return buffer.getvalue()
+
+
+def image_colour(path: str) -> tuple[int, int, int]:
+    """The colour of the picture the fake serves at `path`: one per picture, as on YouTube."""
+    digest = hashlib.sha256(path.encode()).digest()
+    return (digest[0], digest[1], digest[2])
 
 
 # --- The server ---------------------------------------------------------------------------------
@@ -1602,6 +1611,8 @@ class FakeYouTube:
         # What a media stream (googlevideo.com) answers: None refuses it (403), as Chirp
         # downloads no media; bytes are served for the speech-to-text fallback's audio.
         self.media: bytes | None = None
+        # What the image hosts answer for a video or channel ID in the path: (status, body).
+        self.images: dict[str, tuple[int, bytes]] = {}
         self._lock = threading.Lock()
         self._ids: set[str] = set()
         self._httpd: ThreadingHTTPServer | None = None
@@ -1839,6 +1850,12 @@ class FakeYouTube:
                 and (method is None or r.method == method)
             ]
 
+    def set_image(self, key: str, body: bytes, status: int = 200) -> None:
+        """Serve `body` (with `status`) for the thumbnails of video `key` or the avatar and
+        banner of channel `key` (an ID in the path)."""
+        with self._lock:
+            self.images[key] = (status, body)
+
     def clear_requests(self) -> None:
         with self._lock:
             self.requests.clear()
@@ -2028,7 +2045,10 @@ class FakeYouTube:
             text, content_type = timedtext(video, lang, auto, fmt, tlang)
             return _Answer(200, text.encode(), content_type)
         if kind == "image":
-            return _Answer(200, tiny_jpeg(), "image/jpeg")
+            for key, (status, body) in self.images.items():
+                if key in record.path:
+                    return _Answer(status, body, "image/jpeg")
+            return _Answer(200, tiny_jpeg(image_colour(record.path)), "image/jpeg")
         if kind == "manifest":
             if video is None or state != "ok":
                 return _Answer(403, b"", "text/plain")

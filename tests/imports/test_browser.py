@@ -16,7 +16,7 @@ LOCAL = re.compile(r"^https?://(127\.0\.0\.1|localhost)[:/]")
 
 
 def offline(page) -> None:
-    """Thumbnails and avatars point at YouTube's hosts: the browser must not reach them."""
+    """Nothing but the test server: the browser must never reach the network."""
     page.context.route(
         re.compile(r"^https?://"),
         lambda route: route.continue_() if LOCAL.match(route.request.url) else route.abort(),

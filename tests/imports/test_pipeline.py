@@ -140,11 +140,14 @@ def test_requests_per_video_and_listing_pages(alice, fake_youtube):
     assert (job.status, job.done) == ("completed", 95)
     assert fake_youtube.count("channel_page") == 1
     assert fake_youtube.count("browse") == 3  # 4 pages: one request per 30 videos
+    # The channel's avatar and banner, once, after the listing.
+    assert fake_youtube.count("image") == 2 + 95
     # Enrichment: yt-dlp's watch page and player call (not the HLS manifest the player's answer
-    # points to), then the transcript's three requests.
+    # points to), the thumbnail, then the transcript's three requests.
     assert fake_youtube.count("manifest") == 0
-    per_video = (fake_youtube.count() - 4) / 95
-    assert per_video == 5
+    per_video = (fake_youtube.count() - 4 - 2) / 95
+    assert per_video == 6
+    assert all(fake_youtube.count("image", video_id=v.youtube_id) == 1 for v in Video.objects.all())
 
 
 def test_a_cap_and_only_new_on_a_reimport(alice, fake_youtube):
