@@ -45,15 +45,21 @@ def test_only_the_first_page_of_a_channels_imports_takes_new_rows(
 def test_an_import_row_shows_the_channels_avatar_name_number_and_age(
     alice, alice_client, make_channel
 ):
+    digest = "ab" * 32
     channel = make_channel(
-        alice, title="<b>Woodworking</b>", avatar_url="https://yt3.example/avatar.jpg"
+        alice,
+        title="<b>Woodworking</b>",
+        avatar_url="https://yt3.example/avatar.jpg",
+        avatar=f"artwork/ab/{digest}.jpg",
     )
     job = channel.import_jobs.get()
     ImportJob.objects.filter(pk=job.pk).update(created=timezone.now() - timedelta(minutes=2))
     html = alice_client.get(f"/channels/{channel.pk}/").content.decode()
     row = html[html.index(f'<tr id="{job.dom_id}-row"') :]
     row = row[: row.index("</tr>")]
-    assert 'src="https://yt3.example/avatar.jpg"' in row
+    # Chirp's own copy of the avatar, never YouTube's address (issue 11's artwork).
+    assert f'src="/channels/{channel.pk}/artwork/{digest}.jpg"' in row
+    assert "yt3.example" not in row
     assert "&lt;b&gt;Woodworking&lt;/b&gt;" in row
     assert f"#{job.pk}" in row
     assert ">2 minutes ago</time>" in row
