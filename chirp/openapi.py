@@ -298,6 +298,12 @@ UNAUTHORIZED = _error(
 )
 FORBIDDEN = _error(SESSION_ONLY_403, "CSRF check failed: CSRF token missing.")
 NOT_FOUND = _error("No such job or channel of yours (another user's is a 404 too).", "Not found.")
+# Answered by chirp/bodylimit.py in front of Django, before the body is read or anyone signed in.
+TOO_LARGE = _error(
+    "The request body is over the server's limit (CHIRP_MAX_REQUEST_BYTES, 10 MB by default); "
+    "it is refused before it is read, whoever sends it.",
+    "The request body is too large: the limit is 10 MB.",
+)
 PATH_ID = {"name": "id", "in": "path", "required": True, "schema": {"type": "integer"}}
 
 
@@ -361,6 +367,7 @@ PATHS: dict[str, dict[str, Any]] = {
                 ),
                 401: UNAUTHORIZED,
                 403: FORBIDDEN,
+                413: TOO_LARGE,
             },
             "Chirp finds the page's images, fetches each one, detects faces and stores what it "
             "has not seen before. Addresses inside the server's network are refused.",
@@ -447,6 +454,7 @@ PATHS: dict[str, dict[str, Any]] = {
                     "The job is still running, or has no failed images.",
                     "This job has no failed items to retry.",
                 ),
+                413: TOO_LARGE,
             },
         ),
     },
@@ -486,6 +494,7 @@ PATHS: dict[str, dict[str, Any]] = {
                     jobId=12,
                     jobStatus="enriching",
                 ),
+                413: TOO_LARGE,
             },
             "Every video is listed at once, then enriched in stages (metadata, transcript, "
             "chapters). Follow it with GET /api/channels/import/{id}.",
@@ -625,7 +634,8 @@ your own imports listed; anyone else's is a 404.
   CSRF token in an `X-CSRFToken` header (from the `csrftoken` cookie), or it answers 403.
 
 **On every endpoint**: 401 without a valid session or token; a method the endpoint does not
-take answers 405 with an `Allow` header. Response shapes follow the user's plans: each
+take answers 405 with an `Allow` header. A request body over the server's limit (10 MB by
+default) answers 413 before it is read. Response shapes follow the user's plans: each
 operation names its plan (`x-plan`); the scrape jobs keep the upload plan's snake_case
 (`total_images`), the channels the import and dashboard plans' camelCase (`jobId`,
 `totalPages`).

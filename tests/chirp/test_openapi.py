@@ -9,6 +9,7 @@ exactly the ones it takes. alice owns, bob is the stranger.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from django.conf import settings
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver
 from django.utils import timezone
@@ -41,9 +43,13 @@ class Case:
     caller: str = "alice"  # alice (token), bob (token), anonymous, expired, session (no CSRF)
     url: str = ""  # the documented path with the world's ids: "/api/scrape-jobs/{finished}"
     body: Any = None  # an object is sent as JSON, a str as a raw JSON body
+    # A body over the limit, sent to the real ASGI app (the limit lives in front of Django,
+    # where the test client never goes): "declared" in Content-Length, or "chunked" (no length).
+    oversized: str = ""
 
     def __str__(self) -> str:
-        return f"{self.method} {self.url or self.path} {self.status} as {self.caller}"
+        sent = f" ({self.oversized} body over the limit)" if self.oversized else ""
+        return f"{self.method} {self.url or self.path} {self.status} as {self.caller}{sent}"
 
 
 JOBS, JOB, RETRY = "/api/scrape-jobs", "/api/scrape-jobs/{id}", "/api/scrape-jobs/{id}/retry"
@@ -64,6 +70,8 @@ CASES = [
     Case("POST", JOBS, 400, body={"url": "http://10.0.0.7/"}),
     Case("POST", JOBS, 401, "anonymous", body={"url": PAGE_URL}),
     Case("POST", JOBS, 403, "session", body={"url": PAGE_URL}),
+    Case("POST", JOBS, 413, oversized="declared"),
+    Case("POST", JOBS, 413, "anonymous", oversized="chunked"),
     Case("GET", JOB, 200, url=FINISHED),
     Case("GET", JOB, 401, "anonymous", url=FINISHED),
     Case("GET", JOB, 404, "bob", url=FINISHED),
@@ -77,6 +85,7 @@ CASES = [
     Case("POST", RETRY, 403, "session", url=FINISHED + "/retry"),
     Case("POST", RETRY, 404, "bob", url=FINISHED + "/retry"),
     Case("POST", RETRY, 409, url=RUNNING + "/retry"),
+    Case("POST", RETRY, 413, url=FINISHED + "/retry", oversized="declared"),
     Case("GET", IMPORTS, 200),
     Case("GET", IMPORTS, 401, "anonymous"),
     Case("GET", IMPORTS, 404, "bob"),
@@ -89,6 +98,8 @@ CASES = [
     Case("POST", IMPORTS, 401, "anonymous", body={"channelUrl": "@newchannel"}),
     Case("POST", IMPORTS, 403, "session", body={"channelUrl": "@newchannel"}),
     Case("POST", IMPORTS, 409, body={"channelUrl": "youtube.com/@Fixture95"}),
+    Case("POST", IMPORTS, 413, oversized="declared"),
+    Case("POST", IMPORTS, 413, "session", oversized="chunked"),
     Case("GET", IMPORT, 200, url=IMPORTS + "/{listed}"),
     Case("GET", IMPORT, 200, url=IMPORTS + "/{unlisted}"),
     Case("GET", IMPORT, 401, "anonymous", url=IMPORTS + "/{listed}"),
@@ -164,9 +175,79 @@ def world(alice, bob) -> SimpleNamespace:
     )
 
 
+@dataclass
+class AsgiAnswer:
+    """What the ASGI app sent, read like a test client's response."""
+
+    status_code: int
+    headers: dict[str, str]
+    content: bytes
+
+    def __getitem__(self, name: str) -> str:
+        return self.headers[name.lower()]
+
+    def json(self) -> Any:
+        return json.loads(self.content)
+
+
+async def _asgi_post(path: str, headers: dict[str, str], chunks: list[bytes]) -> AsgiAnswer:
+    """One POST through the real ASGI app (chirp/asgi.py: the body limit, then Django), as
+    uvicorn would make it, without a server."""
+    from chirp.asgi import application
+
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(k.lower().encode(), v.encode()) for k, v in headers.items()],
+        "client": ("127.0.0.1", 40000),
+        "server": ("testserver", 80),
+    }
+    pending = list(chunks)
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        if not pending:
+            return {"type": "http.disconnect"}
+        return {"type": "http.request", "body": pending.pop(0), "more_body": bool(pending)}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    await application(scope, receive, send)
+    start = next(m for m in sent if m["type"] == "http.response.start")
+    body = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
+    answer_headers = {k.decode().lower(): v.decode() for k, v in start["headers"]}
+    return AsgiAnswer(start["status"], answer_headers, body)
+
+
+def call_oversized(world: SimpleNamespace, case: Case, url: str) -> AsgiAnswer:
+    from chirp.asgi import application
+
+    headers = {"Host": "testserver", "Content-Type": "application/json"}
+    if case.caller == "session":
+        session = world.clients["session"].cookies[settings.SESSION_COOKIE_NAME].value
+        headers["Cookie"] = f"{settings.SESSION_COOKIE_NAME}={session}"
+    elif case.caller != "anonymous":
+        headers["Authorization"] = world.clients[case.caller].defaults["HTTP_AUTHORIZATION"]
+    piece = b" " * (1024 * 1024)  # JSON whitespace: a body that is only too big
+    chunks = [piece] * (application.max_bytes // len(piece) + 1)
+    if case.oversized == "declared":
+        headers["Content-Length"] = str(len(piece) * len(chunks))
+    return asyncio.run(_asgi_post(url, headers, chunks))
+
+
 def call(world: SimpleNamespace, case: Case):
     client = world.clients[case.caller]
     url = (case.url or case.path).format(**world.ids)
+    if case.oversized:
+        return call_oversized(world, case, url)
     if case.body is None:
         return client.generic(case.method, url)
     data = case.body if isinstance(case.body, str) else json.dumps(case.body)
