@@ -298,6 +298,14 @@ UNAUTHORIZED = _error(
 )
 FORBIDDEN = _error(SESSION_ONLY_403, "CSRF check failed: CSRF token missing.")
 NOT_FOUND = _error("No such job or channel of yours (another user's is a 404 too).", "Not found.")
+# Any endpoint, when something fails on the server (chirp/middleware.py JsonApiErrorsMiddleware
+# answers in JSON; the error and its traceback are in the server's log).
+RESPONSES: dict[str, Any] = {
+    "InternalError": _error(
+        "Something failed on the server (it is logged there); try again later.", "Internal error"
+    )
+}
+INTERNAL_ERROR = {"$ref": "#/components/responses/InternalError"}
 # Answered by chirp/bodylimit.py in front of Django, before the body is read or anyone signed in.
 TOO_LARGE = _error(
     "The request body is over the server's limit (CHIRP_MAX_REQUEST_BYTES, 10 MB by default); "
@@ -325,7 +333,10 @@ def _operation(
         "description": description,
         "x-plan": plan,
         **extra,
-        "responses": {str(status): answer for status, answer in responses.items()},
+        "responses": {
+            **{str(status): answer for status, answer in responses.items()},
+            "500": INTERNAL_ERROR,
+        },
     }
 
 
@@ -635,10 +646,10 @@ your own imports listed; anyone else's is a 404.
 
 **On every endpoint**: 401 without a valid session or token; a method the endpoint does not
 take answers 405 with an `Allow` header. A request body over the server's limit (10 MB by
-default) answers 413 before it is read. Response shapes follow the user's plans: each
-operation names its plan (`x-plan`); the scrape jobs keep the upload plan's snake_case
-(`total_images`), the channels the import and dashboard plans' camelCase (`jobId`,
-`totalPages`).
+default) answers 413 before it is read. A failure on the server answers 500 (in JSON too).
+Response shapes follow the user's plans: each operation names its plan (`x-plan`); the scrape
+jobs keep the upload plan's snake_case (`total_images`), the channels the import and dashboard
+plans' camelCase (`jobId`, `totalPages`).
 """
 
 DOCUMENT: dict[str, Any] = {
@@ -650,6 +661,7 @@ DOCUMENT: dict[str, Any] = {
     "paths": PATHS,
     "components": {
         "schemas": SCHEMAS,
+        "responses": RESPONSES,
         "securitySchemes": {
             "token": {
                 "type": "http",
@@ -701,6 +713,13 @@ def description_html() -> SafeString:
         else:
             blocks.append(f"<p>{_inline(' '.join(lines))}</p>")
     return mark_safe("".join(blocks))  # noqa: S308 (escaped above)
+
+
+def resolve_response(answer: dict[str, Any]) -> dict[str, Any]:
+    """A response, or the one in components/responses it refers to."""
+    if "$ref" in answer:
+        return RESPONSES[answer["$ref"].rsplit("/", 1)[1]]
+    return answer
 
 
 def resolve(schema: Schema) -> Schema:
@@ -781,8 +800,8 @@ def operations() -> list[dict[str, Any]]:
                     "responses": [
                         {
                             "status": status,
-                            "description": answer["description"],
-                            "body": _body(answer.get("content")),
+                            "description": resolve_response(answer)["description"],
+                            "body": _body(resolve_response(answer).get("content")),
                         }
                         for status, answer in operation["responses"].items()
                     ],
