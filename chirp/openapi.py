@@ -298,6 +298,20 @@ UNAUTHORIZED = _error(
 )
 FORBIDDEN = _error(SESSION_ONLY_403, "CSRF check failed: CSRF token missing.")
 NOT_FOUND = _error("No such job or channel of yours (another user's is a 404 too).", "Not found.")
+# Any endpoint, when something fails on the server (chirp/middleware.py JsonApiErrorsMiddleware
+# answers in JSON; the error and its traceback are in the server's log).
+RESPONSES: dict[str, Any] = {
+    "InternalError": _error(
+        "Something failed on the server (it is logged there); try again later.", "Internal error"
+    )
+}
+INTERNAL_ERROR = {"$ref": "#/components/responses/InternalError"}
+# Answered by chirp/bodylimit.py in front of Django, before the body is read or anyone signed in.
+TOO_LARGE = _error(
+    "The request body is over the server's limit (CHIRP_MAX_REQUEST_BYTES, 10 MB by default); "
+    "it is refused before it is read, whoever sends it.",
+    "The request body is too large: the limit is 10 MB.",
+)
 PATH_ID = {"name": "id", "in": "path", "required": True, "schema": {"type": "integer"}}
 
 
@@ -319,7 +333,10 @@ def _operation(
         "description": description,
         "x-plan": plan,
         **extra,
-        "responses": {str(status): answer for status, answer in responses.items()},
+        "responses": {
+            **{str(status): answer for status, answer in responses.items()},
+            "500": INTERNAL_ERROR,
+        },
     }
 
 
@@ -361,6 +378,7 @@ PATHS: dict[str, dict[str, Any]] = {
                 ),
                 401: UNAUTHORIZED,
                 403: FORBIDDEN,
+                413: TOO_LARGE,
             },
             "Chirp finds the page's images, fetches each one, detects faces and stores what it "
             "has not seen before. Addresses inside the server's network are refused.",
@@ -447,6 +465,7 @@ PATHS: dict[str, dict[str, Any]] = {
                     "The job is still running, or has no failed images.",
                     "This job has no failed items to retry.",
                 ),
+                413: TOO_LARGE,
             },
         ),
     },
@@ -486,6 +505,7 @@ PATHS: dict[str, dict[str, Any]] = {
                     jobId=12,
                     jobStatus="enriching",
                 ),
+                413: TOO_LARGE,
             },
             "Every video is listed at once, then enriched in stages (metadata, transcript, "
             "chapters). Follow it with GET /api/channels/import/{id}.",
@@ -625,10 +645,11 @@ your own imports listed; anyone else's is a 404.
   CSRF token in an `X-CSRFToken` header (from the `csrftoken` cookie), or it answers 403.
 
 **On every endpoint**: 401 without a valid session or token; a method the endpoint does not
-take answers 405 with an `Allow` header. Response shapes follow the user's plans: each
-operation names its plan (`x-plan`); the scrape jobs keep the upload plan's snake_case
-(`total_images`), the channels the import and dashboard plans' camelCase (`jobId`,
-`totalPages`).
+take answers 405 with an `Allow` header. A request body over the server's limit (10 MB by
+default) answers 413 before it is read. A failure on the server answers 500 (in JSON too).
+Response shapes follow the user's plans: each operation names its plan (`x-plan`); the scrape
+jobs keep the upload plan's snake_case (`total_images`), the channels the import and dashboard
+plans' camelCase (`jobId`, `totalPages`).
 """
 
 DOCUMENT: dict[str, Any] = {
@@ -640,6 +661,7 @@ DOCUMENT: dict[str, Any] = {
     "paths": PATHS,
     "components": {
         "schemas": SCHEMAS,
+        "responses": RESPONSES,
         "securitySchemes": {
             "token": {
                 "type": "http",
@@ -691,6 +713,13 @@ def description_html() -> SafeString:
         else:
             blocks.append(f"<p>{_inline(' '.join(lines))}</p>")
     return mark_safe("".join(blocks))  # noqa: S308 (escaped above)
+
+
+def resolve_response(answer: dict[str, Any]) -> dict[str, Any]:
+    """A response, or the one in components/responses it refers to."""
+    if "$ref" in answer:
+        return RESPONSES[answer["$ref"].rsplit("/", 1)[1]]
+    return answer
 
 
 def resolve(schema: Schema) -> Schema:
@@ -771,8 +800,8 @@ def operations() -> list[dict[str, Any]]:
                     "responses": [
                         {
                             "status": status,
-                            "description": answer["description"],
-                            "body": _body(answer.get("content")),
+                            "description": resolve_response(answer)["description"],
+                            "body": _body(resolve_response(answer).get("content")),
                         }
                         for status, answer in operation["responses"].items()
                     ],

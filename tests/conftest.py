@@ -257,6 +257,24 @@ def chromium():
 
 
 @pytest.fixture
+def screenshot() -> Callable[[object, str], Path | None]:
+    """screenshot(page, name) saves the whole page as <CHIRP_SCREENSHOTS>/<name>.png, for a
+    person reviewing the pages to look at (README, "Test it"); it does nothing when the
+    variable is not set, so tests call it freely."""
+    folder = os.environ.get("CHIRP_SCREENSHOTS", "")
+
+    def take(page, name: str) -> Path | None:
+        if not folder:
+            return None
+        path = Path(folder, f"{name}.png")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=path, full_page=True, animations="disabled")
+        return path
+
+    return take
+
+
+@pytest.fixture
 def browser_for(chromium, web_server):
     """browser_for(user) -> a Playwright page signed in as `user` on the real web server."""
     contexts = []

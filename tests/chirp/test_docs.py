@@ -27,3 +27,14 @@ def test_every_variable_is_in_env_example():
     example = (ROOT / ".env.example").read_text()
     listed = set(re.findall(r"^#?\s*([A-Z0-9_]+)=", example, re.MULTILINE))
     assert sorted(variables_read() - listed) == []
+
+
+def test_every_variable_the_tests_read_is_in_the_readme_test_section():
+    """Test-only variables (Chromium's path, the screenshots folder) are explained where the
+    README says how to run the tests, not in the settings table."""
+    source = (ROOT / "tests" / "conftest.py").read_text()
+    names = set(re.findall(r'os\.environ\.get\(\s*"([A-Z0-9_]+)"', source))
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("## Test it", 1)[1].split("\n## ", 1)[0]
+    assert {"CHROMIUM_PATH", "CHIRP_SCREENSHOTS"} <= names
+    assert sorted(n for n in names if f"`{n}`" not in section) == []

@@ -23,7 +23,9 @@ def offline(page) -> None:
     )
 
 
-def test_add_a_channel_and_watch_it_import_live(alice, browser_for, start_worker, fake_youtube):
+def test_add_a_channel_and_watch_it_import_live(
+    alice, browser_for, start_worker, fake_youtube, screenshot
+):
     fake_youtube.add_channel("livewire", videos=10, title="Live Wire")
     fake_youtube.add_fault(kinds={"timedtext"}, delay=0.5)  # slow enough to watch
     start_worker(CHIRP_YOUTUBE_CONCURRENCY="1")
@@ -38,6 +40,7 @@ def test_add_a_channel_and_watch_it_import_live(alice, browser_for, start_worker
     dialog.locator("input[name=channel]").fill("https://vimeo.com/livewire")
     dialog.locator("#import-form button[type=submit]").click()
     expect(dialog.locator("#channel-errors")).to_contain_text("Only YouTube links")
+    screenshot(page, "live-add-channel-refused")
     assert not ImportJob.objects.exists()
 
     dialog.locator("input[name=channel]").fill("@livewire")
@@ -64,6 +67,8 @@ def test_add_a_channel_and_watch_it_import_live(alice, browser_for, start_worker
     last_card = other.locator(f"#{last.dom_id}")
     expect(last_card).to_have_class(re.compile(r"\bimporting\b"))
     expect(last_card.locator(".overlay")).to_be_visible()
+    screenshot(other, "live-channel-importing")
+    screenshot(page, "live-add-channel-progress")
     expect(last_card).to_have_attribute("data-stage", "complete", timeout=60_000)
     expect(last_card).not_to_have_class(re.compile(r"\bimporting\b"))
     assert other.locator(".video-card.importing").count() == 0

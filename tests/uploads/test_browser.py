@@ -21,7 +21,7 @@ PICTURES = ["astronaut", "coffee", "chelsea", "horse"]
 
 
 def test_a_submitted_page_shows_its_images_go_queued_processing_completed_live(
-    alice, bob, browser_for, start_worker, local_http_server, sample_jpegs
+    alice, bob, browser_for, start_worker, local_http_server, sample_jpegs, screenshot
 ):
     # The pictures wait for the test's word, so every state can be seen on the page.
     release = threading.Event()
@@ -60,6 +60,7 @@ def test_a_submitted_page_shows_its_images_go_queued_processing_completed_live(
     expect(page.locator('tr.item-row .chip[data-status="processing"]')).to_have_count(2)
     expect(page.locator('tr.item-row .chip[data-status="queued"]')).to_have_count(2)
     expect(page.locator(f"#{job.dom_id} .chip")).to_have_attribute("data-status", "processing")
+    screenshot(page, "live-job-processing")
 
     release.set()
     expect(page.locator('tr.item-row .chip[data-status="completed"]')).to_have_count(
@@ -75,6 +76,7 @@ def test_a_submitted_page_shows_its_images_go_queued_processing_completed_live(
     expect(thumbnail).to_have_js_property("complete", True)
     assert thumbnail.evaluate("img => img.naturalWidth") > 0
     assert page.evaluate("window.notReloaded") is True
+    screenshot(page, "live-job-completed")
     # The overview, open all along, shows the new images in the gallery counts.
     expect(overview.locator('#gallery-counts [data-count="all"] .count')).to_have_text("4")
 
@@ -117,7 +119,7 @@ def test_a_job_started_in_another_tab_appears_at_the_top_of_the_list_live(alice,
     assert first_tab.evaluate("window.notReloaded") is True
 
 
-def test_the_lightbox_opens_moves_with_the_arrow_keys_and_closes(alice, browser_for):
+def test_the_lightbox_opens_moves_with_the_arrow_keys_and_closes(alice, browser_for, screenshot):
     now = timezone.now()
     first, second, third = (
         make_image(name, faces=1, seen_by=alice, first_seen=now - timedelta(minutes=n))
@@ -150,6 +152,7 @@ def test_the_lightbox_opens_moves_with_the_arrow_keys_and_closes(alice, browser_
     page.keyboard.press("f")
     expect(page).to_have_url(re.compile(rf"\?open={third.pk}&boxes=0$"))
     expect(boxes).to_be_hidden()
+    screenshot(page, "lightbox-without-boxes")
 
     page.reload()
     expect(lightbox).to_be_visible()

@@ -20,7 +20,7 @@ PICTURES = ["astronaut", "coffee", "chelsea", "horse"]
 
 
 def test_a_job_started_through_the_api_shows_on_the_dashboard_live(
-    alice, bob, browser_for, web_server, start_worker, local_http_server, sample_jpegs
+    alice, bob, browser_for, web_server, start_worker, local_http_server, sample_jpegs, screenshot
 ):
     # Each picture waits for the test's word, so the progress can be seen moving.
     gates = {name: threading.Event() for name in PICTURES}
@@ -72,6 +72,7 @@ def test_a_job_started_through_the_api_shows_on_the_dashboard_live(
     expect(running).to_contain_text("1 of 4 done")
     gates["coffee"].set()
     expect(running.locator(".progress")).to_have_attribute("aria-valuenow", "50", timeout=30_000)
+    screenshot(page, "live-home-running")
 
     for gate in gates.values():
         gate.set()
