@@ -162,6 +162,15 @@ def parse_list(data: bytes | str, format: str | None = None) -> ChannelList:
         raise InvalidList(f"Unknown format “{shown(format)}”: use one of {', '.join(FORMATS)}.")
     parsed = _PARSERS[format](text)
     parsed.format = format
+    return _within_limits(parsed)
+
+
+def parse_list_json(data: Any) -> ChannelList:
+    """A list in the plan's JSON shape, already decoded (the API's JSON body carries one)."""
+    return _within_limits(channel_list_from_json(data))
+
+
+def _within_limits(parsed: ChannelList) -> ChannelList:
     limit = settings.CHIRP_LIST_MAX_ROWS
     if len(parsed.rows) > limit:
         raise InvalidList(
@@ -290,7 +299,6 @@ def _parse_json(text: str) -> ChannelList:
 
 
 def channel_list_from_json(data: Any) -> ChannelList:
-    """A list in the plan's JSON shape, already decoded (the API's JSON body is one)."""
     list_settings: dict[str, Any] = {}
     warnings: list[str] = []
     if isinstance(data, dict):
