@@ -500,7 +500,8 @@ class _KnownChannels:
     def __init__(self, user: Any) -> None:
         from imports.models import Channel, ImportJob
 
-        channels = {c.pk: c for c in Channel.objects.visible_to(user)}
+        seen = Channel.objects.visible_to(user).only("pk", "youtube_id", "handle", "title")
+        channels = {c.pk: c for c in seen}
         self.by_id = {c.youtube_id: c for c in channels.values()}
         self.by_handle = {c.handle.lower(): c for c in channels.values() if c.handle}
         self.by_url: dict[str, Any] = {}
