@@ -29,6 +29,7 @@ Schema = dict[str, Any]
 UPLOAD_PLAN = "the upload scraper plan (001_74680695b060749f): total_images, processed_count"
 IMPORT_PLAN = "the channel import plan (000_b08af53142cb0246): jobId, channelUrl, 409 with jobId"
 DASHBOARD_PLAN = "the real-time dashboard plan (002_d1827b7b0ef1a774): total, page, totalPages"
+LIST_PLAN = "the mass download plan (003_5b2e313032f5215e): channels with name, email, type"
 
 
 def _ref(name: str) -> Schema:
@@ -195,6 +196,58 @@ SCHEMAS: dict[str, Schema] = {
             "total": {**COUNT, "description": "Your imports of this channel."},
             "page": {**INTEGER, "minimum": 1},
             "totalPages": {**COUNT, "description": "0 when there are none."},
+        }
+    ),
+    "ListRowPreview": _object(
+        {
+            "row": {**INTEGER, "description": "The line in the file (CSV, text) or position."},
+            "outcome": {
+                "type": "string",
+                "enum": ["new", "duplicate", "existing", "followed", "invalid"],
+            },
+            "channel": {
+                "type": ["string", "null"],
+                "description": "The channel as understood (normalised); null when invalid.",
+            },
+            "input": {**TEXT, "description": "The channel as written."},
+            "name": TEXT,
+            "email": {**TEXT, "description": "As written (flagged in warnings if not one)."},
+            "type": TEXT,
+            "extra": {"type": "object", "description": "The row's other columns, as written."},
+            "message": {**TEXT, "description": "Why it is invalid, or which row it repeats."},
+            "duplicateOf": {"type": ["integer", "null"]},
+            "channelId": {
+                "type": ["integer", "null"],
+                "description": "Your channel it names, when already in your channels.",
+            },
+            "warnings": {"type": "array", "items": TEXT},
+        }
+    ),
+    "ListPreview": _object(
+        {
+            "dryRun": {"type": "boolean", "const": True},
+            "format": {"type": "string", "enum": ["csv", "takeout", "json", "text", "opml"]},
+            "columns": {"type": "array", "items": TEXT, "description": "A CSV's header."},
+            "counts": _object(
+                {
+                    key: COUNT
+                    for key in (
+                        "total",
+                        "new",
+                        "duplicate",
+                        "existing",
+                        "followed",
+                        "invalid",
+                        "flagged",
+                    )
+                }
+            ),
+            "settings": _object(
+                {"quality": TEXT, "skip_existing": {"type": "boolean"}},
+                optional=("quality", "skip_existing"),
+            ),
+            "warnings": {"type": "array", "items": TEXT},
+            "rows": {"type": "array", "items": _ref("ListRowPreview")},
         }
     ),
     "ActiveChannelJobs": _object({"jobs": {"type": "array", "items": _ref("ImportJob")}}),
@@ -617,6 +670,94 @@ PATHS: dict[str, dict[str, Any]] = {
                 ),
                 401: UNAUTHORIZED,
                 404: NOT_FOUND,
+            },
+        ),
+    },
+    "/api/channels/lists": {
+        "post": _operation(
+            "Preview a list of channels",
+            LIST_PLAN,
+            {
+                200: _json(
+                    "ListPreview",
+                    {
+                        "dryRun": True,
+                        "format": "csv",
+                        "columns": ["name", "email", "type", "channel_url"],
+                        "counts": {
+                            "total": 1,
+                            "new": 1,
+                            "duplicate": 0,
+                            "existing": 0,
+                            "followed": 0,
+                            "invalid": 0,
+                            "flagged": 0,
+                        },
+                        "settings": {},
+                        "warnings": [],
+                        "rows": [
+                            {
+                                "row": 2,
+                                "outcome": "new",
+                                "channel": "https://www.youtube.com/@johndoe",
+                                "input": "https://youtube.com/@johndoe",
+                                "name": "John Doe",
+                                "email": "john@example.com",
+                                "type": "FF-Ti/Se-CS/P(B) #4",
+                                "extra": {},
+                                "message": "",
+                                "duplicateOf": None,
+                                "channelId": None,
+                                "warnings": [],
+                            }
+                        ],
+                    },
+                    "What Chirp understood, row by row; nothing is fetched from YouTube.",
+                ),
+                400: _error(
+                    "Nothing could be read from the list (empty, binary, not UTF-8, over the "
+                    "size or row limit, a CSV header without a channel column, JSON not in the "
+                    "plan's shape). A row that cannot be used is an invalid row in the 200.",
+                    "The list is empty: it has no channel in it.",
+                ),
+                401: UNAUTHORIZED,
+                403: FORBIDDEN,
+                501: _error(
+                    "Without dryRun: starting a batch from a list is not available yet.",
+                    'Starting a batch from a list is not available yet: send "dryRun": true '
+                    "for the preview.",
+                ),
+            },
+            "A file as multipart/form-data (`file`, optional `format`, `dryRun=true`), or a "
+            'JSON body: the plan\'s `{"dryRun": true, "channels": [...], "settings": {...}}`, '
+            'or `{"dryRun": true, "list": "<the list as text>", "format": "csv"}`. Formats: '
+            "csv, takeout, json, text, opml (detected from the content when not named).",
+            requestBody={
+                "required": True,
+                "content": {
+                    "application/json": {
+                        "schema": {
+                            "type": "object",
+                            "properties": {
+                                "dryRun": {"type": "boolean"},
+                                "channels": {"type": "array"},
+                                "settings": {"type": "object"},
+                                "list": TEXT,
+                                "format": TEXT,
+                            },
+                        }
+                    },
+                    "multipart/form-data": {
+                        "schema": {
+                            "type": "object",
+                            "properties": {
+                                "file": {"type": "string", "format": "binary"},
+                                "format": TEXT,
+                                "dryRun": TEXT,
+                            },
+                        }
+                    },
+                },
             },
         ),
     },

@@ -462,6 +462,9 @@ CHIRP_YOUTUBE_PAUSE_SECONDS = env_float("CHIRP_YOUTUBE_PAUSE_SECONDS", 300.0, mi
 CHIRP_YOUTUBE_MAX_PAUSE_SECONDS = env_float("CHIRP_YOUTUBE_MAX_PAUSE_SECONDS", 3600.0, minimum=0.1)
 # The default cap on a channel's first import (0: every video); the dialog can change it.
 CHIRP_IMPORT_FIRST_LIMIT = env_int("CHIRP_IMPORT_FIRST_LIMIT", 0, minimum=0)
+# Channel lists (imports/lists.py): the most rows and bytes one list may have.
+CHIRP_LIST_MAX_ROWS = env_int("CHIRP_LIST_MAX_ROWS", 10_000, minimum=1)
+CHIRP_LIST_MAX_BYTES = env_int("CHIRP_LIST_MAX_BYTES", 2 * 1024 * 1024, minimum=1024)
 # Speech to text when YouTube has no captions (off unless the URL is set): an OpenAI-compatible
 # API's base URL (e.g. https://api.groq.com/openai/v1), its key and model.
 CHIRP_WHISPER_URL = env_str("CHIRP_WHISPER_URL") or None

@@ -12,7 +12,7 @@ from django.utils.text import Truncator
 from chirp.admin import JobAdminMixin
 from chirp.jobs import IllegalTransition, ItemStatus
 from imports.limiter import Limiter
-from imports.models import Channel, ImportJob, ImportJobItem, Video
+from imports.models import Channel, ImportJob, ImportJobItem, Person, PersonChannel, Video
 
 HTTPS_URLS = {models.URLField: {"assume_scheme": "https"}}
 
@@ -138,3 +138,22 @@ class ImportJobAdmin(JobAdminMixin, admin.ModelAdmin):
         limiter.reset()
         until = time_format(timezone.localtime(pause.until), "H:i")
         return f"YouTube's pause (until {until}) was lifted."
+
+
+class PersonChannelInline(admin.TabularInline):
+    model = PersonChannel
+    fk_name = "person"
+    fields = ["channel", "created"]
+    readonly_fields = ["created"]
+    raw_id_fields = ["channel"]
+    extra = 0
+
+
+@admin.register(Person)
+class PersonAdmin(admin.ModelAdmin):
+    list_display = ["name", "email", "type", "owner", "created"]
+    list_filter = ["type"]
+    search_fields = ["name", "email", "type", "owner__username"]
+    raw_id_fields = ["owner"]
+    readonly_fields = ["created", "updated"]
+    inlines = [PersonChannelInline]

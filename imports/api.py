@@ -7,6 +7,10 @@
     GET  /api/channels/<id>/jobs         {jobs, total, page, totalPages} (?page=&limit=)
     GET  /api/channels/<id>/jobs/active  {jobs}
     GET  /api/channels/<id>/stats        the channel page's stat cards
+    POST /api/channels/lists             a channel list's preview ({"dryRun": true}): a file as
+                                         multipart (`file`, `format`, `dryRun`), or a JSON body
+                                         ({"dryRun": true, "list": "<text>", "format"?} or the
+                                         plan's {"dryRun": true, "channels": [...], "settings"})
 
 Callers authenticate with their session (CSRF applies to POST) or an API token (chirp.api).
 Another user's import, or a channel the caller does not see (Channel.seen: their own import
@@ -15,12 +19,14 @@ has not listed it), is a 404. An import's answer names its channel only once the
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.core.paginator import Paginator
 from django.db import IntegrityError
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 
 from chirp.api import api_view, error, json_body
-from imports.forms import ImportForm, JobsPageForm
+from imports import lists
+from imports.forms import ChannelListForm, ImportForm, JobsPageForm
 from imports.models import Channel, ImportJob
 
 DEFAULT_PAGE_SIZE = 20
@@ -127,3 +133,51 @@ def channel_stats(request: HttpRequest, pk: int) -> HttpResponse:
     except Http404:
         return _not_found()
     return JsonResponse({"channelId": channel.pk, **channel.stats_for(request.user)})
+
+
+LIST_EXAMPLE = '{"dryRun": true, "channels": [{"name": "…", "channel_url": "@handle"}]}'
+
+
+def _read_list(request: HttpRequest) -> tuple[lists.ChannelList, bool]:
+    """(the list, whether this is a dry run) from a multipart upload or a JSON body.
+    Raises InvalidList for a list nothing can be read from."""
+    if request.content_type != "application/json":
+        form = ChannelListForm(request.POST, request.FILES)
+        dry_run = request.POST.get("dryRun", "").lower() in ("true", "1", "on")
+        if not form.is_valid():
+            raise lists.InvalidList(" ".join(form.errors.get("__all__", [])) or "Invalid list.")
+        return form.cleaned_data["list"], dry_run
+    limit = settings.CHIRP_LIST_MAX_BYTES
+    if len(request.body) > limit:
+        raise lists.InvalidList(f"The list is larger than {limit:,} bytes: split it.")
+    data = json_body(request, example=LIST_EXAMPLE)
+    dry_run = data.get("dryRun") is True
+    if "list" in data:
+        if not isinstance(data["list"], str):
+            raise lists.InvalidList("list must be the list's text.")
+        format = data.get("format")
+        if format is not None and not isinstance(format, str):
+            raise lists.InvalidList(f"format must be one of {', '.join(lists.FORMATS)}.")
+        return lists.parse_list(data["list"], format or None), dry_run
+    if "channels" in data:
+        plan = {key: data[key] for key in ("channels", "settings") if key in data}
+        return lists.parse_list_json(plan), dry_run
+    raise lists.InvalidList(f"Send a file (multipart), or a JSON body such as {LIST_EXAMPLE}.")
+
+
+@api_view("POST")
+def channel_lists(request: HttpRequest) -> HttpResponse:
+    try:
+        channel_list, dry_run = _read_list(request)
+    except lists.InvalidList as exc:
+        return error(str(exc), 400)
+    if not dry_run:
+        # Running a list as a batch is the batch import's (issue 13, next step).
+        return error(
+            'Starting a batch from a list is not available yet: send "dryRun": true for the '
+            "preview.",
+            501,
+        )
+    return JsonResponse(
+        {"dryRun": True, **lists.preview_list(channel_list, request.user).as_json()}
+    )

@@ -5,6 +5,7 @@ from typing import Any
 from django import forms
 from django.conf import settings
 
+from imports import lists
 from imports.models import ImportJob, Video
 from imports.youtube import InvalidChannelInput, parse_channel_input
 
@@ -113,6 +114,9 @@ class ImportForm(forms.Form):
 class ChannelSearchForm(forms.Form):
     q = forms.CharField(max_length=200, required=False, strip=True)
     page = forms.IntegerField(min_value=1, required=False)
+    # The channel list filtered by person (their id) or by people's type.
+    person = forms.IntegerField(min_value=1, required=False)
+    type = forms.CharField(max_length=100, required=False, strip=True)
 
 
 class VideoFilterForm(forms.Form):
@@ -134,3 +138,45 @@ class VideoFilterForm(forms.Form):
 class JobsPageForm(forms.Form):
     page = forms.IntegerField(min_value=1, required=False)
     limit = forms.IntegerField(min_value=1, max_value=100, required=False)
+
+
+class ChannelListForm(forms.Form):
+    """A channel list to preview: a file, or text pasted in. `clean()` reads it
+    (imports.lists.parse_list); a list nothing can be read from is the form's error."""
+
+    file = forms.FileField(label="A file", required=False)
+    text = forms.CharField(
+        label="Or paste the list",
+        required=False,
+        strip=False,
+        widget=forms.Textarea(
+            attrs={
+                "rows": 8,
+                "placeholder": "name,email,type,channel_url\n…",
+                "spellcheck": "false",
+            }
+        ),
+    )
+    format = forms.ChoiceField(
+        label="Format",
+        choices=[("", "Detect from the content"), *lists.FORMATS.items()],
+        required=False,
+    )
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        upload, text = data.get("file"), data.get("text") or ""
+        if upload and text.strip():
+            raise forms.ValidationError("Upload a file or paste a list, not both.")
+        if not upload and not text.strip():
+            raise forms.ValidationError("Choose a file, or paste a list of channels.")
+        # One byte over the limit is enough for parse_list to refuse the file by its size.
+        content = upload.read(settings.CHIRP_LIST_MAX_BYTES + 1) if upload else text
+        try:
+            data["list"] = lists.parse_list(content, data.get("format") or None)
+        except lists.InvalidList as exc:
+            raise forms.ValidationError(str(exc), code="invalid_list") from None
+        return data
+
+    def preview(self, user) -> lists.Preview:
+        return lists.preview_list(self.cleaned_data["list"], user)

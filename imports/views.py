@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import csv
 from urllib.parse import urlencode
 
 from django.contrib import messages
@@ -13,8 +14,8 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from chirp.jobs import IllegalTransition
 from imports import artwork as artworks
-from imports.forms import ChannelSearchForm, ImportForm, VideoFilterForm
-from imports.models import Channel, ImportJob, Video, channels_of
+from imports.forms import ChannelListForm, ChannelSearchForm, ImportForm, VideoFilterForm
+from imports.models import Channel, ImportJob, Person, Video, channels_of, people_export_rows
 
 CHANNELS_PER_PAGE = 50
 VIDEOS_PER_PAGE = 60
@@ -39,6 +40,11 @@ def _get_video_for_user(request: HttpRequest, pk: int) -> Video:
     )
 
 
+def _get_person_for_user(request: HttpRequest, pk: int) -> Person:
+    """One of the user's people (people are private: anyone else's is a 404)."""
+    return get_object_or_404(Person.objects.of(request.user), pk=pk)
+
+
 def _page(queryset: QuerySet, number: int | None, per_page: int) -> Page:
     return Paginator(queryset, per_page).get_page(number)
 
@@ -54,15 +60,30 @@ def _banner(request: HttpRequest) -> dict:
 @require_GET
 def channel_list(request: HttpRequest) -> HttpResponse:
     search = ChannelSearchForm(request.GET)
-    q = search.cleaned_data["q"] if search.is_valid() else ""
+    valid = search.is_valid()
+    q = search.cleaned_data["q"] if valid else ""
+    person = search.cleaned_data["person"] if valid else None
+    person_type = search.cleaned_data["type"] if valid else ""
     channels = channels_of(request.user)
     if q:
         channels = channels.filter(Q(title__icontains=q) | Q(handle__icontains=q))
-    number = search.cleaned_data.get("page") if search.is_valid() else None
+    if person:
+        channels = channels.filter(person_id=person)
+    if person_type:
+        channels = channels.filter(
+            person_links__owner=request.user, person_links__person__type=person_type
+        )
+    number = search.cleaned_data.get("page") if valid else None
+    people = Person.objects.of(request.user)
     context = {
         "search": search,
         "page": _page(channels, number, CHANNELS_PER_PAGE),
-        "query": _query(q=q),
+        "query": _query(q=q, person=person, type=person_type),
+        "people": people.only("pk", "name", "email"),
+        "person_types": people.exclude(type="")
+        .order_by("type")
+        .values_list("type", flat=True)
+        .distinct(),
         "form": ImportForm(),
         "banner": _banner(request),
     }
@@ -204,4 +225,43 @@ def artwork(request: HttpRequest, pk: str, digest: str) -> FileResponse:
     response = FileResponse(file, content_type="image/jpeg")
     # Named by content (SHA-256): it never changes.
     response["Cache-Control"] = "private, max-age=31536000, immutable"
+    return response
+
+
+@require_http_methods(["GET", "POST"])
+def import_list(request: HttpRequest) -> HttpResponse:
+    """ "Import a list": a file or pasted text, and the preview of what Chirp understood
+    (nothing is fetched from YouTube here)."""
+    form = ChannelListForm(request.POST or None, request.FILES or None)
+    preview = form.preview(request.user) if request.method == "POST" and form.is_valid() else None
+    return render(request, "imports/import_list.html", {"form": form, "preview": preview})
+
+
+@require_GET
+def person_list(request: HttpRequest) -> HttpResponse:
+    people = Person.objects.of(request.user).with_totals(request.user)
+    return render(request, "imports/person_list.html", {"people": people})
+
+
+@require_GET
+def person_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    person = _get_person_for_user(request, pk)
+    channels = channels_of(request.user).filter(person_links__person=person)
+    videos = Video.objects.filter(channel__in=person.visible_channels()).select_related("channel")
+    context = {
+        "person": person,
+        "channels": channels,
+        "totals": person.totals(),
+        "videos": _page(videos, request.GET.get("page"), VIDEOS_PER_PAGE),
+    }
+    return render(request, "imports/person_detail.html", context)
+
+
+@require_GET
+def export_people(request: HttpRequest) -> HttpResponse:
+    """The user's people and their channels with counts, as CSV (formula-like cells
+    neutralised by people_export_rows)."""
+    response = HttpResponse(content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = 'attachment; filename="people.csv"'
+    csv.writer(response).writerows(people_export_rows(request.user))
     return response

@@ -5,6 +5,7 @@ here, so `from imports.models import Video` and the migrations do not change."""
 from imports.models.channels import Channel, ChannelQuerySet, channels_of
 from imports.models.jobs import ImportJob, ImportJobItem, banner_fragment
 from imports.models.limits import RateLimit
+from imports.models.people import Person, PersonChannel, people_export_rows, spreadsheet_safe
 from imports.models.videos import Video, VideoQuerySet
 
 __all__ = [
@@ -12,9 +13,13 @@ __all__ = [
     "ChannelQuerySet",
     "ImportJob",
     "ImportJobItem",
+    "Person",
+    "PersonChannel",
     "RateLimit",
     "Video",
     "VideoQuerySet",
     "banner_fragment",
     "channels_of",
+    "people_export_rows",
+    "spreadsheet_safe",
 ]

@@ -211,6 +211,8 @@ def channels_of(user) -> models.QuerySet[Channel]:
     """The channels `user` sees, with what the channel list shows about each."""
     videos = Video.objects.filter(channel=OuterRef("pk")).order_by().values("channel")
     jobs = ImportJob.objects.filter(owner=user, channel=OuterRef("pk")).order_by("-created", "-pk")
+    # Whose channel it is, for this user (people are private: only their own links).
+    person = PersonChannel.objects.filter(owner=user, channel=OuterRef("pk"))
 
     def count(queryset: models.QuerySet) -> Coalesce:
         return Coalesce(Subquery(queryset.annotate(n=Count("pk")).values("n")), 0)
@@ -223,6 +225,8 @@ def channels_of(user) -> models.QuerySet[Channel]:
             with_transcripts=count(videos.filter(Video.has_transcript_q())),
             last_import=Subquery(jobs.values("created")[:1]),
             last_status=Subquery(jobs.values("status")[:1]),
+            person_id=Subquery(person.values("person")[:1]),
+            person_name=Subquery(person.values("person__name")[:1]),
         )
         .order_by("title", "pk")
     )
@@ -231,4 +235,5 @@ def channels_of(user) -> models.QuerySet[Channel]:
 # The other models of the catalog refer to Channel at import time; Channel's methods refer to
 # them only when called, so they are imported last (after Channel exists).
 from imports.models.jobs import ImportJob  # noqa: E402
+from imports.models.people import PersonChannel  # noqa: E402
 from imports.models.videos import Video  # noqa: E402

@@ -13,7 +13,7 @@ from django.utils import timezone
 from playwright.sync_api import expect
 
 from chirp import live
-from imports.models import Channel, ImportJob, Video
+from imports.models import Channel, ImportJob, Person, Video
 from tests.chirp.test_settings import CLEAN
 from tests.conftest import ROOT
 from tests.uploads.conftest import make_image, make_job
@@ -78,6 +78,8 @@ def main_pages(alice, staff) -> list[tuple[object, str]]:
     upload = make_job(alice, ["completed", "failed", "queued"])
     image = make_image("policy", faces=2, seen_by=alice)
     channel, import_job, video = make_channel(alice)
+    person = Person.objects.create(owner=alice, name="A person", type="INTJ")
+    person.link(channel)
     return [
         (alice, reverse("home")),
         (alice, reverse("uploads:page")),
@@ -89,6 +91,9 @@ def main_pages(alice, staff) -> list[tuple[object, str]]:
         (alice, reverse("imports:channel_detail", args=[channel.pk])),
         (alice, reverse("imports:job_detail", args=[import_job.pk])),
         (alice, reverse("imports:video_detail", args=[video.pk])),
+        (alice, reverse("imports:import_list")),
+        (alice, reverse("imports:person_list")),
+        (alice, reverse("imports:person_detail", args=[person.pk])),
         (None, reverse("login")),
         (staff, reverse("admin:index")),
         (staff, reverse("admin:uploads_image_changelist")),

@@ -59,6 +59,7 @@ JOBS, JOB, RETRY = "/api/scrape-jobs", "/api/scrape-jobs/{id}", "/api/scrape-job
 IMPORTS, IMPORT = "/api/channels/import", "/api/channels/import/{id}"
 CHANNEL_JOBS, ACTIVE = "/api/channels/{id}/jobs", "/api/channels/{id}/jobs/active"
 STATS, DESCRIPTION = "/api/channels/{id}/stats", "/api/openapi.json"
+LISTS = "/api/channels/lists"
 FINISHED, RUNNING = "/api/scrape-jobs/{finished}", "/api/scrape-jobs/{running}"
 
 CASES = [
@@ -118,6 +119,16 @@ CASES = [
     Case("GET", STATS, 200, url="/api/channels/{channel}/stats"),
     Case("GET", STATS, 401, "anonymous", url="/api/channels/{channel}/stats"),
     Case("GET", STATS, 404, "bob", url="/api/channels/{channel}/stats"),
+    Case(
+        "POST",
+        LISTS,
+        200,
+        body={"dryRun": True, "channels": [{"name": "J", "channel_url": "@jj1"}]},
+    ),
+    Case("POST", LISTS, 400, body={"dryRun": True, "list": ""}),
+    Case("POST", LISTS, 401, "anonymous", body={"dryRun": True, "channels": ["@jj1"]}),
+    Case("POST", LISTS, 403, "session", body={"dryRun": True, "channels": ["@jj1"]}),
+    Case("POST", LISTS, 501, body={"channels": ["@jj1"]}),
     Case("GET", DESCRIPTION, 200),
     Case("GET", DESCRIPTION, 401, "anonymous"),
     *(
@@ -134,6 +145,7 @@ CASES = [
             ("GET", CHANNEL_JOBS, "/api/channels/{channel}/jobs", None),
             ("GET", ACTIVE, "/api/channels/{channel}/jobs/active", None),
             ("GET", STATS, "/api/channels/{channel}/stats", None),
+            ("POST", LISTS, "", {"dryRun": True, "channels": ["@jj1"]}),
             ("GET", DESCRIPTION, "", None),
         ]
     ),
