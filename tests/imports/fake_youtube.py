@@ -1872,8 +1872,9 @@ class FakeYouTube:
     def upload(
         self, channel: FakeChannel, count: int = 1, *, at: datetime | None = None
     ) -> list[FakeVideo]:
-        """`count` new videos on `channel`'s Videos tab (newest first, published `at`, by
-        default now), as if uploaded since the last look: they top its listing and its feed."""
+        """`count` new videos on `channel`'s Videos tab, as if uploaded since the last look:
+        they top its listing and its feed, the oldest published `at` (by default now), each
+        next one a second later."""
         at = at or datetime.now(UTC)
         rng = random.Random(f"{self.seed}/{channel.handle}/upload/{len(channel.videos)}")
         total = len(channel.videos) + count
@@ -1887,7 +1888,7 @@ class FakeYouTube:
                 title=f"{channel.title} #{number}",
                 description=f"Episode {number} of {channel.title}.\nSubscribe for more.",
                 duration=rng.randint(45, 3600),
-                published=at - timedelta(seconds=i),
+                published=at + timedelta(seconds=count - 1 - i),
                 views=rng.randint(10, 2_000_000),
                 likes=rng.randint(0, 50_000),
                 tags=("fixtures", channel.handle, f"episode {number}"),
