@@ -7,6 +7,8 @@
     GET  /api/channels/<id>/jobs         {jobs, total, page, totalPages} (?page=&limit=)
     GET  /api/channels/<id>/jobs/active  {jobs}
     GET  /api/channels/<id>/stats        the channel page's stat cards
+    POST /api/channels/<id>/follow       {quality?, since?} → 201 (200 when updated) {follow}
+    DELETE /api/channels/<id>/follow     → 200 {following: false} (404 when not following)
 
 Callers authenticate with their session (CSRF applies to POST) or an API token (chirp.api).
 Another user's import, or a channel the caller does not see (Channel.seen: their own import
@@ -20,8 +22,8 @@ from django.db import IntegrityError
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 
 from chirp.api import api_view, error, json_body
-from imports.forms import ImportForm, JobsPageForm
-from imports.models import Channel, ImportJob
+from imports.forms import FollowForm, ImportForm, JobsPageForm
+from imports.models import Channel, Follow, ImportJob
 
 DEFAULT_PAGE_SIZE = 20
 
@@ -127,3 +129,25 @@ def channel_stats(request: HttpRequest, pk: int) -> HttpResponse:
     except Http404:
         return _not_found()
     return JsonResponse({"channelId": channel.pk, **channel.stats_for(request.user)})
+
+
+@api_view("POST", "DELETE")
+def channel_follow(request: HttpRequest, pk: int) -> HttpResponse:
+    """Follow a channel the caller sees (or change the follow's options), or unfollow it."""
+    try:
+        channel = _get_channel_for_user(request, pk)
+    except Http404:
+        return _not_found()
+    if request.method == "DELETE":
+        if not Follow.stop(request.user, channel):
+            return error("You do not follow this channel.", 404)
+        return JsonResponse({"channelId": channel.pk, "following": False})
+    form = FollowForm.from_json(json_body(request, example='{"quality": "720"}'))
+    if not form.is_valid():
+        errors = {field: [str(m) for m in messages] for field, messages in form.errors.items()}
+        first = next(iter(errors.values()))[0]
+        return error(first, 400, errors=errors)
+    follow, created = Follow.start(request.user, channel, **form.cleaned_data)
+    return JsonResponse(
+        {"following": True, "follow": follow.as_json()}, status=201 if created else 200
+    )

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from urllib.parse import urlencode
 
+from django.conf import settings
 from django.contrib import messages
 from django.core.paginator import Page, Paginator
 from django.db import IntegrityError
@@ -11,8 +12,8 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from chirp.jobs import IllegalTransition
-from imports.forms import ChannelSearchForm, ImportForm, VideoFilterForm
-from imports.models import Channel, ImportJob, Video, channels_of
+from imports.forms import ChannelSearchForm, FollowForm, ImportForm, VideoFilterForm
+from imports.models import Channel, Follow, ImportJob, Video, channels_of
 
 CHANNELS_PER_PAGE = 50
 VIDEOS_PER_PAGE = 60
@@ -158,6 +159,8 @@ def channel_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "active_jobs": jobs.filter(status__in=ImportJob.OPEN_STATUSES),
         "stats": channel.stats_for(request.user),
         "banner": _banner(request),
+        "following": Follow.objects.filter(user=request.user, channel=channel).exists(),
+        "follow_form": FollowForm(),
     }
     target = request.headers.get("HX-Target", "")
     if request.htmx and target == "video-grid":
@@ -185,3 +188,67 @@ def retry_video(request: HttpRequest, pk: int) -> HttpResponse:
     else:
         messages.success(request, "The video is back in its import's queue.")
     return redirect(video)
+
+
+FOLLOWING_VIDEOS = 4
+
+
+def _follow_answer(
+    request: HttpRequest, channel: Channel, following: bool, form: FollowForm | None = None
+) -> HttpResponse:
+    """The toggle in place (htmx), or back to the page the form was on."""
+    errors = " ".join(m for ms in form.errors.values() for m in ms) if form is not None else ""
+    if request.htmx:
+        context = {
+            "channel": channel,
+            "following": following,
+            "next": request.POST.get("next", ""),
+            "options": not following and request.POST.get("next") != "list",
+            "form": form or FollowForm(),
+            "errors": errors,
+        }
+        return render(request, "imports/partials/follow.html#follow_toggle", context)
+    if errors:
+        messages.warning(request, errors)
+    if request.POST.get("next") == "list":
+        return redirect("imports:channel_list")
+    if request.POST.get("next") == "following":
+        return redirect("imports:following")
+    return redirect(channel)
+
+
+@require_POST
+def follow_channel(request: HttpRequest, pk: int) -> HttpResponse:
+    channel = _get_channel_for_user(request, pk)
+    form = FollowForm(request.POST)
+    if not form.is_valid():
+        return _follow_answer(request, channel, following=False, form=form)
+    Follow.start(request.user, channel, **form.cleaned_data)
+    if not request.htmx:
+        messages.success(
+            request, f"You follow {channel}: its new videos will come in by themselves."
+        )
+    return _follow_answer(request, channel, following=True)
+
+
+@require_POST
+def unfollow_channel(request: HttpRequest, pk: int) -> HttpResponse:
+    channel = _get_channel_for_user(request, pk)
+    if Follow.stop(request.user, channel) and not request.htmx:
+        messages.info(request, f"You no longer follow {channel}.")
+    return _follow_answer(request, channel, following=False)
+
+
+@require_GET
+def following(request: HttpRequest) -> HttpResponse:
+    """The channels the user follows, the newest videos of each, and when and how each was
+    last checked."""
+    follows = list(Follow.objects.filter(user=request.user).select_related("channel"))
+    for follow in follows:
+        follow.newest = list(follow.channel.videos.for_cards()[:FOLLOWING_VIDEOS])
+    context = {
+        "follows": follows,
+        "poll_minutes": settings.CHIRP_FOLLOW_POLL_MINUTES,
+        "full_days": settings.CHIRP_FOLLOW_FULL_CHECK_DAYS,
+    }
+    return render(request, "imports/following.html", context)

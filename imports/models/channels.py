@@ -194,6 +194,7 @@ def channels_of(user) -> models.QuerySet[Channel]:
             with_transcripts=count(videos.filter(Video.has_transcript_q())),
             last_import=Subquery(jobs.values("created")[:1]),
             last_status=Subquery(jobs.values("status")[:1]),
+            followed=Exists(Follow.objects.filter(user=user, channel=OuterRef("pk"))),
         )
         .order_by("title", "pk")
     )

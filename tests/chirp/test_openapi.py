@@ -25,7 +25,7 @@ from openapi_spec_validator import validate as validate_openapi
 
 from chirp.models import ApiToken
 from chirp.openapi import DOCUMENT, PATHS
-from imports.models import Channel, ImportJob
+from imports.models import Channel, Follow, ImportJob
 from tests.uploads.conftest import make_job
 
 PAGE_URL = "http://127.0.0.1:8123/gallery"
@@ -50,6 +50,7 @@ JOBS, JOB, RETRY = "/api/scrape-jobs", "/api/scrape-jobs/{id}", "/api/scrape-job
 IMPORTS, IMPORT = "/api/channels/import", "/api/channels/import/{id}"
 CHANNEL_JOBS, ACTIVE = "/api/channels/{id}/jobs", "/api/channels/{id}/jobs/active"
 STATS, DESCRIPTION = "/api/channels/{id}/stats", "/api/openapi.json"
+FOLLOW, FOLLOW_URL = "/api/channels/{id}/follow", "/api/channels/{channel}/follow"
 FINISHED, RUNNING = "/api/scrape-jobs/{finished}", "/api/scrape-jobs/{running}"
 
 CASES = [
@@ -104,6 +105,18 @@ CASES = [
     Case("GET", STATS, 200, url="/api/channels/{channel}/stats"),
     Case("GET", STATS, 401, "anonymous", url="/api/channels/{channel}/stats"),
     Case("GET", STATS, 404, "bob", url="/api/channels/{channel}/stats"),
+    Case("POST", FOLLOW, 201, url=FOLLOW_URL, body={"quality": "720", "since": "2026-01-01"}),
+    Case("POST", FOLLOW, 200, url="/api/channels/{followed}/follow", body={"quality": "best"}),
+    Case("POST", FOLLOW, 400, url=FOLLOW_URL, body={"quality": "8k"}),
+    Case("POST", FOLLOW, 400, url=FOLLOW_URL, body={"since": "someday"}),
+    Case("POST", FOLLOW, 401, "anonymous", url=FOLLOW_URL, body={}),
+    Case("POST", FOLLOW, 403, "session", url=FOLLOW_URL, body={}),
+    Case("POST", FOLLOW, 404, "bob", url=FOLLOW_URL, body={}),
+    Case("DELETE", FOLLOW, 200, url="/api/channels/{followed}/follow"),
+    Case("DELETE", FOLLOW, 401, "anonymous", url="/api/channels/{followed}/follow"),
+    Case("DELETE", FOLLOW, 403, "session", url="/api/channels/{followed}/follow"),
+    Case("DELETE", FOLLOW, 404, url=FOLLOW_URL),  # not followed
+    Case("DELETE", FOLLOW, 404, "bob", url="/api/channels/{followed}/follow"),
     Case("GET", DESCRIPTION, 200),
     Case("GET", DESCRIPTION, 401, "anonymous"),
 ]
@@ -143,6 +156,14 @@ def world(alice, bob) -> SimpleNamespace:
     unlisted = ImportJob.objects.create(
         owner=alice, channel_url="https://www.youtube.com/@fixture95", status="pending"
     )
+    # A second channel of alice's, which she follows.
+    followed = Channel.objects.create(
+        youtube_id="UC0000000000000000000002", handle="@followed", title="Followed"
+    )
+    ImportJob.objects.create(
+        owner=alice, channel=followed, channel_url=followed.youtube_url, status="completed"
+    )
+    Follow.start(alice, followed)
     session = Client(enforce_csrf_checks=True)
     session.force_login(alice)
     expired = _key_for(alice, expires=timezone.now() - timedelta(days=1))
@@ -153,6 +174,7 @@ def world(alice, bob) -> SimpleNamespace:
             "channel": channel.pk,
             "listed": listed.pk,
             "unlisted": unlisted.pk,
+            "followed": followed.pk,
         },
         clients={
             "alice": Client(HTTP_AUTHORIZATION=f"Bearer {_key_for(alice)}"),
