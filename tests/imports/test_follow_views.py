@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from imports.models import ChannelWatch, Follow
+from imports.models import ChannelWatch, Follow, ImportJob
 
 pytestmark = pytest.mark.django_db
 
@@ -75,12 +75,6 @@ def test_api_follow_and_unfollow(alice, bob, client, make_channel):
     assert client.post(url, "{}", content_type="application/json").status_code == 404
     assert client.get(f"/api/channels/{channel.pk}/stats").status_code == 404
 
-    # Once bob follows (here: made to, as if he had before), he sees the channel.
-    Follow.objects.create(user=bob, channel=channel)
-    assert client.get(f"/api/channels/{channel.pk}/stats").status_code == 200
-    assert bob in [f.user for f in Follow.objects.filter(channel=channel)]
-    assert client.get(channel.get_absolute_url()).status_code == 200
-
     client.force_login(alice)
     response = client.post(
         url, json.dumps({"quality": "audio", "since": "2026-03-01"}), "application/json"
@@ -124,3 +118,24 @@ def test_the_following_page_lists_only_my_follows(alice, bob, alice_client, make
     Follow.start(bob, theirs)
     page = text(alice_client.get("/channels/following/"))
     assert "Mine" in page and "Theirs" not in page
+
+
+def test_a_follower_sees_the_channel_while_he_follows_it(alice, bob, client, make_channel):
+    """Seeing is by one's own import or by following: bob follows a channel his import listed;
+    his import is deleted since; he still sees the channel until he unfollows."""
+    channel = make_channel(alice, title="Tea Time")
+    ImportJob.objects.create(
+        owner=bob, channel=channel, channel_url=channel.youtube_url, status="completed"
+    )
+    client.force_login(bob)
+    url = f"/api/channels/{channel.pk}/follow"
+    assert client.post(url, "{}", content_type="application/json").status_code == 201
+    ImportJob.objects.filter(owner=bob).delete()
+
+    assert client.get(channel.get_absolute_url()).status_code == 200
+    assert client.get(f"/api/channels/{channel.pk}/stats").status_code == 200
+    assert "Tea Time" in text(client.get("/channels/"))
+
+    assert client.delete(url).status_code == 200
+    assert client.get(channel.get_absolute_url()).status_code == 404
+    assert "Tea Time" not in text(client.get("/channels/"))

@@ -201,3 +201,16 @@ def test_the_feed_is_parsed_without_entities():
     )
     with pytest.raises(ValueError, match="Not a readable feed"):
         parse_feed(bomb)
+
+
+def test_an_import_of_the_channel_is_not_held_up_by_its_open_follow_job(
+    alice, fake_youtube, imported
+):
+    fake, channel = imported
+    Follow.start(alice, channel)
+    fake_youtube.upload(fake, 1)
+    following.poll_channel(channel)  # a follow job, open until the lane runs
+
+    job, created = ImportJob.start(alice, parse_channel_input(channel.youtube_url))
+    assert created and not job.followed
+    assert ImportJob.objects.filter(status="pending").count() == 2
