@@ -13,7 +13,7 @@ from django.utils import timezone
 from playwright.sync_api import expect
 
 from chirp import live
-from imports.models import Channel, ImportJob, Video
+from imports.models import Channel, Follow, ImportJob, Video
 from tests.chirp.test_settings import CLEAN
 from tests.conftest import ROOT
 from tests.uploads.conftest import make_image, make_job
@@ -77,6 +77,7 @@ def main_pages(alice, staff) -> list[tuple[object, str]]:
     upload = make_job(alice, ["completed", "failed", "queued"])
     image = make_image("policy", faces=2, seen_by=alice)
     channel, import_job, video = make_channel(alice)
+    Follow.start(alice, channel)
     return [
         (alice, reverse("home")),
         (alice, reverse("uploads:page")),
@@ -88,12 +89,14 @@ def main_pages(alice, staff) -> list[tuple[object, str]]:
         (alice, reverse("imports:channel_detail", args=[channel.pk])),
         (alice, reverse("imports:job_detail", args=[import_job.pk])),
         (alice, reverse("imports:video_detail", args=[video.pk])),
+        (alice, reverse("imports:following")),
         (None, reverse("login")),
         (staff, reverse("admin:index")),
         (staff, reverse("admin:uploads_image_changelist")),
         (staff, reverse("admin:uploads_image_change", args=[image.pk])),
         (staff, reverse("admin:uploads_scrapejob_changelist")),
         (staff, reverse("admin:imports_channel_change", args=[channel.pk])),
+        (staff, reverse("admin:imports_follow_changelist")),
         (staff, reverse("admin:auth_user_change", args=[alice.pk])),
     ]
 
