@@ -34,6 +34,7 @@ from chirp import engine, live
 from chirp.jobs import PENDING
 from imports.enrichment import create_videos, limiter_for, with_retries, youtube_client
 from imports.feeds import FeedEntry, fetch_feed
+from imports.limiter import YouTubePaused
 from imports.models import (
     Channel,
     ChannelWatch,
@@ -96,19 +97,20 @@ def handle_entries(
     with transaction.atomic():
         # One batch of a channel at a time: a second delivery waits, then finds the videos.
         ChannelWatch.objects.select_for_update().filter(channel=channel).first()
-        existing = dict(
-            Video.objects.filter(youtube_id__in=[e.video_id for e in entries]).values_list(
-                "youtube_id", "pk"
-            )
-        )
+        existing = {
+            youtube_id: (pk, title, description)
+            for youtube_id, pk, title, description in Video.objects.filter(
+                youtube_id__in=[e.video_id for e in entries]
+            ).values_list("youtube_id", "pk", "title", "description")
+        }
         new = [
             e
             for e in _unique(entries)
             if e.video_id not in existing and (e.published is None or e.published >= began)
         ]
-        for entry in entries:
+        for entry in _unique(entries):
             if entry.video_id in existing:
-                outcome.refreshed += _refresh(existing[entry.video_id], entry)
+                outcome.refreshed += _refresh(*existing[entry.video_id], entry)
         if new:
             outcome.created = create_videos(channel, [_as_listing_entry(e) for e in new])
             _enqueue(channel, outcome.created)
@@ -144,20 +146,18 @@ def _as_listing_entry(entry: FeedEntry) -> ChannelEntry:
     )
 
 
-def _refresh(video_pk: int, entry: FeedEntry) -> int:
+def _refresh(pk: int, title: str, description: str, entry: FeedEntry) -> int:
     """A known video's title and description as the entry has them (1 when they changed);
-    its card goes to whoever sees the channel."""
-    changes = {"title": entry.title[:500]} if entry.title else {}
-    if entry.description:
+    its card goes to whoever sees the channel. Nothing is fetched from YouTube."""
+    changes = {}
+    if entry.title and entry.title[:500] != title:
+        changes["title"] = entry.title[:500]
+    if entry.description and entry.description != description:
         changes["description"] = entry.description
     if not changes:
         return 0
-    video = Video.objects.for_cards().select_related("channel").get(pk=video_pk)
-    current = Video.objects.filter(pk=video_pk).values(*changes).get()
-    if current == changes:
-        return 0
-    Video.objects.filter(pk=video_pk).update(**changes, updated=timezone.now())
-    video.title = changes.get("title", video.title)
+    Video.objects.filter(pk=pk).update(**changes, updated=timezone.now())
+    video = Video.objects.for_cards().get(pk=pk)
     viewers = list(Channel.viewer_ids(video.channel_id))
     transaction.on_commit(lambda: video.publish_to(*viewers))
     return 1
@@ -275,6 +275,18 @@ def _checked(channel: Channel, method: str, error: str = "") -> None:
     )
 
 
+def _safely(check, channel: Channel, method: str) -> None:
+    """One channel's check; whatever it raises (a pause of the limiter, a bug) is recorded on
+    its follows and logged, and the next channel's check goes on."""
+    try:
+        check(channel)
+    except YouTubePaused as exc:
+        _checked(channel, method, f"Paused: {exc.pause.message or 'YouTube asked Chirp to wait'}")
+    except Exception as exc:
+        logger.exception("Checking %s failed", channel.youtube_id)
+        _checked(channel, method, f"Unexpected error: {exc.__class__.__name__}")
+
+
 def poll_due(now: datetime | None = None) -> dict[str, int]:
     """Poll every watched channel whose turn has come, and check in full those whose period
     has passed; each claimed first (a conditional UPDATE), so two workers never do one twice."""
@@ -284,10 +296,10 @@ def poll_due(now: datetime | None = None) -> dict[str, int]:
     watched = ChannelWatch.objects.filter(channel__follows__isnull=False).distinct()
     for watch in watched.filter(next_poll__lte=now).select_related("channel").order_by("next_poll"):
         if watch.claim_poll(now):
-            poll_channel(watch.channel)
+            _safely(poll_channel, watch.channel, CheckMethod.POLL)
             polled += 1
     for watch in watched.filter(last_full_check__lte=full_before).select_related("channel"):
         if watch.claim_full_check(now):
-            full_check(watch.channel)
+            _safely(full_check, watch.channel, CheckMethod.FULL)
             checked += 1
     return {"polled": polled, "checked": checked}

@@ -214,3 +214,23 @@ def test_an_import_of_the_channel_is_not_held_up_by_its_open_follow_job(
     job, created = ImportJob.start(alice, parse_channel_input(channel.youtube_url))
     assert created and not job.followed
     assert ImportJob.objects.filter(status="pending").count() == 2
+
+
+def test_a_failing_feed_is_recorded_and_the_other_channels_are_still_polled(
+    alice, fake_youtube, imported
+):
+    fake, channel = imported
+    other_fake = fake_youtube.add_channel("other", videos=2, title="Other")
+    run_import(alice, "@other")
+    other = Channel.objects.get(youtube_id=other_fake.channel_id)
+    Follow.start(alice, channel)
+    Follow.start(alice, other)
+    fake_youtube.add_fault(kinds={"feed"}, channel_id=fake.channel_id, status=404)
+    (upload,) = fake_youtube.upload(other_fake, 1)
+
+    assert following.poll_due(timezone.now() + timedelta(minutes=16))["polled"] == 2
+
+    failed, fine = Follow.objects.get(channel=channel), Follow.objects.get(channel=other)
+    assert failed.last_check_method == "poll"
+    assert failed.last_error == "YouTube has no channel or video at that address."
+    assert fine.last_error == "" and Video.objects.filter(youtube_id=upload.id).exists()
