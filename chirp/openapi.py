@@ -20,7 +20,8 @@ from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
 
 from chirp.jobs import ItemStatus
-from imports.models import ImportJob
+from imports.models import CheckMethod, ImportJob
+from imports.models.following import QUALITIES
 from uploads.models import ScrapeJob
 
 Schema = dict[str, Any]
@@ -28,6 +29,7 @@ Schema = dict[str, Any]
 # The user's plans (README: "The user's plans") each endpoint's shapes follow.
 UPLOAD_PLAN = "the upload scraper plan (001_74680695b060749f): total_images, processed_count"
 IMPORT_PLAN = "the channel import plan (000_b08af53142cb0246): jobId, channelUrl, 409 with jobId"
+FOLLOW_PLAN = "issue 12: follow channels"
 DASHBOARD_PLAN = "the real-time dashboard plan (002_d1827b7b0ef1a774): total, page, totalPages"
 LIST_PLAN = "the mass download plan (003_5b2e313032f5215e): channels with name, email, type"
 
@@ -271,6 +273,27 @@ SCHEMAS: dict[str, Schema] = {
             },
         }
     ),
+    "Follow": _object(
+        {
+            "channelId": INTEGER,
+            "quality": {
+                "type": "string",
+                "enum": list(QUALITIES),
+                "description": "Media downloaded for new videos (none: metadata only).",
+            },
+            "since": {
+                "type": ["string", "null"],
+                "format": "date",
+                "description": "Backfill: videos published on or after this day.",
+            },
+            "followedAt": MOMENT,
+            "lastChecked": _nullable(MOMENT),
+            "lastCheckMethod": {"type": ["string", "null"], "enum": [*CheckMethod.values, None]},
+            "lastError": {"type": ["string", "null"]},
+        }
+    ),
+    "Following": _object({"following": {"const": True}, "follow": _ref("Follow")}),
+    "Unfollowed": _object({"channelId": INTEGER, "following": {"const": False}}),
     "OpenAPI": {"type": "object", "description": "This document."},
 }
 
@@ -327,6 +350,16 @@ _PENDING_IMPORT = {
     "progress": 0,
     "step": "",
     "startedAt": None,
+}
+
+_FOLLOW = {
+    "channelId": 3,
+    "quality": "720",
+    "since": "2026-01-01",
+    "followedAt": "2026-01-31T10:00:00.512345+00:00",
+    "lastChecked": None,
+    "lastCheckMethod": None,
+    "lastError": None,
 }
 
 # -- the operations -------------------------------------------------------------------------------
@@ -759,6 +792,69 @@ PATHS: dict[str, dict[str, Any]] = {
                     },
                 },
             },
+        ),
+    },
+    "/api/channels/{id}/follow": {
+        "parameters": [PATH_ID],
+        "post": _operation(
+            "Follow a channel (or change how you follow it)",
+            FOLLOW_PLAN,
+            {
+                201: _json("Following", {"following": True, "follow": _FOLLOW}),
+                200: _json(
+                    "Following",
+                    {"following": True, "follow": {**_FOLLOW, "quality": "best"}},
+                    "You followed it already: its options are updated.",
+                ),
+                400: _error(
+                    "A field is refused (a quality not among the choices, a date not YYYY-MM-DD).",
+                    "Choose a quality: none, audio, 360, 480, 720, 1080, best.",
+                    "ImportRefused",
+                    errors={
+                        "quality": ["Choose a quality: none, audio, 360, 480, 720, 1080, best."]
+                    },
+                ),
+                401: UNAUTHORIZED,
+                403: FORBIDDEN,
+                404: NOT_FOUND,
+            },
+            "Chirp then fetches the channel's new uploads as they come (an RSS poll every "
+            "CHIRP_FOLLOW_POLL_MINUTES, a full check every CHIRP_FOLLOW_FULL_CHECK_DAYS). Only a "
+            "channel you see (your own import listed it) can be followed.",
+            requestBody={
+                "required": False,
+                "content": {
+                    "application/json": {
+                        "schema": {
+                            "type": "object",
+                            "properties": {
+                                "quality": {
+                                    "type": "string",
+                                    "enum": list(QUALITIES),
+                                    "default": "none",
+                                },
+                                "since": {"type": "string", "format": "date"},
+                            },
+                        },
+                        "example": {"quality": "720", "since": "2026-01-01"},
+                    }
+                },
+            },
+        ),
+        "delete": _operation(
+            "Unfollow a channel",
+            FOLLOW_PLAN,
+            {
+                200: _json("Unfollowed", {"channelId": 3, "following": False}),
+                401: UNAUTHORIZED,
+                403: FORBIDDEN,
+                404: _error(
+                    "No such channel of yours, or you do not follow it.",
+                    "You do not follow this channel.",
+                ),
+            },
+            "Nothing more is fetched for you; when its last follower leaves, Chirp stops "
+            "watching the channel.",
         ),
     },
     "/api/openapi.json": {

@@ -455,6 +455,10 @@ CHIRP_YOUTUBE_TRANSCRIPT_LANGUAGES = env_list("CHIRP_YOUTUBE_TRANSCRIPT_LANGUAGE
 CHIRP_YOUTUBE_SPACING = env_float("CHIRP_YOUTUBE_SPACING", 1.0)
 CHIRP_YOUTUBE_JITTER = env_float("CHIRP_YOUTUBE_JITTER", 0.5)
 CHIRP_YOUTUBE_MAX_SPACING = env_float("CHIRP_YOUTUBE_MAX_SPACING", 30.0)
+# Following channels (issue 12): every followed channel's RSS feed is polled once per interval
+# (the channels spread evenly over it), and its videos tab listed every few days as a safety net.
+CHIRP_FOLLOW_POLL_MINUTES = env_int("CHIRP_FOLLOW_POLL_MINUTES", 15, minimum=1)
+CHIRP_FOLLOW_FULL_CHECK_DAYS = env_int("CHIRP_FOLLOW_FULL_CHECK_DAYS", 7, minimum=1)
 CHIRP_YOUTUBE_CONCURRENCY = env_int("CHIRP_YOUTUBE_CONCURRENCY", 2, minimum=1)
 # Requests to YouTube in flight at once across the installation (every worker, every thread).
 CHIRP_YOUTUBE_MAX_IN_FLIGHT = env_int("CHIRP_YOUTUBE_MAX_IN_FLIGHT", 4, minimum=1)

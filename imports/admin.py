@@ -12,7 +12,16 @@ from django.utils.text import Truncator
 from chirp.admin import JobAdminMixin
 from chirp.jobs import IllegalTransition, ItemStatus
 from imports.limiter import Limiter
-from imports.models import Channel, ImportJob, ImportJobItem, Person, PersonChannel, Video
+from imports.models import (
+    Channel,
+    ChannelWatch,
+    Follow,
+    ImportJob,
+    ImportJobItem,
+    Person,
+    PersonChannel,
+    Video,
+)
 
 HTTPS_URLS = {models.URLField: {"assume_scheme": "https"}}
 
@@ -157,3 +166,21 @@ class PersonAdmin(admin.ModelAdmin):
     raw_id_fields = ["owner"]
     readonly_fields = ["created", "updated"]
     inlines = [PersonChannelInline]
+
+
+@admin.register(Follow)
+class FollowAdmin(admin.ModelAdmin):
+    list_display = ["channel", "user", "created", "quality", "last_checked", "last_check_method"]
+    list_filter = ["last_check_method", "quality"]
+    search_fields = ["channel__title", "channel__handle", "user__username"]
+    raw_id_fields = ["channel", "user"]
+    readonly_fields = ["created", "last_checked", "last_check_method", "last_error"]
+
+
+@admin.register(ChannelWatch)
+class ChannelWatchAdmin(admin.ModelAdmin):
+    """The channels Chirp watches (someone follows them): when each is polled next."""
+
+    list_display = ["channel", "next_poll", "last_polled", "last_full_check"]
+    ordering = ["next_poll"]
+    raw_id_fields = ["channel"]

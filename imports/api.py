@@ -11,6 +11,8 @@
                                          multipart (`file`, `format`, `dryRun`), or a JSON body
                                          ({"dryRun": true, "list": "<text>", "format"?} or the
                                          plan's {"dryRun": true, "channels": [...], "settings"})
+    POST /api/channels/<id>/follow       {quality?, since?} → 201 (200 when updated) {follow}
+    DELETE /api/channels/<id>/follow     → 200 {following: false} (404 when not following)
 
 Callers authenticate with their session (CSRF applies to POST) or an API token (chirp.api).
 Another user's import, or a channel the caller does not see (Channel.seen: their own import
@@ -26,8 +28,8 @@ from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 
 from chirp.api import api_view, error, json_body
 from imports import lists
-from imports.forms import ChannelListForm, ImportForm, JobsPageForm
-from imports.models import Channel, ImportJob
+from imports.forms import ChannelListForm, FollowForm, ImportForm, JobsPageForm
+from imports.models import Channel, Follow, ImportJob
 
 DEFAULT_PAGE_SIZE = 20
 
@@ -180,4 +182,26 @@ def channel_lists(request: HttpRequest) -> HttpResponse:
         )
     return JsonResponse(
         {"dryRun": True, **lists.preview_list(channel_list, request.user).as_json()}
+    )
+
+
+@api_view("POST", "DELETE")
+def channel_follow(request: HttpRequest, pk: int) -> HttpResponse:
+    """Follow a channel the caller sees (or change the follow's options), or unfollow it."""
+    try:
+        channel = _get_channel_for_user(request, pk)
+    except Http404:
+        return _not_found()
+    if request.method == "DELETE":
+        if not Follow.stop(request.user, channel):
+            return error("You do not follow this channel.", 404)
+        return JsonResponse({"channelId": channel.pk, "following": False})
+    form = FollowForm.from_json(json_body(request, example='{"quality": "720"}'))
+    if not form.is_valid():
+        errors = {field: [str(m) for m in messages] for field, messages in form.errors.items()}
+        first = next(iter(errors.values()))[0]
+        return error(first, 400, errors=errors)
+    follow, created = Follow.start(request.user, channel, **form.cleaned_data)
+    return JsonResponse(
+        {"following": True, "follow": follow.as_json()}, status=201 if created else 200
     )

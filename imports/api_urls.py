@@ -10,4 +10,5 @@ urlpatterns = [
     path("<int:pk>/jobs", api.channel_jobs, name="channel_jobs"),
     path("<int:pk>/jobs/active", api.active_channel_jobs, name="active_channel_jobs"),
     path("<int:pk>/stats", api.channel_stats, name="channel_stats"),
+    path("<int:pk>/follow", api.channel_follow, name="channel_follow"),
 ]

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from django import forms
@@ -7,6 +8,7 @@ from django.conf import settings
 
 from imports import lists
 from imports.models import ImportJob, Video
+from imports.models.following import QUALITIES, QUALITY_CHOICES
 from imports.youtube import InvalidChannelInput, parse_channel_input
 
 MAX_LIMIT = 100_000
@@ -180,3 +182,36 @@ class ChannelListForm(forms.Form):
 
     def preview(self, user) -> lists.Preview:
         return lists.preview_list(self.cleaned_data["list"], user)
+
+
+class FollowForm(forms.Form):
+    """A follow's options: the media quality of new videos, and a backfill date."""
+
+    quality = forms.ChoiceField(
+        label="Media of new videos",
+        choices=QUALITY_CHOICES,
+        required=False,
+        error_messages={
+            "invalid_choice": "Choose a quality: " + ", ".join(QUALITIES) + ".",
+        },
+    )
+    since = forms.DateField(
+        label="Also import videos since",
+        required=False,
+        widget=forms.DateInput(attrs={"type": "date"}),
+        error_messages={"invalid": "Enter the date as YYYY-MM-DD."},
+    )
+
+    def clean_quality(self) -> str:
+        return self.cleaned_data.get("quality") or "none"
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> FollowForm:
+        """The API's body ({quality?, since?}): each must be text when given."""
+        values = {}
+        for name in ("quality", "since"):
+            value = data.get(name)
+            if value is None:
+                continue
+            values[name] = value if isinstance(value, str) else json.dumps(value)
+        return cls(values)

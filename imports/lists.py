@@ -485,12 +485,12 @@ class Preview:
         }
 
 
-def followed_channel_urls(user: Any) -> set[str]:
-    """HOOK (following, issue 13): the canonical urls (ChannelRef.url) and channel IDs of the
-    channels `user` follows, for the "already followed" outcome. The Follow model is being
-    written elsewhere (imports/models/following.py); until it lands nobody follows anything,
-    so this returns an empty set. Replace the body with one query on Follow."""
-    return set()
+def followed_channel_pks(user: Any) -> set[int]:
+    """The channels `user` follows (for the "already followed" outcome: a followed channel is
+    one they see, so the row's channel is found among the known ones first)."""
+    from imports.models import Follow
+
+    return set(Follow.objects.filter(user=user).values_list("channel_id", flat=True))
 
 
 class _KnownChannels:
@@ -545,7 +545,7 @@ def _person_warnings(row: ListRow) -> tuple[list[str], str]:
 def preview_list(channel_list: ChannelList, user: Any) -> Preview:
     """Each row's outcome for `user`, from the database alone (no request to YouTube)."""
     known = _KnownChannels(user)
-    followed = followed_channel_urls(user)
+    followed = followed_channel_pks(user)
     first_row: dict[str, int] = {}
     rows = []
     for row in channel_list.rows:
@@ -573,7 +573,7 @@ def preview_list(channel_list: ChannelList, user: Any) -> Preview:
         else:
             first_row[ref.url] = row.number
             preview.channel = known.get(ref)
-            if ref.url in followed or (ref.channel_id and ref.channel_id in followed):
+            if preview.channel is not None and preview.channel.pk in followed:
                 preview.outcome = Outcome.FOLLOWED
             elif preview.channel is not None:
                 preview.outcome = Outcome.EXISTING

@@ -3,6 +3,7 @@ from __future__ import annotations
 import csv
 from urllib.parse import urlencode
 
+from django.conf import settings
 from django.contrib import messages
 from django.core.files.storage import default_storage
 from django.core.paginator import Page, Paginator
@@ -14,8 +15,22 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from chirp.jobs import IllegalTransition
 from imports import artwork as artworks
-from imports.forms import ChannelListForm, ChannelSearchForm, ImportForm, VideoFilterForm
-from imports.models import Channel, ImportJob, Person, Video, channels_of, people_export_rows
+from imports.forms import (
+    ChannelListForm,
+    ChannelSearchForm,
+    FollowForm,
+    ImportForm,
+    VideoFilterForm,
+)
+from imports.models import (
+    Channel,
+    Follow,
+    ImportJob,
+    Person,
+    Video,
+    channels_of,
+    people_export_rows,
+)
 
 CHANNELS_PER_PAGE = 50
 VIDEOS_PER_PAGE = 60
@@ -181,6 +196,8 @@ def channel_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "active_jobs": jobs.filter(status__in=ImportJob.OPEN_STATUSES),
         "stats": channel.stats_for(request.user),
         "banner": _banner(request),
+        "following": Follow.objects.filter(user=request.user, channel=channel).exists(),
+        "follow_form": FollowForm(),
     }
     target = request.headers.get("HX-Target", "")
     if request.htmx and target == "video-grid":
@@ -265,3 +282,67 @@ def export_people(request: HttpRequest) -> HttpResponse:
     response["Content-Disposition"] = 'attachment; filename="people.csv"'
     csv.writer(response).writerows(people_export_rows(request.user))
     return response
+
+
+FOLLOWING_VIDEOS = 4
+
+
+def _follow_answer(
+    request: HttpRequest, channel: Channel, following: bool, form: FollowForm | None = None
+) -> HttpResponse:
+    """The toggle in place (htmx), or back to the page the form was on."""
+    errors = " ".join(m for ms in form.errors.values() for m in ms) if form is not None else ""
+    if request.htmx:
+        context = {
+            "channel": channel,
+            "following": following,
+            "next": request.POST.get("next", ""),
+            "options": not following and request.POST.get("next") != "list",
+            "form": form or FollowForm(),
+            "errors": errors,
+        }
+        return render(request, "imports/partials/follow.html#follow_toggle", context)
+    if errors:
+        messages.warning(request, errors)
+    if request.POST.get("next") == "list":
+        return redirect("imports:channel_list")
+    if request.POST.get("next") == "following":
+        return redirect("imports:following")
+    return redirect(channel)
+
+
+@require_POST
+def follow_channel(request: HttpRequest, pk: int) -> HttpResponse:
+    channel = _get_channel_for_user(request, pk)
+    form = FollowForm(request.POST)
+    if not form.is_valid():
+        return _follow_answer(request, channel, following=False, form=form)
+    Follow.start(request.user, channel, **form.cleaned_data)
+    if not request.htmx:
+        messages.success(
+            request, f"You follow {channel}: its new videos will come in by themselves."
+        )
+    return _follow_answer(request, channel, following=True)
+
+
+@require_POST
+def unfollow_channel(request: HttpRequest, pk: int) -> HttpResponse:
+    channel = _get_channel_for_user(request, pk)
+    if Follow.stop(request.user, channel) and not request.htmx:
+        messages.info(request, f"You no longer follow {channel}.")
+    return _follow_answer(request, channel, following=False)
+
+
+@require_GET
+def following(request: HttpRequest) -> HttpResponse:
+    """The channels the user follows, the newest videos of each, and when and how each was
+    last checked."""
+    follows = list(Follow.objects.filter(user=request.user).select_related("channel"))
+    for follow in follows:
+        follow.newest = list(follow.channel.videos.for_cards()[:FOLLOWING_VIDEOS])
+    context = {
+        "follows": follows,
+        "poll_minutes": settings.CHIRP_FOLLOW_POLL_MINUTES,
+        "full_days": settings.CHIRP_FOLLOW_FULL_CHECK_DAYS,
+    }
+    return render(request, "imports/following.html", context)

@@ -3,6 +3,7 @@ that fill it (private to whoever started them), split by concept; everything is 
 here, so `from imports.models import Video` and the migrations do not change."""
 
 from imports.models.channels import Channel, ChannelQuerySet, channels_of
+from imports.models.following import ChannelWatch, CheckMethod, Follow
 from imports.models.jobs import ImportJob, ImportJobItem, banner_fragment
 from imports.models.limits import RateLimit
 from imports.models.people import Person, PersonChannel, people_export_rows, spreadsheet_safe
@@ -11,6 +12,9 @@ from imports.models.videos import Video, VideoQuerySet
 __all__ = [
     "Channel",
     "ChannelQuerySet",
+    "ChannelWatch",
+    "CheckMethod",
+    "Follow",
     "ImportJob",
     "ImportJobItem",
     "Person",

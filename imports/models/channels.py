@@ -175,8 +175,11 @@ class Channel(models.Model):
         channel that others imported discloses nothing of it before YouTube has answered this
         user's own listing, and none of it at all when that listing fails.
 
-        (Following a channel, when it comes, is one more `| Exists(...)` here.)"""
-        return Exists(ImportJob.objects.filter(owner=user, channel=channel))
+        Or the user follows it (issue 12: a followed channel and its new videos are visible
+        to those who follow or imported it)."""
+        return Exists(ImportJob.objects.filter(owner=user, channel=channel)) | Exists(
+            Follow.objects.filter(user=user, channel=channel)
+        )
 
     @classmethod
     def viewer_ids(cls, channel_id: int) -> models.QuerySet:
@@ -227,6 +230,7 @@ def channels_of(user) -> models.QuerySet[Channel]:
             last_status=Subquery(jobs.values("status")[:1]),
             person_id=Subquery(person.values("person")[:1]),
             person_name=Subquery(person.values("person__name")[:1]),
+            followed=Exists(Follow.objects.filter(user=user, channel=OuterRef("pk"))),
         )
         .order_by("title", "pk")
     )
@@ -234,6 +238,7 @@ def channels_of(user) -> models.QuerySet[Channel]:
 
 # The other models of the catalog refer to Channel at import time; Channel's methods refer to
 # them only when called, so they are imported last (after Channel exists).
+from imports.models.following import Follow  # noqa: E402
 from imports.models.jobs import ImportJob  # noqa: E402
 from imports.models.people import PersonChannel  # noqa: E402
 from imports.models.videos import Video  # noqa: E402

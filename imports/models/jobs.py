@@ -85,6 +85,11 @@ class ImportJob(Job):
         db_default=0,
         help_text="Listed videos that were already imported.",
     )
+    # Made by following (imports/following.py): the new uploads a poll, a push or a full check
+    # found, enriched as they come (created prepared: there is nothing to list).
+    followed = models.BooleanField(
+        default=False, db_default=False, help_text="New uploads of a followed channel."
+    )
 
     class Meta(Job.Meta):
         verbose_name = "import job"
@@ -96,7 +101,8 @@ class ImportJob(Job):
             # The dedupe rule, held by the database: one open import per user and channel.
             models.UniqueConstraint(
                 fields=["owner", "channel_url"],
-                condition=Q(status__in=["pending", "listing", "enriching"]),
+                # A follow's job of new uploads beside it is no duplicate of an import.
+                condition=Q(status__in=["pending", "listing", "enriching"], followed=False),
                 name="imports_one_open_import_per_channel",
             ),
         ]
@@ -117,7 +123,7 @@ class ImportJob(Job):
     @classmethod
     def open_for(cls, owner, channel_url: str) -> ImportJob | None:
         return cls.objects.filter(
-            owner=owner, channel_url=channel_url, status__in=cls.OPEN_STATUSES
+            owner=owner, channel_url=channel_url, status__in=cls.OPEN_STATUSES, followed=False
         ).first()
 
     @classmethod

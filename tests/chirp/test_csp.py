@@ -13,7 +13,7 @@ from django.utils import timezone
 from playwright.sync_api import expect
 
 from chirp import live
-from imports.models import Channel, ImportJob, Person, Video
+from imports.models import Channel, Follow, ImportJob, Person, Video
 from tests.chirp.test_settings import CLEAN
 from tests.conftest import ROOT
 from tests.uploads.conftest import make_image, make_job
@@ -80,6 +80,7 @@ def main_pages(alice, staff) -> list[tuple[object, str]]:
     channel, import_job, video = make_channel(alice)
     person = Person.objects.create(owner=alice, name="A person", type="INTJ")
     person.link(channel)
+    Follow.start(alice, channel)
     return [
         (alice, reverse("home")),
         (alice, reverse("uploads:page")),
@@ -94,12 +95,14 @@ def main_pages(alice, staff) -> list[tuple[object, str]]:
         (alice, reverse("imports:import_list")),
         (alice, reverse("imports:person_list")),
         (alice, reverse("imports:person_detail", args=[person.pk])),
+        (alice, reverse("imports:following")),
         (None, reverse("login")),
         (staff, reverse("admin:index")),
         (staff, reverse("admin:uploads_image_changelist")),
         (staff, reverse("admin:uploads_image_change", args=[image.pk])),
         (staff, reverse("admin:uploads_scrapejob_changelist")),
         (staff, reverse("admin:imports_channel_change", args=[channel.pk])),
+        (staff, reverse("admin:imports_follow_changelist")),
         (staff, reverse("admin:auth_user_change", args=[alice.pk])),
     ]
 

@@ -28,7 +28,7 @@ from openapi_spec_validator import validate as validate_openapi
 
 from chirp.models import ApiToken
 from chirp.openapi import DOCUMENT, PATHS, resolve_response
-from imports.models import Channel, ImportJob
+from imports.models import Channel, Follow, ImportJob
 from tests.uploads.conftest import make_job
 
 PAGE_URL = "http://127.0.0.1:8123/gallery"
@@ -60,6 +60,7 @@ IMPORTS, IMPORT = "/api/channels/import", "/api/channels/import/{id}"
 CHANNEL_JOBS, ACTIVE = "/api/channels/{id}/jobs", "/api/channels/{id}/jobs/active"
 STATS, DESCRIPTION = "/api/channels/{id}/stats", "/api/openapi.json"
 LISTS = "/api/channels/lists"
+FOLLOW, FOLLOW_URL = "/api/channels/{id}/follow", "/api/channels/{channel}/follow"
 FINISHED, RUNNING = "/api/scrape-jobs/{finished}", "/api/scrape-jobs/{running}"
 
 CASES = [
@@ -129,6 +130,18 @@ CASES = [
     Case("POST", LISTS, 401, "anonymous", body={"dryRun": True, "channels": ["@jj1"]}),
     Case("POST", LISTS, 403, "session", body={"dryRun": True, "channels": ["@jj1"]}),
     Case("POST", LISTS, 501, body={"channels": ["@jj1"]}),
+    Case("POST", FOLLOW, 201, url=FOLLOW_URL, body={"quality": "720", "since": "2026-01-01"}),
+    Case("POST", FOLLOW, 200, url="/api/channels/{followed}/follow", body={"quality": "best"}),
+    Case("POST", FOLLOW, 400, url=FOLLOW_URL, body={"quality": "8k"}),
+    Case("POST", FOLLOW, 400, url=FOLLOW_URL, body={"since": "someday"}),
+    Case("POST", FOLLOW, 401, "anonymous", url=FOLLOW_URL, body={}),
+    Case("POST", FOLLOW, 403, "session", url=FOLLOW_URL, body={}),
+    Case("POST", FOLLOW, 404, "bob", url=FOLLOW_URL, body={}),
+    Case("DELETE", FOLLOW, 200, url="/api/channels/{followed}/follow"),
+    Case("DELETE", FOLLOW, 401, "anonymous", url="/api/channels/{followed}/follow"),
+    Case("DELETE", FOLLOW, 403, "session", url="/api/channels/{followed}/follow"),
+    Case("DELETE", FOLLOW, 404, url=FOLLOW_URL),  # not followed
+    Case("DELETE", FOLLOW, 404, "bob", url="/api/channels/{followed}/follow"),
     Case("GET", DESCRIPTION, 200),
     Case("GET", DESCRIPTION, 401, "anonymous"),
     *(
@@ -146,6 +159,8 @@ CASES = [
             ("GET", ACTIVE, "/api/channels/{channel}/jobs/active", None),
             ("GET", STATS, "/api/channels/{channel}/stats", None),
             ("POST", LISTS, "", {"dryRun": True, "channels": ["@jj1"]}),
+            ("POST", FOLLOW, FOLLOW_URL, {"quality": "720"}),
+            ("DELETE", FOLLOW, "/api/channels/{followed}/follow", None),
             ("GET", DESCRIPTION, "", None),
         ]
     ),
@@ -186,6 +201,14 @@ def world(alice, bob) -> SimpleNamespace:
     unlisted = ImportJob.objects.create(
         owner=alice, channel_url="https://www.youtube.com/@fixture95", status="pending"
     )
+    # A second channel of alice's, which she follows.
+    followed = Channel.objects.create(
+        youtube_id="UC0000000000000000000002", handle="@followed", title="Followed"
+    )
+    ImportJob.objects.create(
+        owner=alice, channel=followed, channel_url=followed.youtube_url, status="completed"
+    )
+    Follow.start(alice, followed)
     session = Client(enforce_csrf_checks=True)
     session.force_login(alice)
     expired = _key_for(alice, expires=timezone.now() - timedelta(days=1))
@@ -196,6 +219,7 @@ def world(alice, bob) -> SimpleNamespace:
             "channel": channel.pk,
             "listed": listed.pk,
             "unlisted": unlisted.pk,
+            "followed": followed.pk,
         },
         clients={
             "alice": Client(HTTP_AUTHORIZATION=f"Bearer {_key_for(alice)}"),

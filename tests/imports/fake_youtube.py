@@ -32,6 +32,7 @@ What it serves, per request kind (each request is recorded with its kind):
     embed         GET  /embed/ID                  the web_embedded client's config
     iframe_api, player_js                         only asked for when the page lacks them
     timedtext     GET  /api/timedtext             srv1 XML (default), srv2, srv3, json3, vtt, ttml
+    feed          GET  /feeds/videos.xml?channel_id=UC…  the channel's RSS (Atom): 15 newest
     image         i.ytimg.com, yt3.* avatars      a tiny JPEG, its colour drawn from the path
                                                   (or what `set_image` says for a video or
                                                   channel ID in the path)
@@ -1529,6 +1530,54 @@ def _vtt_time(seconds: float) -> str:
     return f"{hours:02}:{minutes:02}:{secs:02}.{millis:03}"
 
 
+FEED_SIZE = 15  # YouTube's feed holds the channel's 15 newest uploads
+_FLASH = 'type="application/x-shockwave-flash" width="640" height="390"'
+_THUMB_SIZE = 'width="480" height="360"'
+
+
+def rss_feed(channel: FakeChannel) -> str:
+    """The channel's Atom feed as www.youtube.com/feeds/videos.xml serves it."""
+    channel_url = f"https://www.youtube.com/channel/{channel.channel_id}"
+    author = f"<author><name>{xml_escape(channel.title)}</name><uri>{channel_url}</uri></author>"
+    entries = []
+    for video in channel.videos[:FEED_SIZE]:
+        entries.append(
+            f"""<entry>
+  <id>yt:video:{video.id}</id>
+  <yt:videoId>{video.id}</yt:videoId>
+  <yt:channelId>{channel.channel_id}</yt:channelId>
+  <title>{xml_escape(video.title)}</title>
+  <link rel="alternate" href="https://www.youtube.com/watch?v={video.id}"/>
+  {author}
+  <published>{video.published.isoformat()}</published>
+  <updated>{(video.published + timedelta(hours=2)).isoformat()}</updated>
+  <media:group>
+   <media:title>{xml_escape(video.title)}</media:title>
+   <media:content url="https://www.youtube.com/v/{video.id}?version=3" {_FLASH}/>
+   <media:thumbnail url="https://i1.ytimg.com/vi/{video.id}/hqdefault.jpg" {_THUMB_SIZE}/>
+   <media:description>{xml_escape(video.description)}</media:description>
+   <media:community>
+    <media:starRating count="{video.likes}" average="5.00" min="1" max="5"/>
+    <media:statistics views="{video.views}"/>
+   </media:community>
+  </media:group>
+ </entry>"""
+        )
+    oldest = channel.videos[-1].published if channel.videos else NOW
+    return (
+        '<?xml version="1.0" encoding="UTF-8"?>\n'
+        '<feed xmlns:yt="http://www.youtube.com/xml/schemas/2015" '
+        'xmlns:media="http://search.yahoo.com/mrss/" xmlns="http://www.w3.org/2005/Atom">\n'
+        f' <link rel="self" href="http://www.youtube.com/feeds/videos.xml?channel_id={channel.channel_id}"/>\n'
+        f" <id>yt:channel:{channel.channel_id.removeprefix('UC')}</id>\n"
+        f" <yt:channelId>{channel.channel_id.removeprefix('UC')}</yt:channelId>\n"
+        f" <title>{xml_escape(channel.title)}</title>\n"
+        f' <link rel="alternate" href="{channel_url}"/>\n'
+        f" {author}\n"
+        f" <published>{oldest.isoformat()}</published>\n " + "\n ".join(entries) + "\n</feed>\n"
+    )
+
+
 @functools.cache
 def tiny_jpeg(colour: tuple[int, int, int] = (200, 30, 30)) -> bytes:
     from PIL import Image
@@ -1831,6 +1880,40 @@ class FakeYouTube:
             self.faults.append(fault)
         return fault
 
+    def upload(
+        self, channel: FakeChannel, count: int = 1, *, at: datetime | None = None
+    ) -> list[FakeVideo]:
+        """`count` new videos on `channel`'s Videos tab, as if uploaded since the last look:
+        they top its listing and its feed, the oldest published `at` (by default now), each
+        next one a second later."""
+        at = at or datetime.now(UTC)
+        rng = random.Random(f"{self.seed}/{channel.handle}/upload/{len(channel.videos)}")
+        total = len(channel.videos) + count
+        new = []
+        for i in range(count):
+            number = total - i
+            video = FakeVideo(
+                id=self._new_id(rng, "", 11),
+                index=i,
+                channel_id=channel.channel_id,
+                title=f"{channel.title} #{number}",
+                description=f"Episode {number} of {channel.title}.\nSubscribe for more.",
+                duration=rng.randint(45, 3600),
+                published=at + timedelta(seconds=count - 1 - i),
+                views=rng.randint(10, 2_000_000),
+                likes=rng.randint(0, 50_000),
+                tags=("fixtures", channel.handle, f"episode {number}"),
+                shape=channel.shape,
+            )
+            new.append(video)
+        with self._lock:
+            for video in new:
+                self.videos[video.id] = video
+            channel.videos[:0] = new
+            for index, video in enumerate(channel.videos):
+                video.index = index
+        return new
+
     # What happened
 
     def count(
@@ -1941,6 +2024,8 @@ class FakeYouTube:
             record.kind, record.video_id = "embed", match[1]
         elif path == "/api/timedtext":
             record.kind, record.video_id = "timedtext", first("v")
+        elif path == "/feeds/videos.xml":
+            record.kind, record.channel_id = "feed", first("channel_id")
         elif path == "/iframe_api":
             record.kind = "iframe_api"
         elif path.startswith("/s/player/"):
@@ -2049,6 +2134,11 @@ class FakeYouTube:
                 if key in record.path:
                     return _Answer(status, body, "image/jpeg")
             return _Answer(200, tiny_jpeg(image_colour(record.path)), "image/jpeg")
+        if kind == "feed":
+            feed_channel = self.channels.get(record.channel_id or "")
+            if feed_channel is None:
+                return _Answer(404, b"", "text/html")
+            return _Answer(200, rss_feed(feed_channel).encode(), "application/atom+xml")
         if kind == "manifest":
             if video is None or state != "ok":
                 return _Answer(403, b"", "text/plain")

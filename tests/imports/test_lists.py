@@ -202,6 +202,22 @@ def test_the_preview_gives_each_row_its_outcome(alice, bob, make_channel):
 
 
 @pytest.mark.django_db
+def test_a_channel_i_follow_is_already_followed(alice, bob, make_channel):
+    from imports.models import Follow
+
+    followed = make_channel(bob, handle="@followed", title="Followed")
+    make_channel(alice, handle="@imported", title="Imported")
+    Follow.start(alice, followed)  # alice sees it only by following it
+
+    preview = preview_list(parse_list("@followed\n@imported\n"), alice)
+
+    assert [r.outcome for r in preview.rows] == [Outcome.FOLLOWED, Outcome.EXISTING]
+    assert preview.counts["followed"] == 1
+    # Bob imported it but does not follow it: for him it is only "already in your channels".
+    assert preview_list(parse_list("@followed\n"), bob).rows[0].outcome == Outcome.EXISTING
+
+
+@pytest.mark.django_db
 def test_the_preview_does_not_ask_youtube(alice, fake_youtube):
     preview_list(parse_list("@one\n@two\nyoutube.com/watch?v=dQw4w9WgXcQ\n"), alice)
     assert fake_youtube.requests == []
