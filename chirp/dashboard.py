@@ -39,7 +39,7 @@ def context_for(user: Any) -> dict[str, Any]:
     waiting: list[Job] = []
     ended: list[Job] = []
     waiting_count = 0
-    totals: list[tuple[str, int]] = []
+    totals = totals_for(user)
     for model in _job_models():
         mine = model.objects.filter(owner=user)
         running += mine.filter(status__in=model.active_statuses())
@@ -49,7 +49,6 @@ def context_for(user: Any) -> dict[str, Any]:
         ended += mine.filter(status__in=TERMINAL, finished__isnull=False).order_by(
             "-finished", "-pk"
         )[:RECENT]
-        totals += model.totals_for(user)
     running.sort(key=lambda job: job.started or job.created)
     waiting.sort(key=lambda job: (job.enqueued, job.lane, job.pk))
     ended.sort(key=lambda job: job.finished, reverse=True)
@@ -62,6 +61,18 @@ def context_for(user: Any) -> dict[str, Any]:
         "totals": totals,
         "empty": not anything,
     }
+
+
+def totals_for(user: Any) -> list[tuple[str, int]]:
+    """(label, count) of what `user` (a user or their id) can see, lane by lane."""
+    return list(chain.from_iterable(model.totals_for(user) for model in _job_models()))
+
+
+def totals_fragment(user_id: int) -> tuple[str, str]:
+    """The totals alone: a running job sends them on its tick (engine.Monitor), so what it
+    brings in counts while it runs, not only once it ends."""
+    html = render_to_string("chirp/home.html#totals", {"totals": totals_for(user_id)})
+    return ("dash-totals", html)
 
 
 def fragment(user_id: int) -> tuple[str, str]:

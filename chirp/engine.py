@@ -234,6 +234,9 @@ class Monitor(threading.Thread):
     """Beats the lease, notices cancellation, and sends the job's progress while it runs."""
 
     tick = 0.25
+    # The owner's dashboard totals count all they can see (a few aggregates): sent on the
+    # tick after the job's counters moved, but at most this often (seconds).
+    totals_every = 1.0
 
     def __init__(self, slot: LaneSlot, token: str) -> None:
         super().__init__(name=f"chirp-monitor-{slot}", daemon=True)
@@ -243,6 +246,8 @@ class Monitor(threading.Thread):
         self._halt = threading.Event()
         self._last_beat = 0.0
         self._shown: tuple | None = None
+        self._totals_shown: tuple | None = None
+        self._totals_at = 0.0
         # Items being processed now; each is shown as "processing" once, at the first tick
         # it is still running (a fast item goes straight to its final state).
         self.in_flight: set[Item] = set()
@@ -250,7 +255,7 @@ class Monitor(threading.Thread):
 
     def watch(self, ctx: RunContext | None) -> None:
         self.ctx = ctx
-        self._shown = None
+        self._shown = self._totals_shown = None
 
     def stop(self) -> None:
         self._halt.set()
@@ -301,7 +306,20 @@ class Monitor(threading.Thread):
 
                     live.publish(job.owner_id, job.all_fragments())
                 self._shown = shown
+            self.show_totals(job, shown, now)
         ctx.job.upkeep()
+
+    def show_totals(self, job: Job, shown: tuple, now: float) -> None:
+        """Send the owner's dashboard totals if the job moved since they were last sent and
+        `totals_every` has passed (under the job's live lock, like its other updates, so
+        they are never sent after the dashboard its end sends)."""
+        if shown == self._totals_shown or now - self._totals_at < self.totals_every:
+            return
+        if self._totals_shown is not None:
+            from chirp import dashboard, live
+
+            live.publish(job.owner_id, [dashboard.totals_fragment(job.owner_id)])
+        self._totals_shown, self._totals_at = shown, now
 
     def show_in_flight(self) -> None:
         from chirp import live

@@ -470,15 +470,19 @@ class ScrapeJob(Job):
         html = render_to_string("uploads/partials/job_row.html", {"job": self})
         return [(self.CREATED_EVENT, html)]
 
-    def live_fragments(self) -> list[tuple[str, str]]:
-        chips = render_to_string(
-            "uploads/partials/summary_chips.html",
-            {"summary": self.item_summary(), "summary_id": self.summary_dom_id},
+    def chips_fragment(self) -> tuple[str, str]:
+        """The job page's chips, counted now (one aggregate on the job's items)."""
+        context = {"summary": self.item_summary(), "summary_id": self.summary_dom_id}
+        return (
+            self.summary_dom_id,
+            render_to_string("uploads/partials/summary_chips.html", context),
         )
+
+    def live_fragments(self) -> list[tuple[str, str]]:
         fragments = [
             (self.dom_id, render_to_string("uploads/partials/job_row.html", {"job": self})),
             summary_fragment(self.owner_id),
-            (self.summary_dom_id, chips),
+            self.chips_fragment(),
         ]
         if self.is_terminal:
             fragments.append(gallery_counts_fragment(self.owner_id))
@@ -509,8 +513,10 @@ class ScrapeJobItem(Item):
         return counts
 
     def live_fragments(self) -> list[tuple[str, str]]:
+        # The job page's chips go with every row: an item that starts processing moves no
+        # counter of its job, so the job's own updates would leave "Processing" behind.
         html = render_to_string("uploads/partials/item_row.html", {"item": self})
-        return [(self.dom_id, html)]
+        return [(self.dom_id, html), self.job.chips_fragment()]
 
 
 def summary_fragment(owner_id: int) -> tuple[str, str]:

@@ -5,6 +5,7 @@ and the live events that keep it current."""
 from __future__ import annotations
 
 import re
+import time
 from datetime import timedelta
 
 import pytest
@@ -17,7 +18,7 @@ from imports.models import Channel, ImportJob, Video
 from imports.youtube import Reason
 from tests.demo.models import DemoJob
 from tests.sse import stored_events
-from tests.uploads.conftest import make_image
+from tests.uploads.conftest import make_image, make_job
 from uploads.models import ScrapeJob
 
 pytestmark = pytest.mark.django_db
@@ -144,6 +145,46 @@ def test_totals_count_only_what_the_user_can_see(alice, bob):
         "transcripts": 2,
     }
     assert "Bob's channel" not in html
+
+
+def test_the_totals_move_while_a_job_runs_at_most_once_a_second(
+    alice, django_capture_on_commit_callbacks
+):
+    make_image("earlier", faces=1, seen_by=alice)
+    job = make_job(alice, ["queued"] * 4)
+    page = client_for(alice).get("/").content.decode()
+    assert 'id="dash-totals" sse-swap="dash-totals" hx-swap="outerHTML"' in page
+    token = engine.new_token()
+    slot = engine.claim_slot(ScrapeJob.lane, token)
+    job, _ = engine.claim_job(ScrapeJob, token)
+    monitor = engine.Monitor(slot, token)
+    monitor.watch(engine.RunContext(job, token, time.monotonic() + 60))
+    first, second, *_ = job.items.all()
+
+    def bring_in(item, name: str, faces: int) -> None:
+        item.job = job
+        item.start()
+        with django_capture_on_commit_callbacks(execute=True):
+            item.complete(image=make_image(name, faces=faces, seen_by=alice, found_on=job.url))
+
+    def sent() -> list[dict[str, int]]:
+        return [totals(html) for _, html in stored_events(alice, "dash-totals")]
+
+    monitor.check()  # the runner's first tick: the job as the claim sent it
+    bring_in(first, "first", faces=2)
+    monitor.check()  # the job moved, but its dashboard totals were just read
+    assert sent() == []
+    time.sleep(monitor.totals_every)
+    monitor.check()
+    assert sent()[-1]["images"] == 2 and sent()[-1]["faces"] == 3
+    bring_in(second, "second", faces=0)
+    monitor.check()
+    monitor.check()
+    assert len(sent()) == 1  # not twice within a second
+    time.sleep(monitor.totals_every)
+    monitor.check()
+    monitor.check()  # nothing moved since: nothing sent
+    assert [(n["images"], n["faces"]) for n in sent()] == [(2, 3), (3, 3)]
 
 
 def test_an_empty_installation_shows_how_to_begin(alice):

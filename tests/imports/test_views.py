@@ -604,6 +604,28 @@ def test_retry_failed_sends_back_only_what_a_retry_can_fix(alice_client, alice, 
     assert (job.status, job.failed) == ("pending", 1)
 
 
+def test_a_video_cards_facts_have_separators_only_between_them(alice_client, alice, make_channel):
+    channel = make_channel(alice, videos=4)
+    dated, undated, failed, failed_undated = channel.videos.order_by("youtube_id")
+    published = timezone.make_aware(timezone.datetime(2024, 3, 5, 12))
+    Video.objects.filter(pk__in=[dated.pk, failed.pk]).update(published=published)
+    Video.objects.filter(pk__in=[failed.pk, failed_undated.pk]).update(
+        stage="error", error_reason="private"
+    )
+
+    html = alice_client.get(channel.get_absolute_url()).content.decode()
+
+    def facts(video: Video) -> str:
+        card = html[html.index(f'<article id="{video.dom_id}"') :]
+        line = re.search(r'<p class="muted small[^"]*">(.*?)</p>', card, re.S).group(1)
+        return " ".join(re.sub(r"<[^>]+>", "", line).split())
+
+    assert facts(dated) == "Mar 5, 2024 · no captions"
+    assert facts(undated) == "no captions"
+    assert facts(failed) == "Mar 5, 2024 · Private"
+    assert facts(failed_undated) == "Private"
+
+
 def test_channel_page_url_names():
     assert reverse("imports:channel_list") == "/channels/"
     assert reverse("imports:channel_detail", args=[3]) == "/channels/3/"

@@ -74,6 +74,19 @@ def test_a_row_shows_the_page_title_escaped_beside_its_url_and_number(alice, ali
     assert "https://photos.example/" in html
 
 
+def test_a_long_address_may_wrap_after_its_slashes_and_is_escaped_first(alice, alice_client):
+    make_job(alice, url="https://photos.example/2024/team.html?who=<b>&all=1")
+    html = alice_client.get("/uploads/").content.decode()
+    # The line breaks after a slash or before the query, never inside "team.html"; the
+    # address's own characters stay text.
+    shown = "https://photos.example/<wbr>2024/<wbr>team.html<wbr>?who=&lt;b&gt;&amp;all=1"
+    assert (
+        f'class="url" title="https://photos.example/2024/team.html?who=&lt;b&gt;&amp;all=1">{shown}</a>'
+        in html
+    )
+    assert "<b>" not in html
+
+
 @pytest.mark.parametrize(
     ("age", "said"),
     [

@@ -14,6 +14,8 @@ from django.test import AsyncClient, Client
 from django.urls import reverse
 from django.utils import timezone
 
+from chirp import engine
+from tests.sse import stored_events
 from uploads.models import Image, ScrapeJob, ScrapeJobItem, Sighting
 
 from .conftest import make_image, make_job
@@ -172,6 +174,44 @@ def test_the_job_pages_chips_count_that_jobs_items_only(alice_client, alice):
     live = dict(second.live_fragments())
     assert 'data-summary="queued">Queued: 2<' in live[second.summary_dom_id]
     assert 'data-summary="completed">Completed: 3<' in live["upload-summary"]
+
+
+def chips_sent_last(user, job: ScrapeJob) -> dict[str, int]:
+    """The job page's chips as the newest live event for them says."""
+    html = stored_events(user, job.summary_dom_id)[-1][1]
+    return {name: int(n) for name, n in re.findall(r'data-summary="(\w+)">\w+: (\d+)<', html)}
+
+
+def test_the_job_pages_chips_follow_each_item_as_its_row_is_sent(
+    alice, django_capture_on_commit_callbacks
+):
+    job = make_job(alice, ["queued"] * 4)
+    first, second, *_ = items = list(job.items.all())
+    for item in items[:2]:
+        item.job = job
+        item.start()  # the worker took them: no counter of the job moved
+    token = engine.new_token()
+    monitor = engine.Monitor(engine.claim_slot(ScrapeJob.lane, token), token)
+    monitor.in_flight.update(items[:2])
+
+    monitor.show_in_flight()  # the tick that shows both rows as processing
+    assert chips_sent_last(alice, job) == {"queued": 2, "processing": 2, "completed": 0}
+
+    with django_capture_on_commit_callbacks(execute=True):
+        first.complete(image=make_image("new", seen_by=alice))
+    assert chips_sent_last(alice, job) == {"queued": 2, "processing": 1, "completed": 1}
+
+    with django_capture_on_commit_callbacks(execute=True):
+        second.fail("The server answered 404 Not Found")
+    assert chips_sent_last(alice, job) == {
+        "queued": 2,
+        "processing": 0,
+        "completed": 1,
+        "failed": 1,
+    }
+    # Every row sent came with the chips.
+    assert len(stored_events(alice, job.summary_dom_id)) == 4
+    assert len(stored_events(alice, first.dom_id)) + len(stored_events(alice, second.dom_id)) == 4
 
 
 @pytest.mark.parametrize(
