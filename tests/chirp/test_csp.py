@@ -279,7 +279,9 @@ def test_a_toast_delivered_twice_shows_once(alice, browser_for):
     page.add_init_script('document.addEventListener("htmx:sseOpen", () => { window.live = true; })')
     page.goto("/")
     page.evaluate("window.notReloaded = true")
-    page.wait_for_function("window.live === true")
+    # A function, not an expression: polling an expression would eval() it, which the policy
+    # forbids (it failed whenever the stream was not open at the first look).
+    page.wait_for_function("() => window.live === true")
     live.publish(alice.pk, [live.toast("Hello", key="hello")])
     expect(page.locator("#toasts .toast")).to_have_count(1)
 
