@@ -37,8 +37,9 @@ def published_since(channel, since: date) -> set[str]:
     [("classic", "videoRenderer"), ("classic", "lockupViewModel")],
 )
 def test_a_backfill_imports_only_what_was_published_since_and_stops_listing_early(
-    alice, fake_youtube, layout
+    alice, client, fake_youtube, layout
 ):
+    client.force_login(alice)
     now = datetime.now(UTC)
     channel = fake_youtube.add_channel(
         "daily", videos=300, newest=now, days_apart=1, page_size=10, layout=layout
@@ -67,6 +68,8 @@ def test_a_backfill_imports_only_what_was_published_since_and_stops_listing_earl
         f"{job.total} videos found since {day} · {job.done} imported · "
     )
     assert job.as_json()["options"]["since"] == since.isoformat()
+    detail = client.get(job.get_absolute_url()).content.decode()
+    assert f"published since {day}" in detail
 
 
 @pytest.mark.django_db(transaction=True)
