@@ -1,6 +1,7 @@
 """The JSON API of channel imports: /api/channels/...
 
-    POST /api/channels/import            {channelUrl, tab?, limit?, onlyNew?} → 201 {jobId}
+    POST /api/channels/import            {channelUrl, tab?, limit?, onlyNew?, since?} → 201 {jobId}
+                                         (since: "YYYY-MM-DD", only videos published then or later)
                                          (409 {error, jobId} when that import is already open)
     GET  /api/channels/import            the caller's latest import
     GET  /api/channels/import/<id>       one import
@@ -11,7 +12,8 @@
                                          multipart (`file`, `format`, `dryRun`), or a JSON body
                                          ({"dryRun": true, "list": "<text>", "format"?} or the
                                          plan's {"dryRun": true, "channels": [...], "settings"})
-    POST /api/channels/<id>/follow       {quality?, since?} → 201 (200 when updated) {follow}
+    POST /api/channels/<id>/follow       {quality?, since?} → 201 (200 when updated) {follow,
+                                         backfillJobId when a since date started a backfill}
     DELETE /api/channels/<id>/follow     → 200 {following: false} (404 when not following)
 
 Callers authenticate with their session (CSRF applies to POST) or an API token (chirp.api).
@@ -202,6 +204,7 @@ def channel_follow(request: HttpRequest, pk: int) -> HttpResponse:
         first = next(iter(errors.values()))[0]
         return error(first, 400, errors=errors)
     follow, created = Follow.start(request.user, channel, **form.cleaned_data)
-    return JsonResponse(
-        {"following": True, "follow": follow.as_json()}, status=201 if created else 200
-    )
+    answer = {"following": True, "follow": follow.as_json()}
+    if follow.backfill is not None:
+        answer["backfillJobId"] = follow.backfill.pk
+    return JsonResponse(answer, status=201 if created else 200)

@@ -4,6 +4,12 @@
 the channel, link the job to it (which shows it to the job's owner: Channel.seen), create every
 listed video at once (stage `created`) and one item per video.
 
+A backfill since a date (ImportJob.since) lists until the listing's approximate dates are a
+week past it (YouTube.fetch_channel); the listed videos are created as any import's. The exact
+date in each video's metadata then decides: one published before the date is dropped (its item
+skipped "Published before <date>", nothing more fetched for it) and deleted when the job ends,
+unless another import has it too (ImportJob.delete_dropped_videos).
+
 `enrich_item` (process_item): one video, stage by stage: metadata (25 %) → captions (60 %) →
 chapters (90 %) → complete (100 %). Each stage is one UPDATE and one live event to the owner
 (and to everyone else who sees the channel: ImportJob.watchers). Every request waits for its
@@ -32,6 +38,7 @@ from chirp.jobs import Interrupted, ItemError, ItemSkipped, JobError
 from imports import artwork, speech
 from imports.limiter import BLOCKING_REASONS, Limiter, YouTubePaused
 from imports.models import Channel, ImportJob, ImportJobItem, Video
+from imports.models.jobs import format_day
 from imports.transcripts import Transcript, fetch_transcript
 from imports.youtube import (
     ChannelEntry,
@@ -108,7 +115,7 @@ def list_channel(job: ImportJob, ctx: RunContext) -> list[ImportJobItem]:
         try:
             listing = with_retries(
                 lambda: client.fetch_channel(
-                    ref, tab=job.tab, limit=job.limit or None, known_ids=known
+                    ref, tab=job.tab, limit=job.limit or None, known_ids=known, since=job.since
                 ),
                 limiter,
                 ctx,
@@ -143,13 +150,26 @@ def list_channel(job: ImportJob, ctx: RunContext) -> list[ImportJobItem]:
     ImportJob.objects.filter(pk=job.pk, worker=ctx.token).update(known=len(complete))
     job.known = len(complete)
     new = [pk for pk in videos if pk not in complete]
-    if not new and (complete or listing.reached_known):
+    if job.since is not None:
+        ctx.set_step(_found_since(len(new), job, listing))
+    elif not new and (complete or listing.reached_known):
         ctx.set_step("Nothing new since the last import")
     elif job.is_reimport:
         ctx.set_step(f"Found {len(new)} new video{'s' if len(new) != 1 else ''}")
     else:
         ctx.set_step(f"Found {len(new)} video{'s' if len(new) != 1 else ''}")
     return [ImportJobItem(video_id=pk) for pk in new]
+
+
+def _found_since(found: int, job: ImportJob, listing: ChannelListing) -> str:
+    """The words of a backfill's listing: "Found 42 videos since 1 Mar 2026 (listing stopped
+    at 16 Feb 2026)"."""
+    words = f"Found {found} video{'s' if found != 1 else ''} since {format_day(job.since)}"
+    if listing.stopped_at is not None:
+        return f"{words} (listing stopped at {format_day(listing.stopped_at)})"
+    if listing.complete:
+        return f"{words} (the whole listing was read)"
+    return words
 
 
 def _channel_artwork(listing: ChannelListing, client: YouTube, limiter: Limiter) -> dict[str, str]:
@@ -217,6 +237,9 @@ def create_videos(channel: Channel, entries: Sequence[ChannelEntry]) -> list[int
 def enrich_item(job: ImportJob, item: ImportJobItem, ctx: RunContext) -> None:
     video = item.video
     if video.stage == Video.Stage.COMPLETE:
+        if video.published and job.published_before_since(video.published.date()):
+            job.count_dropped()  # imported by someone else, its exact date known
+            raise ItemSkipped(job.dropped_reason)
         raise ItemSkipped("Already imported.")
     if job.step.startswith("Paused"):
         ctx.set_step("")  # the pause is over
@@ -230,6 +253,11 @@ def enrich_item(job: ImportJob, item: ImportJobItem, ctx: RunContext) -> None:
         with limiter, youtube_client(limiter) as client:  # the limiter's slot is freed on leaving
             stage(video.start_metadata)
             info = with_retries(lambda: client.fetch_video(video.youtube_id), limiter, ctx)
+            if job.published_before_since(info.upload_date):
+                # Listed inside the margin, published before the date: not kept.
+                stage(video.restart)
+                job.count_dropped()
+                raise ItemSkipped(job.dropped_reason)
             thumbnail = _thumbnail(video, info, client, limiter, ctx)
             stage(lambda: video.save_metadata(info, thumbnail))
             transcript = _transcript(video, client, limiter, ctx)
@@ -237,6 +265,8 @@ def enrich_item(job: ImportJob, item: ImportJobItem, ctx: RunContext) -> None:
             stage(lambda: video.save_chapters(info))
     except (YouTubePaused, Interrupted):  # the video goes back to the queue untouched
         stage(video.restart)
+        raise
+    except ItemSkipped:
         raise
     except YouTubeError as exc:
         video.save_error(exc.reason, str(exc))

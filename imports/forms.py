@@ -1,10 +1,12 @@
 from __future__ import annotations
 
 import json
+from datetime import date
 from typing import Any
 
 from django import forms
 from django.conf import settings
+from django.utils import timezone
 
 from imports import lists
 from imports.models import ImportJob, Video
@@ -12,6 +14,15 @@ from imports.models.following import QUALITIES, QUALITY_CHOICES
 from imports.youtube import InvalidChannelInput, parse_channel_input
 
 MAX_LIMIT = 100_000
+
+
+def _past_day(day: date | None) -> date | None:
+    """A backfill's date: today or before (nothing is published in the future)."""
+    if day is not None and day > timezone.localdate():
+        raise forms.ValidationError(
+            "That date is in the future: choose today or an earlier day.", code="future"
+        )
+    return day
 
 
 class TextOnlyField(forms.CharField):
@@ -59,6 +70,14 @@ class ImportForm(forms.Form):
         help_text="The newest videos first; empty for all of them.",
     )
     only_new = forms.BooleanField(label="Only videos new since the last import", required=False)
+    since = forms.DateField(
+        label="Published since",
+        required=False,
+        input_formats=["%Y-%m-%d"],
+        widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"),
+        help_text="Only the videos published on or after this day; empty for all.",
+        error_messages={"invalid": "Enter the date as YYYY-MM-DD, for example 2026-03-01."},
+    )
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -73,6 +92,9 @@ class ImportForm(forms.Form):
 
     def clean_tab(self) -> str:
         return self.cleaned_data.get("tab") or ImportJob.Tab.VIDEOS
+
+    def clean_since(self) -> date | None:
+        return _past_day(self.cleaned_data.get("since"))
 
     def clean(self) -> dict[str, Any]:
         data = super().clean()
@@ -89,12 +111,14 @@ class ImportForm(forms.Form):
             tab=data["tab"],
             limit=data.get("limit"),
             only_new=data.get("only_new", False),
+            since=data.get("since"),
         )
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> ImportForm:
-        """The API's camelCase body ({channelUrl, tab, limit, onlyNew}) as form data. The channel
-        is passed as sent (TextOnlyField refuses what is not text); the rest as text."""
+        """The API's camelCase body ({channelUrl, tab, limit, onlyNew, since}) as form data. The
+        channel is passed as sent (TextOnlyField refuses what is not text); the rest as text
+        (`since` as JSON when it is not a string, so that 20260301 is refused, not read)."""
         only_new = data.get("onlyNew", data.get("only_new"))
         name = "channelUrl" if "channelUrl" in data else "channel"
         values = {
@@ -103,6 +127,9 @@ class ImportForm(forms.Form):
         }
         if only_new in (True, "true", "on", "1", 1):
             values["only_new"] = "on"
+        since = data.get("since")
+        if since is not None:
+            values["since"] = since if isinstance(since, str) else json.dumps(since)
         form = cls(
             {
                 "channel": data.get(name, ""),
@@ -198,12 +225,16 @@ class FollowForm(forms.Form):
     since = forms.DateField(
         label="Also import videos since",
         required=False,
-        widget=forms.DateInput(attrs={"type": "date"}),
-        error_messages={"invalid": "Enter the date as YYYY-MM-DD."},
+        input_formats=["%Y-%m-%d"],
+        widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"),
+        error_messages={"invalid": "Enter the date as YYYY-MM-DD, for example 2026-03-01."},
     )
 
     def clean_quality(self) -> str:
         return self.cleaned_data.get("quality") or "none"
+
+    def clean_since(self) -> date | None:
+        return _past_day(self.cleaned_data.get("since"))
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> FollowForm:

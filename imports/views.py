@@ -317,11 +317,13 @@ def follow_channel(request: HttpRequest, pk: int) -> HttpResponse:
     form = FollowForm(request.POST)
     if not form.is_valid():
         return _follow_answer(request, channel, following=False, form=form)
-    Follow.start(request.user, channel, **form.cleaned_data)
+    follow, _ = Follow.start(request.user, channel, **form.cleaned_data)
     if not request.htmx:
         messages.success(
             request, f"You follow {channel}: its new videos will come in by themselves."
         )
+        if follow.backfill is not None:
+            messages.info(request, f"Importing its videos since {follow.since:%Y-%m-%d}.")
     return _follow_answer(request, channel, following=True)
 
 

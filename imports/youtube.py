@@ -38,7 +38,7 @@ import unicodedata
 import urllib.parse
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -59,6 +59,8 @@ logger = logging.getLogger(__name__)
 YOUTUBE = "https://www.youtube.com"
 MAX_INPUT_LENGTH = 2048
 LISTING_TABS = frozenset({"videos", "shorts", "streams"})
+# A listing since a date stops only this far past it: "3 weeks ago" is approximate.
+SINCE_MARGIN = timedelta(days=7)
 
 # Tabs a channel URL may end with; anything after them is ignored, anything else is refused.
 _CHANNEL_TABS = frozenset(
@@ -554,10 +556,14 @@ class ChannelEntry:
     # None on a real Videos tab (yt-dlp finds none there); elsewhere often rounded ("2.1M").
     view_count: int | None = None
     availability: str | None = None
+    # The listing's "3 weeks ago", read by yt-dlp (approximate_date) as a moment that long ago:
+    # never older than the video (YouTube rounds down), often much newer for old videos.
+    approximate_date: date | None = None
 
     @classmethod
     def from_info(cls, entry: Mapping[str, Any]) -> ChannelEntry:
         video_id = entry["id"]
+        timestamp = _int(entry.get("timestamp"))
         return cls(
             video_id=video_id,
             title=entry.get("title") or "",
@@ -566,6 +572,9 @@ class ChannelEntry:
             duration=_int(entry.get("duration")),
             view_count=_int(entry.get("view_count")),
             availability=entry.get("availability"),
+            approximate_date=(
+                datetime.fromtimestamp(timestamp, UTC).date() if timestamp is not None else None
+            ),
         )
 
 
@@ -591,6 +600,9 @@ class ChannelListing:
     entries: tuple[ChannelEntry, ...] = ()
     complete: bool = False
     reached_known: bool = False
+    # A listing `since` a date: the approximate date of the first entry clearly older than it,
+    # where the listing stopped (None when it did not stop for the date).
+    stopped_at: date | None = None
 
 
 @dataclass(frozen=True)
@@ -830,7 +842,12 @@ class YouTube:
             "js_runtimes": {"deno": {"path": deno} if deno else {}},
             # Metadata needs no stream manifests: without this, a player answer's HLS manifest
             # URL costs one more request (to manifest.googlevideo.com) per video.
-            "extractor_args": {"youtube": {"skip": ["hls", "dash"]}},
+            "extractor_args": {
+                "youtube": {"skip": ["hls", "dash"]},
+                # Flat entries get a timestamp from the listing's "3 weeks ago" (else None):
+                # what lets a listing `since` a date stop paging (fetch_channel).
+                "youtubetab": {"approximate_date": [""]},
+            },
         }
 
     def _youtube_dl(self) -> _YoutubeDL:
@@ -918,13 +935,19 @@ class YouTube:
         tab: str = "videos",
         limit: int | None = None,
         known_ids: Iterable[str] = frozenset(),
+        since: date | None = None,
     ) -> ChannelListing:
         """The channel's details and its listing, newest first.
 
         Pages (30 videos each) are fetched only as they are read: the listing stops at `limit`
-        entries or just before the first video in `known_ids`, without asking for more pages.
-        (yt-dlp's own break_on_existing raises and throws the partial result away, so the
-        lazily extracted entries are read here instead.)
+        entries, just before the first video in `known_ids`, or (with `since`) at the first
+        entry whose approximate date is more than SINCE_MARGIN older than `since`, without
+        asking for more pages. (yt-dlp's own break_on_existing and break-match-filters raise
+        and throw the partial result away, so the lazily extracted entries are read here
+        instead; its `daterange` does not apply to flat entries at all.) The entries inside the
+        margin are kept: their exact date, in their metadata, decides. An entry without an
+        approximate date (YouTube's page did not say, or yt-dlp could not read it) never stops
+        the listing.
         """
         if tab not in LISTING_TABS:
             raise ValueError(f"tab must be one of {sorted(LISTING_TABS)}, not {tab!r}")
@@ -936,6 +959,8 @@ class YouTube:
 
         entries: list[ChannelEntry] = []
         complete = reached_known = False
+        stopped_at: date | None = None
+        oldest = since - SINCE_MARGIN if since is not None else None
         end = object()
         iterator = iter(info.get("entries") or ())
         try:
@@ -949,7 +974,11 @@ class YouTube:
                 if entry["id"] in known:
                     reached_known = True
                     break
-                entries.append(ChannelEntry.from_info(entry))
+                listed = ChannelEntry.from_info(entry)
+                if oldest and listed.approximate_date and listed.approximate_date < oldest:
+                    stopped_at = listed.approximate_date
+                    break
+                entries.append(listed)
         except YoutubeDLError as exc:
             raise classify_error(exc, self._log.warnings) from exc
 
@@ -967,4 +996,5 @@ class YouTube:
             entries=tuple(entries),
             complete=complete,
             reached_known=reached_known,
+            stopped_at=stopped_at,
         )

@@ -40,6 +40,8 @@ class CheckMethod(models.TextChoices):
 class Follow(models.Model):
     """One user follows one channel: Chirp fetches its new uploads for them."""
 
+    backfill: Any = None  # the import Follow.start began for a `since` date
+
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="follows"
     )
@@ -70,13 +72,27 @@ class Follow(models.Model):
         cls, user: Any, channel: Channel, *, quality: str = "none", since: Any = None
     ) -> tuple[Follow, bool]:
         """Follow `channel` for `user` (its options updated when they follow it already), and
-        watch the channel. Returns (follow, created)."""
+        watch the channel. Returns (follow, created).
+
+        A `since` date (new, or changed) starts a one-time backfill: an import of the channel's
+        videos published since then, for `user` (`follow.backfill`, the ImportJob; None when
+        there is none to start)."""
+        from imports.models.jobs import ImportJob
+        from imports.youtube import ChannelRef
+
         with transaction.atomic():
+            before = cls.objects.filter(user=user, channel=channel).values_list("since", flat=True)
+            previous = before.first()
             follow, created = cls.objects.update_or_create(
                 user=user, channel=channel, defaults={"quality": quality, "since": since}
             )
             if created:
                 ChannelWatch.begin(channel)
+            follow.backfill = None
+            if since is not None and (created or since != previous):
+                follow.backfill, _ = ImportJob.start(
+                    user, ChannelRef.for_channel_id(channel.youtube_id), since=since
+                )
         return follow, created
 
     @classmethod

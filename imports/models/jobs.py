@@ -8,7 +8,7 @@ in stages (metadata → captions → chapters → complete), each stage saved an
 from __future__ import annotations
 
 import time
-from datetime import datetime
+from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
@@ -85,6 +85,19 @@ class ImportJob(Job):
         db_default=0,
         help_text="Listed videos that were already imported.",
     )
+    # Backfill since a date: only the videos published on or after it. The listing stops past
+    # it (approximate dates, a week's margin); each video's exact date, read by its metadata
+    # stage, decides: one published before is dropped (its item skipped, the video deleted at
+    # the job's end unless another import has it too).
+    since = models.DateField(
+        null=True, blank=True, help_text="Import only the videos published on or after this day."
+    )
+    dropped = models.PositiveIntegerField(
+        "published before the date",
+        default=0,
+        db_default=0,
+        help_text="Listed videos whose exact date was before `since`: not kept.",
+    )
     # Made by following (imports/following.py): the new uploads a poll, a push or a full check
     # found, enriched as they come (created prepared: there is nothing to list).
     followed = models.BooleanField(
@@ -135,6 +148,7 @@ class ImportJob(Job):
         tab: str = "videos",
         limit: int | None = None,
         only_new: bool = False,
+        since: date | None = None,
     ) -> tuple[ImportJob, bool]:
         """A new import of `ref` (queued once the transaction commits), or the open one.
 
@@ -156,6 +170,7 @@ class ImportJob(Job):
                     tab=tab,
                     limit=limit or None,
                     only_new=only_new,
+                    since=since,
                 )
         except IntegrityError:  # another request created it a moment ago
             existing = cls.open_for(owner, ref.url)
@@ -164,6 +179,37 @@ class ImportJob(Job):
             return existing, False
         engine.wake_lane_on_commit(cls.lane)
         return job, True
+
+    # -- since a date ---------------------------------------------------------------------------
+
+    def published_before_since(self, published: date | None) -> bool:
+        """Whether a video published on `published` is one this backfill does not keep (a
+        video whose date YouTube does not give is kept)."""
+        return self.since is not None and published is not None and published < self.since
+
+    @property
+    def dropped_reason(self) -> str:
+        return f"Published before {format_day(self.since)}" if self.since else ""
+
+    def count_dropped(self) -> None:
+        ImportJob.objects.filter(pk=self.pk).update(dropped=models.F("dropped") + 1)
+        self.dropped += 1
+
+    def delete_dropped_videos(self) -> int:
+        """The videos this backfill listed but whose exact date was before `since`: deleted
+        when no other import has them (then they were created by this one's listing) and they
+        were never enriched. Their items go with them; the job's counts keep them."""
+        if not self.since:
+            return 0
+        dropped = self.items.filter(status="skipped", error=self.dropped_reason)
+        others = ImportJobItem.objects.exclude(job=self).values("video_id")
+        deleted, _ = (
+            Video.objects.filter(pk__in=dropped.values("video_id"))
+            .filter(stage__in=[Video.Stage.CREATED, Video.Stage.METADATA])
+            .exclude(pk__in=others)
+            .delete()
+        )
+        return deleted
 
     # -- state shown -----------------------------------------------------------------------------
 
@@ -248,7 +294,7 @@ class ImportJob(Job):
     def progress_text(self) -> str:
         """The counts under the progress bar (card and row, page and live update alike): what
         is happening while the import runs, what happened once it ended."""
-        already = self.skipped + self.known
+        already = self.skipped - self.dropped + self.known
         if self.status == FAILED:
             reason = self.error.rstrip(".") or "the import stopped"
             parts = [f"Failed: {reason}", f"{self.done} imported", f"{self.failed} failed"]
@@ -257,6 +303,9 @@ class ImportJob(Job):
         elif self.status == COMPLETED:
             if self.total == 0:
                 parts = ["Nothing new" if self.is_reimport else "No videos listed"]
+            elif self.since:
+                parts = [f"{_videos(self.total)} found since {format_day(self.since)}"]
+                parts.append(f"{self.done} imported")
             elif self.is_reimport:
                 parts = [_videos(self.total, "new "), f"{self.done} imported"]
             else:
@@ -275,6 +324,8 @@ class ImportJob(Job):
             parts.append(f"{self.percent} %")
         if already:
             parts.append(f"{already} already there")
+        if self.dropped:
+            parts.append(f"{self.dropped} {self.dropped_reason.lower()}")
         return " · ".join(parts)
 
     def without_captions(self) -> int:
@@ -292,8 +343,10 @@ class ImportJob(Job):
             missing = self.without_captions()
             if missing:
                 parts.append(f"{missing} without captions")
-        if self.skipped + self.known:
-            parts.append(f"{self.skipped + self.known} already there")
+        if self.skipped - self.dropped + self.known:
+            parts.append(f"{self.skipped - self.dropped + self.known} already there")
+        if self.dropped:
+            parts.append(f"{self.dropped} {self.dropped_reason.lower()}")
         if self.failed:
             parts.append(f"{self.failed} failed")
         return ", ".join(parts)
@@ -306,7 +359,13 @@ class ImportJob(Job):
             "channelUrl": self.channel_url,
             "channelId": self.channel_id,
             "channelTitle": self.channel.title if self.channel_id and self.channel else None,
-            "options": {"tab": self.tab, "limit": self.limit, "onlyNew": self.only_new},
+            "options": {
+                "tab": self.tab,
+                "limit": self.limit,
+                "onlyNew": self.only_new,
+                "since": self.since.isoformat() if self.since else None,
+            },
+            "publishedBeforeSince": self.dropped,
             "total": self.total,
             "done": self.done,
             "skipped": self.skipped,
@@ -337,6 +396,8 @@ class ImportJob(Job):
         for every video, before the import finishes), and the channel's numbers for the other
         users who see it."""
         Video.refresh_search_documents(limit=0 if final else SEARCH_REFRESH_BATCH)
+        if final:
+            self.delete_dropped_videos()
         self._show_channel_to_watchers(final)
 
     # -- live ----------------------------------------------------------------------------------
@@ -424,6 +485,11 @@ class ImportJob(Job):
         self._watchers_shown = now
         for user_id in self.watchers():
             live.publish(user_id, self.channel_fragments(user_id))
+
+
+def format_day(day: date) -> str:
+    """1 Mar 2026."""
+    return f"{day.day} {day:%b %Y}"
 
 
 def _videos(n: int, adjective: str = "") -> str:

@@ -354,7 +354,9 @@ def _date(video: FakeVideo) -> str:
 
 
 def _relative(published: datetime) -> str:
-    days = (NOW - published).days
+    """A listing's "3 weeks ago", rounded down as YouTube does, from the real clock: yt-dlp
+    reads it (approximate_date) as that long before the moment it reads it."""
+    days = (datetime.now(UTC) - published).days
     for size, unit in ((365, "year"), (30, "month"), (7, "week"), (1, "day")):
         if days >= size:
             n = days // size
@@ -1730,6 +1732,8 @@ class FakeYouTube:
         streams: int = 0,
         shorts_layout: str = "shortsLockupViewModel",
         shape: str | None = None,
+        newest: datetime | None = None,
+        days_apart: int = 2,
     ) -> FakeChannel:
         """A channel with `videos` videos, newest first, generated from (seed, handle).
 
@@ -1741,7 +1745,8 @@ class FakeYouTube:
         without any has no such tab (nor a Videos tab without videos). `shape` (SHAPES) shapes
         every answer about the channel and its videos (by default the server's); `layout` is
         the Videos tab's renderer: by default lockupViewModel when recorded, videoRenderer when
-        classic.
+        classic. The newest video is published a day before `newest` (NOW by default), each
+        older one `days_apart` days before the one after it (give or take 12 hours).
         """
         if shorts_layout not in _SHORTS_LAYOUTS:
             raise ValueError(f"unknown shorts layout {shorts_layout!r}")
@@ -1800,7 +1805,8 @@ class FakeYouTube:
                 title=f"{channel.title} #{number}",
                 description=description,
                 duration=duration,
-                published=NOW - timedelta(days=2 * index + 1, hours=rng.randint(0, 12)),
+                published=(newest or NOW)
+                - timedelta(days=days_apart * index + 1, hours=rng.randint(0, 12)),
                 views=rng.randint(10, 2_000_000),
                 likes=rng.randint(0, 50_000),
                 tags=("fixtures", handle, f"episode {number}"),
