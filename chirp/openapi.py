@@ -91,6 +91,11 @@ IMPORT_JOB_PROPERTIES: dict[str, Schema] = {
             "tab": {"type": "string", "enum": ImportJob.Tab.values},
             "limit": {"type": ["integer", "null"], "description": "Newest videos first."},
             "onlyNew": {"type": "boolean"},
+            "since": {
+                "type": ["string", "null"],
+                "format": "date",
+                "description": "Only videos published on or after this day (a backfill).",
+            },
         }
     ),
     "total": COUNT,
@@ -99,6 +104,10 @@ IMPORT_JOB_PROPERTIES: dict[str, Schema] = {
     "alreadyImported": {
         **COUNT,
         "description": "Listed videos this user had imported before: no work, not in total.",
+    },
+    "publishedBeforeSince": {
+        **COUNT,
+        "description": "Listed within the week's margin but published before `since`: dropped.",
     },
     "failed": COUNT,
     "cancelled": COUNT,
@@ -292,7 +301,17 @@ SCHEMAS: dict[str, Schema] = {
             "lastError": {"type": ["string", "null"]},
         }
     ),
-    "Following": _object({"following": {"const": True}, "follow": _ref("Follow")}),
+    "Following": _object(
+        {
+            "following": {"const": True},
+            "follow": _ref("Follow"),
+            "backfillJobId": {
+                **INTEGER,
+                "description": "The import a new `since` date started (a one-time backfill).",
+            },
+        },
+        optional=("backfillJobId",),
+    ),
     "Unfollowed": _object({"channelId": INTEGER, "following": {"const": False}}),
     "OpenAPI": {"type": "object", "description": "This document."},
 }
@@ -323,11 +342,12 @@ _IMPORT_JOB = {
     "channelUrl": "https://www.youtube.com/@triggerpod",
     "channelId": 3,
     "channelTitle": "Trigger Pod",
-    "options": {"tab": "videos", "limit": None, "onlyNew": False},
+    "options": {"tab": "videos", "limit": None, "onlyNew": False, "since": None},
     "total": 45,
     "done": 20,
     "skipped": 0,
     "alreadyImported": 0,
+    "publishedBeforeSince": 0,
     "failed": 1,
     "cancelled": 0,
     "progress": 47,
@@ -621,6 +641,12 @@ PATHS: dict[str, dict[str, Any]] = {
                                     "type": "boolean",
                                     "default": False,
                                     "description": "Only videos new since your last import.",
+                                },
+                                "since": {
+                                    "type": "string",
+                                    "format": "date",
+                                    "description": "YYYY-MM-DD: only videos published on or "
+                                    "after this day (a backfill; a date in the future is refused).",
                                 },
                             },
                         },
