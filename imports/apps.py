@@ -13,3 +13,6 @@ class ImportsConfig(AppConfig):
         schedules.register(
             "Poll followed channels", "imports.tasks.poll_followed_channels", minutes=1
         )
+        # Every minute: WebSub requests whose time has come (first tries, retries after a
+        # backoff, renewals at ~80 % of their lease) and notifications whose task was lost.
+        schedules.register("WebSub subscriptions", "imports.tasks.run_websub_due", minutes=1)
