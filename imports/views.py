@@ -206,6 +206,7 @@ def channel_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "banner": _banner(request),
         "following": Follow.objects.filter(user=request.user, channel=channel).exists(),
         "follow_form": FollowForm(),
+        "push": WebSubSubscription.objects.filter(channel=channel).first(),
     }
     target = request.headers.get("HX-Target", "")
     if request.htmx and target == "video-grid":

@@ -225,7 +225,8 @@ def process_notification(notification_id: int) -> str:
     if not Follow.objects.filter(channel=channel).exists():
         # Nobody follows it any more (their accounts were deleted, say): ignored, and the
         # subscription ended.
-        ChannelWatch.end(channel)  # which ends the subscription too
+        with transaction.atomic():
+            ChannelWatch.end(channel)  # which ends the subscription too
         notification.done("Nobody follows this channel: ignored, subscription ended.")
         return "ignored: nobody follows the channel"
     try:
@@ -292,7 +293,7 @@ def run_due(now: datetime | None = None, session: requests.Session | None = None
         for watch in ChannelWatch.objects.filter(channel__websub__isnull=True).select_related(
             "channel"
         ):
-            WebSubSubscription.want(watch.channel)
+            WebSubSubscription.want(watch.channel, now)
         orphans = WebSubSubscription.objects.exclude(
             state=WebSubSubscription.State.UNSUBSCRIBED
         ).filter(channel__watch__isnull=True)

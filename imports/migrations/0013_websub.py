@@ -2,61 +2,124 @@
 
 import django.db.models.deletion
 import django.utils.timezone
-import imports.models.websub
 from django.db import migrations, models
+
+import imports.models.websub
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('imports', '0012_following'),
+        ("imports", "0012_following"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='video',
-            name='removed_at',
-            field=models.DateTimeField(blank=True, null=True, verbose_name='removed on YouTube'),
+            model_name="video",
+            name="removed_at",
+            field=models.DateTimeField(blank=True, null=True, verbose_name="removed on YouTube"),
         ),
         migrations.CreateModel(
-            name='WebSubSubscription',
+            name="WebSubSubscription",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('topic', models.CharField(max_length=300)),
-                ('token', models.CharField(default=imports.models.websub._token, editable=False, max_length=64, unique=True)),
-                ('secret', models.CharField(default=imports.models.websub._secret, editable=False, max_length=64)),
-                ('state', models.CharField(choices=[('pending', 'Pending'), ('verified', 'Verified'), ('failed', 'Failed'), ('unsubscribed', 'Unsubscribed')], default='pending', max_length=20)),
-                ('created', models.DateTimeField(default=django.utils.timezone.now)),
-                ('requested', models.DateTimeField(blank=True, help_text='Last request to the hub.', null=True)),
-                ('verified', models.DateTimeField(blank=True, null=True)),
-                ('lease_seconds', models.PositiveIntegerField(blank=True, null=True)),
-                ('lease_expires', models.DateTimeField(blank=True, null=True)),
-                ('next_try', models.DateTimeField(blank=True, db_index=True, null=True)),
-                ('attempts', models.PositiveIntegerField(default=0, help_text='Failed requests in a row.')),
-                ('last_error', models.TextField(blank=True)),
-                ('last_notification', models.DateTimeField(blank=True, null=True)),
-                ('window_start', models.DateTimeField(blank=True, editable=False, null=True)),
-                ('window_count', models.PositiveIntegerField(default=0, editable=False)),
-                ('channel', models.OneToOneField(on_delete=django.db.models.deletion.CASCADE, related_name='websub', to='imports.channel')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("topic", models.CharField(max_length=300)),
+                (
+                    "token",
+                    models.CharField(
+                        default=imports.models.websub._token,
+                        editable=False,
+                        max_length=64,
+                        unique=True,
+                    ),
+                ),
+                (
+                    "secret",
+                    models.CharField(
+                        default=imports.models.websub._secret, editable=False, max_length=64
+                    ),
+                ),
+                (
+                    "state",
+                    models.CharField(
+                        choices=[
+                            ("pending", "Pending"),
+                            ("verified", "Verified"),
+                            ("failed", "Failed"),
+                            ("unsubscribed", "Unsubscribed"),
+                        ],
+                        default="pending",
+                        max_length=20,
+                    ),
+                ),
+                ("created", models.DateTimeField(default=django.utils.timezone.now)),
+                (
+                    "requested",
+                    models.DateTimeField(
+                        blank=True, help_text="Last request to the hub.", null=True
+                    ),
+                ),
+                ("verified", models.DateTimeField(blank=True, null=True)),
+                ("lease_seconds", models.PositiveIntegerField(blank=True, null=True)),
+                ("lease_expires", models.DateTimeField(blank=True, null=True)),
+                ("next_try", models.DateTimeField(blank=True, db_index=True, null=True)),
+                (
+                    "attempts",
+                    models.PositiveIntegerField(default=0, help_text="Failed requests in a row."),
+                ),
+                ("last_error", models.TextField(blank=True)),
+                ("last_notification", models.DateTimeField(blank=True, null=True)),
+                ("window_start", models.DateTimeField(blank=True, editable=False, null=True)),
+                ("window_count", models.PositiveIntegerField(default=0, editable=False)),
+                (
+                    "channel",
+                    models.OneToOneField(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="websub",
+                        to="imports.channel",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'WebSub subscription',
+                "verbose_name": "WebSub subscription",
             },
         ),
         migrations.CreateModel(
-            name='WebSubNotification',
+            name="WebSubNotification",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('body', models.BinaryField()),
-                ('received', models.DateTimeField(default=django.utils.timezone.now)),
-                ('processed', models.DateTimeField(blank=True, null=True)),
-                ('attempts', models.PositiveSmallIntegerField(default=0)),
-                ('error', models.TextField(blank=True)),
-                ('subscription', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='notifications', to='imports.websubsubscription')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("body", models.BinaryField()),
+                ("received", models.DateTimeField(default=django.utils.timezone.now)),
+                ("processed", models.DateTimeField(blank=True, null=True)),
+                ("attempts", models.PositiveSmallIntegerField(default=0)),
+                ("error", models.TextField(blank=True)),
+                (
+                    "subscription",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="notifications",
+                        to="imports.websubsubscription",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'WebSub notification',
-                'indexes': [models.Index(condition=models.Q(('processed__isnull', True)), fields=['received'], name='imports_websub_unprocessed')],
+                "verbose_name": "WebSub notification",
+                "indexes": [
+                    models.Index(
+                        condition=models.Q(("processed__isnull", True)),
+                        fields=["received"],
+                        name="imports_websub_unprocessed",
+                    )
+                ],
             },
         ),
     ]

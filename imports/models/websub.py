@@ -109,12 +109,12 @@ class WebSubSubscription(models.Model):
     # -- lifecycle ------------------------------------------------------------------------------
 
     @classmethod
-    def want(cls, channel: Channel) -> WebSubSubscription | None:
+    def want(cls, channel: Channel, now: datetime | None = None) -> WebSubSubscription | None:
         """The channel is watched: subscribe (now, through the worker). A subscription that had
         ended starts over with a new token and secret. None when push is off."""
         if not push_enabled():
             return None
-        now = timezone.now()
+        now = now or timezone.now()
         sub, created = cls.objects.get_or_create(
             channel=channel,
             defaults={"topic": topic_for(channel.youtube_id), "next_try": now},
