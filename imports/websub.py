@@ -345,3 +345,17 @@ def store_notification(sub: WebSubSubscription, body: bytes) -> WebSubNotificati
     notification = WebSubNotification.objects.create(subscription=sub, body=body)
     transaction.on_commit(lambda: enqueue_processing(notification.pk))
     return notification
+
+
+def resume_pending() -> int:
+    """At a worker's start: queue again every notification not handled yet (a killed worker
+    took some with it). Handling one twice changes nothing, so a notification a live worker
+    is handling right now may be queued too."""
+    pending = WebSubNotification.objects.filter(
+        processed__isnull=True, attempts__lt=MAX_ATTEMPTS
+    ).values_list("pk", flat=True)
+    count = 0
+    for notification_id in pending.order_by("received")[:1000]:
+        enqueue_processing(notification_id)
+        count += 1
+    return count
