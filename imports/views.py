@@ -9,7 +9,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_not_required
 from django.core.files.storage import default_storage
 from django.core.paginator import Page, Paginator
-from django.db import IntegrityError
+from django.db import IntegrityError, transaction
 from django.db.models import Q, QuerySet
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -377,6 +377,13 @@ def websub_callback(request: HttpRequest, token: str) -> HttpResponse:
     if len(body) > cap:
         return HttpResponse("Too large.", status=413, content_type="text/plain")
     accepted = HttpResponse(status=202)
+    with transaction.atomic():  # one commit for the count, the notification and its task
+        return _take_notification(request, sub, body, accepted)
+
+
+def _take_notification(
+    request: HttpRequest, sub: WebSubSubscription, body: bytes, accepted: HttpResponse
+) -> HttpResponse:
     if sub.state == WebSubSubscription.State.UNSUBSCRIBED:
         logger.info("A notification for the ended subscription of %s was ignored", sub.channel)
         return accepted

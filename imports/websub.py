@@ -341,9 +341,11 @@ def signature_ok(secret: str, body: bytes, header: str | None) -> bool:
 
 
 def store_notification(sub: WebSubSubscription, body: bytes) -> WebSubNotification:
-    """Keep the signed body; the worker handles it (by id) once this commits."""
+    """Keep the signed body and queue its handling by id. In the caller's transaction: the
+    queue is in the database (django-q2's ORM broker), so the worker sees both, or neither,
+    and the request costs one commit."""
     notification = WebSubNotification.objects.create(subscription=sub, body=body)
-    transaction.on_commit(lambda: enqueue_processing(notification.pk))
+    enqueue_processing(notification.pk)
     return notification
 
 

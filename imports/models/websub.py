@@ -208,16 +208,14 @@ class WebSubSubscription(models.Model):
         concurrent deliveries are counted exactly). False when the limit is reached."""
         rows = WebSubSubscription.objects.filter(pk=self.pk)
         window = now - timedelta(minutes=1)
-        if (
-            rows.filter(Q(window_start__isnull=True) | Q(window_start__lte=window)).update(
-                window_start=now, window_count=1, last_notification=now
-            )
-            == 1
-        ):
+        # Usually one UPDATE: the current minute still has room.
+        if rows.filter(
+            window_start__gt=window, window_count__lt=settings.CHIRP_WEBSUB_MAX_PER_MINUTE
+        ).update(window_count=F("window_count") + 1, last_notification=now):
             return True
         return (
-            rows.filter(window_count__lt=settings.CHIRP_WEBSUB_MAX_PER_MINUTE).update(
-                window_count=F("window_count") + 1, last_notification=now
+            rows.filter(Q(window_start__isnull=True) | Q(window_start__lte=window)).update(
+                window_start=now, window_count=1, last_notification=now
             )
             == 1
         )
