@@ -21,7 +21,7 @@ class FirstRunSetupMiddleware:
         if not self.has_users:
             self.has_users = get_user_model().objects.exists()
             setup_url = reverse("setup")
-            exempt = (setup_url, reverse("events"), "/static/", "/favicon", "/api/")
+            exempt = (setup_url, reverse("events"), "/static/", "/favicon", "/api/", "/websub/")
             if not self.has_users and not request.path.startswith(exempt):
                 if getattr(request, "htmx", False):
                     return HttpResponseClientRedirect(setup_url)

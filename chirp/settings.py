@@ -460,6 +460,41 @@ CHIRP_YOUTUBE_MAX_SPACING = env_float("CHIRP_YOUTUBE_MAX_SPACING", 30.0)
 CHIRP_FOLLOW_POLL_MINUTES = env_int("CHIRP_FOLLOW_POLL_MINUTES", 15, minimum=1)
 CHIRP_FOLLOW_FULL_CHECK_DAYS = env_int("CHIRP_FOLLOW_FULL_CHECK_DAYS", 7, minimum=1)
 CHIRP_YOUTUBE_CONCURRENCY = env_int("CHIRP_YOUTUBE_CONCURRENCY", 2, minimum=1)
+
+
+def _public_url() -> str | None:
+    """The address where YouTube's hub reaches this installation (push is off without it)."""
+    value = env_str("CHIRP_PUBLIC_URL") or None
+    if value is None:
+        return None
+    parts = urlsplit(value)
+    loopback = parts.hostname in ("localhost", "127.0.0.1", "::1")
+    # https: the hub posts the notifications' signature and content over it. Plain http only
+    # for loopback (a hub on the same machine, the tests).
+    if (
+        parts.scheme not in ("https", "http")
+        or (parts.scheme == "http" and not loopback)
+        or not parts.hostname
+        or parts.query
+        or parts.fragment
+    ):
+        raise ImproperlyConfigured(
+            "CHIRP_PUBLIC_URL must be the https:// address where YouTube's hub can reach this "
+            f"installation, such as https://chirp.example.com, not {value!r}."
+        )
+    return value.rstrip("/")
+
+
+# Push (WebSub, imports/websub.py): on only when CHIRP_PUBLIC_URL is set. The hub calls
+# <CHIRP_PUBLIC_URL>/websub/<token>/ to verify each subscription and to deliver notifications.
+CHIRP_PUBLIC_URL = _public_url()
+CHIRP_WEBSUB_HUB = env_str("CHIRP_WEBSUB_HUB", "https://pubsubhubbub.appspot.com/subscribe")
+CHIRP_WEBSUB_LEASE_SECONDS = env_int("CHIRP_WEBSUB_LEASE_SECONDS", 432000, minimum=60)
+CHIRP_WEBSUB_TIMEOUT = env_float("CHIRP_WEBSUB_TIMEOUT", 15.0, minimum=0.1)
+# A notification is a few kilobytes; a larger body is refused (413) before it is read.
+CHIRP_WEBSUB_MAX_BODY_BYTES = env_int("CHIRP_WEBSUB_MAX_BODY_BYTES", 1024 * 1024, minimum=1024)
+# Notifications accepted per subscription per minute; more are answered 429 (the hub retries).
+CHIRP_WEBSUB_MAX_PER_MINUTE = env_int("CHIRP_WEBSUB_MAX_PER_MINUTE", 60, minimum=1)
 # Requests to YouTube in flight at once across the installation (every worker, every thread).
 CHIRP_YOUTUBE_MAX_IN_FLIGHT = env_int("CHIRP_YOUTUBE_MAX_IN_FLIGHT", 4, minimum=1)
 CHIRP_YOUTUBE_PAUSE_SECONDS = env_float("CHIRP_YOUTUBE_PAUSE_SECONDS", 300.0, minimum=0.1)

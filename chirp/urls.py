@@ -3,6 +3,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
 from chirp import views
+from imports import views as imports_views
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -17,6 +18,8 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("uploads/", include("uploads.urls")),
     path("channels/", include("imports.urls")),
+    # The one public path besides sign-in: WebSub's hub verifies and delivers here.
+    path("websub/<str:token>/", imports_views.websub_callback, name="websub_callback"),
     path("api/openapi.json", views.openapi_json, name="openapi"),
     path("api/docs/", views.api_docs, name="api_docs"),
     path("api/channels/", include("imports.api_urls")),

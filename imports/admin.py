@@ -21,6 +21,7 @@ from imports.models import (
     Person,
     PersonChannel,
     Video,
+    WebSubSubscription,
 )
 
 HTTPS_URLS = {models.URLField: {"assume_scheme": "https"}}
@@ -184,3 +185,36 @@ class ChannelWatchAdmin(admin.ModelAdmin):
     list_display = ["channel", "next_poll", "last_polled", "last_full_check"]
     ordering = ["next_poll"]
     raw_id_fields = ["channel"]
+
+
+@admin.register(WebSubSubscription)
+class WebSubSubscriptionAdmin(admin.ModelAdmin):
+    """Each watched channel's push subscription: pending, verified until …, failed with the
+    reason, its last notification. The token and secret are not shown (the token is the
+    callback's password); the state changes only through the hub."""
+
+    list_display = ["channel", "state_text", "last_notification", "next_try", "attempts"]
+    list_filter = ["state"]
+    search_fields = ["channel__title", "channel__handle", "channel__youtube_id"]
+    exclude = ["token", "secret"]
+    readonly_fields = [
+        "channel",
+        "topic",
+        "state",
+        "created",
+        "requested",
+        "verified",
+        "lease_seconds",
+        "lease_expires",
+        "next_try",
+        "attempts",
+        "last_error",
+        "last_notification",
+    ]
+
+    @admin.display(description="State", ordering="state")
+    def state_text(self, sub: WebSubSubscription) -> str:
+        return sub.describe()
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False

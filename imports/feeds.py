@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime
+from xml.etree.ElementTree import Element
 
 import requests
 from defusedxml import DefusedXmlException
@@ -72,12 +73,21 @@ def feed_url(channel_id: str) -> str:
     return f"{FEED_URL}?channel_id={channel_id}"
 
 
-def parse_feed(body: bytes) -> list[FeedEntry]:
-    """The entries of an Atom feed (or a WebSub notification), in the feed's order."""
+def parse_xml(body: bytes) -> Element:
+    """The document's root, refused (FeedError) when it is not XML or holds a DTD: no
+    entity of any kind is expanded and nothing external is fetched."""
     try:
-        root = fromstring(body, forbid_dtd=True)
+        return fromstring(body, forbid_dtd=True)
     except (ParseError, DefusedXmlException) as exc:
         raise FeedError(f"Not a readable feed: {exc}") from exc
+
+
+def parse_feed(body: bytes) -> list[FeedEntry]:
+    """The entries of an Atom feed (or a WebSub notification), in the feed's order."""
+    return entries_in(parse_xml(body))
+
+
+def entries_in(root: Element) -> list[FeedEntry]:
     entries = []
     for node in root.findall("atom:entry", NS):
         video_id = (node.findtext("yt:videoId", "", NS) or "").strip()

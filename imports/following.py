@@ -1,5 +1,5 @@
 """Following channels: new uploads found by a poll of the RSS feed, a full check of the
-videos tab, or (later) a WebSub push, all handled by one function, `handle_entries`.
+videos tab, or a WebSub push (imports/websub.py), all handled by one function, `handle_entries`.
 
 - An unknown video published after the follow began is created at once (stage `created`)
   and enriched by the engine, in a "follow" import job of the channel (ImportJob.followed:
@@ -14,8 +14,8 @@ videos tab, or (later) a WebSub push, all handled by one function, `handle_entri
 - When every entry of a full feed is unknown and newer than the follow, more may have come
   than the feed holds: the videos tab is listed until the first known video (the gap).
 
-`poll_due` (every minute, chirp.schedules) polls the channels whose turn has come and checks
-in full those whose period has passed.
+`poll_due` (every minute, chirp.schedules) polls the channels whose turn has come (but not
+those whose push is verified) and checks in full those whose period has passed.
 """
 
 from __future__ import annotations
@@ -43,6 +43,7 @@ from imports.models import (
     ImportJob,
     ImportJobItem,
     Video,
+    WebSubSubscription,
 )
 from imports.youtube import YOUTUBE, ChannelEntry, ChannelRef, YouTubeError
 
@@ -249,10 +250,10 @@ def poll_channel(channel: Channel) -> Outcome | None:
             entries = with_retries(lambda: fetch_feed(session, channel.youtube_id), limiter)
         outcome = handle_entries(channel, entries, CheckMethod.POLL)
     except YouTubeError as exc:
-        _checked(channel, CheckMethod.POLL, str(exc))
+        record_check(channel, CheckMethod.POLL, str(exc))
         logger.warning("Polling %s failed: %s", channel.youtube_id, exc)
         return None
-    _checked(channel, CheckMethod.POLL)
+    record_check(channel, CheckMethod.POLL)
     return outcome
 
 
@@ -262,14 +263,14 @@ def full_check(channel: Channel) -> Outcome | None:
         entries = _list_gap(channel, exclude=set())
         outcome = handle_entries(channel, entries, CheckMethod.FULL, fill_gap=False)
     except YouTubeError as exc:
-        _checked(channel, CheckMethod.FULL, str(exc))
+        record_check(channel, CheckMethod.FULL, str(exc))
         logger.warning("The full check of %s failed: %s", channel.youtube_id, exc)
         return None
-    _checked(channel, CheckMethod.FULL)
+    record_check(channel, CheckMethod.FULL)
     return outcome
 
 
-def _checked(channel: Channel, method: str, error: str = "") -> None:
+def record_check(channel: Channel, method: str, error: str = "") -> None:
     Follow.objects.filter(channel=channel).update(
         last_checked=timezone.now(), last_check_method=method, last_error=error[:2000]
     )
@@ -281,10 +282,12 @@ def _safely(check, channel: Channel, method: str) -> None:
     try:
         check(channel)
     except YouTubePaused as exc:
-        _checked(channel, method, f"Paused: {exc.pause.message or 'YouTube asked Chirp to wait'}")
+        record_check(
+            channel, method, f"Paused: {exc.pause.message or 'YouTube asked Chirp to wait'}"
+        )
     except Exception as exc:
         logger.exception("Checking %s failed", channel.youtube_id)
-        _checked(channel, method, f"Unexpected error: {exc.__class__.__name__}")
+        record_check(channel, method, f"Unexpected error: {exc.__class__.__name__}")
 
 
 def poll_due(now: datetime | None = None) -> dict[str, int]:
@@ -294,7 +297,14 @@ def poll_due(now: datetime | None = None) -> dict[str, int]:
     polled = checked = 0
     full_before = now - timedelta(days=settings.CHIRP_FOLLOW_FULL_CHECK_DAYS)
     watched = ChannelWatch.objects.filter(channel__follows__isnull=False).distinct()
-    for watch in watched.filter(next_poll__lte=now).select_related("channel").order_by("next_poll"):
+    # A channel whose push is verified (and its lease running) is not polled: the hub tells
+    # of its uploads. The full check still runs.
+    pushed = watched.filter(
+        channel__websub__state=WebSubSubscription.State.VERIFIED,
+        channel__websub__lease_expires__gt=now,
+    )
+    polled_due = watched.filter(next_poll__lte=now).exclude(pk__in=pushed.values("pk"))
+    for watch in polled_due.select_related("channel").order_by("next_poll"):
         if watch.claim_poll(now):
             _safely(poll_channel, watch.channel, CheckMethod.POLL)
             polled += 1

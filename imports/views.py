@@ -1,20 +1,25 @@
 from __future__ import annotations
 
 import csv
+import logging
 from urllib.parse import urlencode
 
 from django.conf import settings
 from django.contrib import messages
+from django.contrib.auth.decorators import login_not_required
 from django.core.files.storage import default_storage
 from django.core.paginator import Page, Paginator
-from django.db import IntegrityError
+from django.db import IntegrityError, transaction
 from django.db.models import Q, QuerySet
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
+from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from chirp.jobs import IllegalTransition
 from imports import artwork as artworks
+from imports import websub
 from imports.forms import (
     ChannelListForm,
     ChannelSearchForm,
@@ -28,9 +33,12 @@ from imports.models import (
     ImportJob,
     Person,
     Video,
+    WebSubSubscription,
     channels_of,
     people_export_rows,
 )
+
+logger = logging.getLogger(__name__)
 
 CHANNELS_PER_PAGE = 50
 VIDEOS_PER_PAGE = 60
@@ -198,6 +206,7 @@ def channel_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "banner": _banner(request),
         "following": Follow.objects.filter(user=request.user, channel=channel).exists(),
         "follow_form": FollowForm(),
+        "push": WebSubSubscription.objects.filter(channel=channel).first(),
     }
     target = request.headers.get("HX-Target", "")
     if request.htmx and target == "video-grid":
@@ -348,3 +357,61 @@ def following(request: HttpRequest) -> HttpResponse:
         "full_days": settings.CHIRP_FOLLOW_FULL_CHECK_DAYS,
     }
     return render(request, "imports/following.html", context)
+
+
+# -- WebSub ----------------------------------------------------------------------------------
+
+
+@login_not_required  # the hub signs in with the token and the signature, not a session
+@csrf_exempt  # the hub posts from outside, with no CSRF token; nothing else is exempt
+@require_http_methods(["GET", "POST"])
+def websub_callback(request: HttpRequest, token: str) -> HttpResponse:
+    """The hub's verifications (GET) and notifications (POST) of one subscription. Unknown
+    token: 404. A notification is answered at once; the worker handles it (imports/websub.py)."""
+    sub = get_object_or_404(WebSubSubscription.objects.select_related("channel"), token=token)
+    if request.method == "GET":
+        return _verify_websub(request, sub)
+    cap = settings.CHIRP_WEBSUB_MAX_BODY_BYTES
+    declared = request.META.get("CONTENT_LENGTH") or "0"
+    if not declared.isdigit() or int(declared) > cap:
+        return HttpResponse("Too large.", status=413, content_type="text/plain")
+    body = request.read(cap + 1)
+    if len(body) > cap:
+        return HttpResponse("Too large.", status=413, content_type="text/plain")
+    accepted = HttpResponse(status=202)
+    with transaction.atomic():  # one commit for the count, the notification and its task
+        return _take_notification(request, sub, body, accepted)
+
+
+def _take_notification(
+    request: HttpRequest, sub: WebSubSubscription, body: bytes, accepted: HttpResponse
+) -> HttpResponse:
+    if sub.state == WebSubSubscription.State.UNSUBSCRIBED:
+        logger.info("A notification for the ended subscription of %s was ignored", sub.channel)
+        return accepted
+    if not sub.take_notification(timezone.now()):
+        logger.warning("Too many notifications for %s: answered 429", sub.channel)
+        response = HttpResponse("Too many notifications.", status=429, content_type="text/plain")
+        response["Retry-After"] = "60"
+        return response
+    if not websub.signature_ok(sub.secret, body, request.headers.get("X-Hub-Signature")):
+        # Acknowledged as the spec asks (the sender must not learn it was refused), ignored.
+        logger.warning(
+            "A notification for %s with a bad or missing signature was ignored", sub.channel
+        )
+        return accepted
+    websub.store_notification(sub, body)
+    return accepted
+
+
+def _verify_websub(request: HttpRequest, sub: WebSubSubscription) -> HttpResponse:
+    mode = request.GET.get("hub.mode", "")
+    topic = request.GET.get("hub.topic", "")
+    if mode == "denied" and topic == sub.topic:
+        sub.deny(request.GET.get("hub.reason", "")[:500])
+        return HttpResponse("", content_type="text/plain")
+    lease = request.GET.get("hub.lease_seconds", "")
+    challenge = request.GET.get("hub.challenge", "")
+    if not challenge or not sub.verify(mode, topic, int(lease) if lease.isdigit() else None):
+        raise Http404("No such subscription request.")
+    return HttpResponse(challenge, content_type="text/plain")

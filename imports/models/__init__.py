@@ -8,6 +8,7 @@ from imports.models.jobs import ImportJob, ImportJobItem, banner_fragment
 from imports.models.limits import RateLimit
 from imports.models.people import Person, PersonChannel, people_export_rows, spreadsheet_safe
 from imports.models.videos import Video, VideoQuerySet
+from imports.models.websub import WebSubNotification, WebSubSubscription
 
 __all__ = [
     "Channel",
@@ -22,6 +23,8 @@ __all__ = [
     "RateLimit",
     "Video",
     "VideoQuerySet",
+    "WebSubNotification",
+    "WebSubSubscription",
     "banner_fragment",
     "channels_of",
     "people_export_rows",

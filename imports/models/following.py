@@ -146,11 +146,19 @@ class ChannelWatch(models.Model):
         )
         if created:
             cls.spread()
+        # Push too, where Chirp can be reached (a no-op otherwise; the request goes out from
+        # the worker once this commits).
+        from imports import websub
+
+        websub.subscribe_on_commit(channel)
 
     @classmethod
     def end(cls, channel: Channel) -> None:
         if cls.objects.filter(channel=channel).delete()[0]:
             cls.spread()
+        from imports import websub
+
+        websub.unsubscribe_on_commit(channel)
 
     @classmethod
     def spread(cls, now: datetime | None = None) -> None:

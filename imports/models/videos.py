@@ -158,6 +158,8 @@ class Video(models.Model):
     created = models.DateTimeField(default=timezone.now)
     updated = models.DateTimeField(auto_now=True)
     enriched = models.DateTimeField(null=True, blank=True)
+    # YouTube said the video was deleted (a WebSub tombstone): kept, with a badge and the time.
+    removed_at = models.DateTimeField("removed on YouTube", null=True, blank=True)
     # PostgreSQL: the transcript's words are not in `search_document` yet (the worker stores a
     # transcript without building its search vector: refresh_search_documents does it).
     search_stale = models.BooleanField(default=False, db_default=False, editable=False)

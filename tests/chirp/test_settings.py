@@ -44,6 +44,14 @@ def settings_error(tmp_path, **env: str) -> str:
         ({"DEBUG": "1", "CHIRP_IMAGE_THREADS": "0"}, "CHIRP_IMAGE_THREADS must be at least 1"),
         ({"DEBUG": "1", "CHIRP_LEASE_SECONDS": "soon"}, "CHIRP_LEASE_SECONDS must be a number"),
         ({"DEBUG": "1", "DATABASE_URL": "nosuchdb://x"}, "DATABASE_URL cannot be read"),
+        (
+            {"DEBUG": "1", "CHIRP_PUBLIC_URL": "http://chirp.example.com"},
+            "CHIRP_PUBLIC_URL must be the https:// address where YouTube's hub can reach",
+        ),
+        (
+            {"DEBUG": "1", "CHIRP_PUBLIC_URL": "chirp.example.com"},
+            "CHIRP_PUBLIC_URL must be the https:// address",
+        ),
     ],
 )
 def test_a_bad_value_stops_start_up_with_a_clear_message(tmp_path, env, message):

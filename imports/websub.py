@@ -1,0 +1,363 @@
+"""Push (WebSub): subscribing each watched channel at the hub, and handling what it delivers.
+
+- When a channel becomes watched (and CHIRP_PUBLIC_URL is set), the worker asks the hub
+  (CHIRP_WEBSUB_HUB) for `hub.mode=subscribe`, form-encoded, `hub.verify=async`, with the
+  subscription's callback, secret and lease. The hub then verifies with a GET to the callback
+  (imports/views.py `websub_callback`, `WebSubSubscription.verify`), and renewal comes at about
+  80 % of the granted lease. A hub answering 5xx or 429 (or not at all) is asked again later,
+  after a backoff that doubles and is never shorter than its `Retry-After`; the request goes
+  from the worker's periodic task, so no worker sleeps waiting for the hub. The hub is not
+  YouTube: its requests do not go through the YouTube limiter.
+- When the last follower leaves, the hub is told `hub.mode=unsubscribe`.
+- A notification (stored raw by the callback view) is handled here, in the worker: parsed
+  with defusedxml (no DTD, so no entity and no external reference), its entries handed to
+  `following.handle_entries` as a poll's are, its tombstones
+  (`<at:deleted-entry ref="yt:video:ID">`) marking the video removed on YouTube. Handling it
+  twice changes nothing the second time.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import hashlib
+import hmac
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import requests
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from imports.feeds import FeedEntry, FeedError, entries_in, parse_xml
+from imports.models import (
+    Channel,
+    ChannelWatch,
+    CheckMethod,
+    Follow,
+    Video,
+    WebSubNotification,
+    WebSubSubscription,
+)
+from imports.models.websub import push_enabled
+
+logger = logging.getLogger(__name__)
+
+TOMBSTONE_NS = {
+    "at": "http://purl.org/atompub/tombstones/1.0",
+    "atom": "http://www.w3.org/2005/Atom",
+}
+# Backoff of a failed request to the hub: a minute, doubling, at most six hours.
+FIRST_BACKOFF = timedelta(minutes=1)
+MAX_BACKOFF = timedelta(hours=6)
+# A notification still unhandled this long after it came (its task was lost with a killed
+# worker) is handled by the periodic task; one that failed this often is given up.
+STALE_AFTER = timedelta(seconds=30)
+MAX_ATTEMPTS = 5
+KEEP_PROCESSED = timedelta(days=7)
+
+
+# -- subscribing -----------------------------------------------------------------------------
+
+
+def subscribe_on_commit(channel: Channel) -> None:
+    """The channel is watched: its subscription, asked for by the worker once this commits."""
+    sub = WebSubSubscription.want(channel)
+    if sub is not None and sub.next_try is not None and sub.next_try <= timezone.now():
+        transaction.on_commit(lambda: _enqueue_request(sub.pk))
+
+
+def unsubscribe_on_commit(channel: Channel) -> None:
+    sub = WebSubSubscription.end(channel)
+    if sub is not None and push_enabled():
+        transaction.on_commit(lambda: _enqueue_request(sub.pk))
+
+
+def _enqueue_request(subscription_id: int) -> None:
+    from django_q.tasks import async_task
+
+    async_task("imports.tasks.send_websub_request", subscription_id, task_name="websub request")
+
+
+@dataclass(frozen=True)
+class HubAnswer:
+    accepted: bool
+    error: str = ""
+    retry_after: timedelta | None = None
+
+
+def hub_session() -> requests.Session:
+    session = requests.Session()
+    session.headers["User-Agent"] = settings.CHIRP_FETCH_USER_AGENT
+    return session
+
+
+def send_request(subscription_id: int, session: requests.Session | None = None) -> str:
+    """Send the subscription's due request to the hub (subscribe, or unsubscribe when it has
+    ended) and record the answer. Returns what happened, for the task's result."""
+    sub = WebSubSubscription.objects.select_related("channel").filter(pk=subscription_id).first()
+    if sub is None or not push_enabled():
+        return "nothing to send"
+    mode = "unsubscribe" if sub.state == WebSubSubscription.State.UNSUBSCRIBED else "subscribe"
+    now = timezone.now()
+    if mode == "subscribe":
+        sub.mark_requested(now)  # before the hub can verify it
+    answer = _post(sub, mode, session)
+    if answer.accepted:
+        if mode == "subscribe":
+            sub.mark_accepted()
+        logger.info("The hub accepted the %s of %s", mode, sub.channel.youtube_id)
+        return f"{mode} accepted"
+    logger.warning("The hub refused the %s of %s: %s", mode, sub.channel.youtube_id, answer.error)
+    if mode == "subscribe":
+        sub.mark_failed(answer.error, backoff(sub.attempts, answer.retry_after), now)
+    return f"{mode} refused: {answer.error}"
+
+
+def _post(sub: WebSubSubscription, mode: str, session: requests.Session | None) -> HubAnswer:
+    form = {
+        "hub.mode": mode,
+        "hub.topic": sub.topic,
+        "hub.callback": sub.callback_url,
+        "hub.verify": "async",
+    }
+    if mode == "subscribe":
+        form["hub.lease_seconds"] = str(settings.CHIRP_WEBSUB_LEASE_SECONDS)
+        form["hub.secret"] = sub.secret
+    timeout = settings.CHIRP_WEBSUB_TIMEOUT
+    try:
+        with session or hub_session() as http:
+            response = http.post(
+                settings.CHIRP_WEBSUB_HUB,
+                data=form,
+                timeout=(min(timeout, 10.0), timeout),
+                allow_redirects=False,
+            )
+    except requests.RequestException as exc:
+        return HubAnswer(False, f"The hub could not be reached: {exc.__class__.__name__}")
+    if 200 <= response.status_code < 300:
+        return HubAnswer(True)
+    text = " ".join(response.text[:300].split())
+    return HubAnswer(
+        False,
+        f"The hub answered HTTP {response.status_code}" + (f": {text}" if text else ""),
+        retry_after(response.headers.get("Retry-After")),
+    )
+
+
+def retry_after(value: str | None) -> timedelta | None:
+    """A Retry-After header, in seconds or as an HTTP date."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return timedelta(seconds=int(value))
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(when - timezone.now(), timedelta(0))
+
+
+def backoff(failures: int, asked: timedelta | None = None) -> timedelta:
+    """How long to wait after `failures` failed requests in a row (0: the first failure)."""
+    wait = min(FIRST_BACKOFF * (2 ** min(failures, 20)), MAX_BACKOFF)
+    return max(wait, asked or timedelta(0))
+
+
+# -- notifications ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Tombstone:
+    video_id: str
+    channel_id: str  # from <at:by><uri>, "" when absent
+    when: datetime | None
+
+
+@dataclass(frozen=True)
+class Notification:
+    entries: list[FeedEntry]
+    deleted: list[Tombstone]
+
+
+def parse_notification(body: bytes) -> Notification:
+    """The entries and tombstones of a notification. FeedError when the body is not XML, or
+    holds a DTD (an entity bomb, an external reference)."""
+    root = parse_xml(body)
+    deleted = []
+    for node in root.findall("at:deleted-entry", TOMBSTONE_NS):
+        ref = node.get("ref", "")
+        if not ref.startswith("yt:video:"):
+            continue
+        uri = (node.findtext("at:by/atom:uri", "", TOMBSTONE_NS) or "").strip()
+        channel_id = uri.rsplit("/", 1)[-1] if "/channel/" in uri else ""
+        deleted.append(
+            Tombstone(ref.removeprefix("yt:video:"), channel_id, _date(node.get("when")))
+        )
+    return Notification(entries_in(root), deleted)
+
+
+def _date(text: str | None) -> datetime | None:
+    try:
+        return datetime.fromisoformat(text.strip()) if text else None
+    except ValueError:
+        return None
+
+
+def process_notification(notification_id: int) -> str:
+    """Handle one stored notification (the worker's task). Handling it again, after a
+    worker died mid-way or the hub delivered it twice, changes nothing."""
+    from imports import following
+
+    notification = (
+        WebSubNotification.objects.select_related("subscription__channel")
+        .filter(pk=notification_id, processed__isnull=True)
+        .first()
+    )
+    if notification is None or not notification.claim():
+        return "already handled"
+    sub = notification.subscription
+    channel = sub.channel
+    if not Follow.objects.filter(channel=channel).exists():
+        # Nobody follows it any more (their accounts were deleted, say): ignored, and the
+        # subscription ended.
+        with transaction.atomic():
+            ChannelWatch.end(channel)  # which ends the subscription too
+        notification.done("Nobody follows this channel: ignored, subscription ended.")
+        return "ignored: nobody follows the channel"
+    try:
+        parsed = parse_notification(bytes(notification.body))
+    except FeedError as exc:
+        logger.warning("Notification %s for %s refused: %s", notification.pk, channel, exc)
+        notification.done(str(exc))
+        return "refused"
+    try:
+        outcome = following.handle_entries(channel, parsed.entries, CheckMethod.PUSH)
+        removed = mark_removed(channel, parsed.deleted)
+    except Exception as exc:
+        # Left unprocessed: the periodic task tries it again (at most MAX_ATTEMPTS times).
+        logger.exception("Notification %s for %s failed", notification.pk, channel)
+        WebSubNotification.objects.filter(pk=notification.pk).update(
+            error=f"{exc.__class__.__name__}: {exc}"[:2000]
+        )
+        raise
+    following.record_check(channel, CheckMethod.PUSH)
+    notification.done()
+    return f"{len(outcome.created)} new, {outcome.refreshed} refreshed, {removed} removed"
+
+
+def mark_removed(channel: Channel, tombstones: list[Tombstone]) -> int:
+    """The channel's videos YouTube deleted: kept, marked with the time (once)."""
+    removed = 0
+    for tombstone in tombstones:
+        if tombstone.channel_id and tombstone.channel_id != channel.youtube_id:
+            continue
+        when = tombstone.when or timezone.now()
+        with transaction.atomic():
+            updated = Video.objects.filter(
+                channel=channel, youtube_id=tombstone.video_id, removed_at__isnull=True
+            ).update(removed_at=when, updated=timezone.now())
+            if updated:
+                video = Video.objects.for_cards().get(youtube_id=tombstone.video_id)
+                viewers = list(Channel.viewer_ids(channel.pk))
+                transaction.on_commit(lambda v=video, ids=viewers: v.publish_to(*ids))
+        removed += updated
+    return removed
+
+
+def enqueue_processing(notification_id: int) -> None:
+    from django_q.tasks import async_task
+
+    async_task(
+        "imports.tasks.process_websub_notification",
+        notification_id,
+        task_name="websub notification",
+    )
+
+
+# -- the periodic task -----------------------------------------------------------------------
+
+
+def run_due(now: datetime | None = None, session: requests.Session | None = None) -> dict:
+    """Every minute: subscribe the watched channels that have no subscription yet (push was
+    just turned on), send the requests whose time has come (first tries, retries,
+    renewals), end the subscriptions of channels nobody watches, and handle the
+    notifications whose task was lost."""
+    now = now or timezone.now()
+    sent = ended = 0
+    if push_enabled():
+        for watch in ChannelWatch.objects.filter(channel__websub__isnull=True).select_related(
+            "channel"
+        ):
+            WebSubSubscription.want(watch.channel, now)
+        orphans = WebSubSubscription.objects.exclude(
+            state=WebSubSubscription.State.UNSUBSCRIBED
+        ).filter(channel__watch__isnull=True)
+        for sub in orphans.select_related("channel"):
+            if WebSubSubscription.end(sub.channel):
+                send_request(sub.pk, session)
+                ended += 1
+        due = (
+            WebSubSubscription.objects.filter(next_try__lte=now)
+            .exclude(state=WebSubSubscription.State.UNSUBSCRIBED)
+            .order_by("next_try")
+        )
+        for sub_id, next_try in due.values_list("pk", "next_try"):
+            # Claimed first, so two workers never send one request twice.
+            if WebSubSubscription.objects.filter(pk=sub_id, next_try=next_try).update(
+                next_try=now + timedelta(minutes=5)
+            ):
+                send_request(sub_id, session)
+                sent += 1
+    handled = 0
+    stale = WebSubNotification.objects.filter(
+        processed__isnull=True, received__lte=now - STALE_AFTER, attempts__lt=MAX_ATTEMPTS
+    ).order_by("received")
+    for notification_id in stale.values_list("pk", flat=True)[:500]:
+        try:
+            process_notification(notification_id)
+        except Exception:  # logged there; the next run tries again
+            logger.info("Notification %s is left for the next run", notification_id)
+        else:
+            handled += 1
+    WebSubNotification.objects.filter(
+        processed__isnull=False, received__lte=now - KEEP_PROCESSED
+    ).delete()
+    return {"sent": sent, "ended": ended, "handled": handled}
+
+
+def signature_ok(secret: str, body: bytes, header: str | None) -> bool:
+    """`X-Hub-Signature: sha1=<hex HMAC-SHA1 of the raw body>`, compared in constant time
+    (Google's hub signs with SHA-1 only)."""
+    method, _, digest = (header or "").partition("=")
+    if method.strip().lower() != "sha1" or not digest:
+        return False
+    expected = hmac.new(secret.encode(), body, hashlib.sha1).hexdigest()
+    return hmac.compare_digest(expected, digest.strip().lower())
+
+
+def store_notification(sub: WebSubSubscription, body: bytes) -> WebSubNotification:
+    """Keep the signed body and queue its handling by id. In the caller's transaction: the
+    queue is in the database (django-q2's ORM broker), so the worker sees both, or neither,
+    and the request costs one commit."""
+    notification = WebSubNotification.objects.create(subscription=sub, body=body)
+    enqueue_processing(notification.pk)
+    return notification
+
+
+def resume_pending() -> int:
+    """At a worker's start: queue again every notification not handled yet (a killed worker
+    took some with it). Handling one twice changes nothing, so a notification a live worker
+    is handling right now may be queued too."""
+    pending = WebSubNotification.objects.filter(
+        processed__isnull=True, attempts__lt=MAX_ATTEMPTS
+    ).values_list("pk", flat=True)
+    count = 0
+    for notification_id in pending.order_by("received")[:1000]:
+        enqueue_processing(notification_id)
+        count += 1
+    return count
