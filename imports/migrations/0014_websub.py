@@ -9,7 +9,7 @@ import imports.models.websub
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("imports", "0012_following"),
+        ("imports", "0013_import_since_date"),
     ]
 
     operations = [
