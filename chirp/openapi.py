@@ -20,7 +20,7 @@ from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
 
 from chirp.jobs import ItemStatus
-from imports.models import ImportJob
+from imports.models import ImportJob, Quality
 from uploads.models import ScrapeJob
 
 Schema = dict[str, Any]
@@ -88,6 +88,11 @@ IMPORT_JOB_PROPERTIES: dict[str, Schema] = {
             "tab": {"type": "string", "enum": ImportJob.Tab.values},
             "limit": {"type": ["integer", "null"], "description": "Newest videos first."},
             "onlyNew": {"type": "boolean"},
+            "quality": {
+                "type": ["string", "null"],
+                "enum": [*Quality.values, None],
+                "description": "The media downloaded for each video; null: none.",
+            },
         }
     ),
     "total": COUNT,
@@ -247,7 +252,7 @@ _IMPORT_JOB = {
     "channelUrl": "https://www.youtube.com/@triggerpod",
     "channelId": 3,
     "channelTitle": "Trigger Pod",
-    "options": {"tab": "videos", "limit": None, "onlyNew": False},
+    "options": {"tab": "videos", "limit": None, "onlyNew": False, "quality": None},
     "total": 45,
     "done": 20,
     "skipped": 0,
@@ -515,6 +520,13 @@ PATHS: dict[str, dict[str, Any]] = {
                                     "type": "boolean",
                                     "default": False,
                                     "description": "Only videos new since your last import.",
+                                },
+                                "quality": {
+                                    "type": ["string", "integer", "null"],
+                                    "enum": [*Quality.values, 360, 480, 720, 1080, "none", None],
+                                    "default": None,
+                                    "description": "Also store each video's media at this "
+                                    "quality (audio, 360...1080, best); null or none: no media.",
                                 },
                             },
                         },

@@ -1,6 +1,6 @@
 """The JSON API of channel imports: /api/channels/...
 
-    POST /api/channels/import            {channelUrl, tab?, limit?, onlyNew?} → 201 {jobId}
+    POST /api/channels/import            {channelUrl, tab?, limit?, onlyNew?, quality?} → 201
                                          (409 {error, jobId} when that import is already open)
     GET  /api/channels/import            the caller's latest import
     GET  /api/channels/import/<id>       one import

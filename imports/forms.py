@@ -5,7 +5,7 @@ from typing import Any
 from django import forms
 from django.conf import settings
 
-from imports.models import ImportJob, Video
+from imports.models import ImportJob, Quality, Video
 from imports.youtube import InvalidChannelInput, parse_channel_input
 
 MAX_LIMIT = 100_000
@@ -56,6 +56,17 @@ class ImportForm(forms.Form):
         help_text="The newest videos first; empty for all of them.",
     )
     only_new = forms.BooleanField(label="Only videos new since the last import", required=False)
+    quality = forms.ChoiceField(
+        label="Download media",
+        choices=[("", "No media"), *Quality.choices],
+        required=False,
+        help_text="Store each video's file in Chirp at this quality.",
+        error_messages={
+            "invalid_choice": "Choose the media to download: "
+            + ", ".join(["none", *Quality.values])
+            + "."
+        },
+    )
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -86,17 +97,20 @@ class ImportForm(forms.Form):
             tab=data["tab"],
             limit=data.get("limit"),
             only_new=data.get("only_new", False),
+            media_quality=data.get("quality") or "",
         )
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> ImportForm:
-        """The API's camelCase body ({channelUrl, tab, limit, onlyNew}) as form data. The channel
-        is passed as sent (TextOnlyField refuses what is not text); the rest as text."""
+        """The API's camelCase body ({channelUrl, tab, limit, onlyNew, quality}) as form data.
+        The channel is passed as sent (TextOnlyField refuses what is not text); the rest as
+        text. `quality`: null, "none" or absent for no media; 720 and "720" alike."""
         only_new = data.get("onlyNew", data.get("only_new"))
         name = "channelUrl" if "channelUrl" in data else "channel"
         values = {
             "tab": data.get("tab") or ImportJob.Tab.VIDEOS,
             "limit": "" if data.get("limit") is None else data.get("limit"),
+            "quality": "" if data.get("quality") in (None, "none") else data.get("quality"),
         }
         if only_new in (True, "true", "on", "1", 1):
             values["only_new"] = "on"

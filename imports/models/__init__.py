@@ -5,6 +5,7 @@ here, so `from imports.models import Video` and the migrations do not change."""
 from imports.models.channels import Channel, ChannelQuerySet, channels_of
 from imports.models.jobs import ImportJob, ImportJobItem, banner_fragment
 from imports.models.limits import RateLimit
+from imports.models.media import MediaFile, Quality
 from imports.models.videos import Video, VideoQuerySet
 
 __all__ = [
@@ -12,6 +13,8 @@ __all__ = [
     "ChannelQuerySet",
     "ImportJob",
     "ImportJobItem",
+    "MediaFile",
+    "Quality",
     "RateLimit",
     "Video",
     "VideoQuerySet",

@@ -28,6 +28,7 @@ from chirp.jobs import (
     Job,
 )
 from imports.models.channels import Channel, channels_of
+from imports.models.media import Quality
 from imports.models.videos import SEARCH_REFRESH_BATCH, WATCHERS_SECONDS, Video
 from imports.youtube import YOUTUBE, ChannelRef
 
@@ -75,6 +76,16 @@ class ImportJob(Job):
     )
     only_new = models.BooleanField(
         default=False, help_text="Stop at the first video already imported."
+    )
+    # Media to download for each video (imports/media.py), at this quality; blank: none.
+    media_quality = models.CharField(
+        "download media",
+        max_length=10,
+        choices=Quality.choices,
+        blank=True,
+        default="",
+        db_default="",
+        help_text="Download each video's media at this quality (blank: no media).",
     )
     # Listed videos that were already imported (complete): nothing to do, so no items. The
     # progress counts only what is new; this says how much was already there. (db_default too:
@@ -129,6 +140,7 @@ class ImportJob(Job):
         tab: str = "videos",
         limit: int | None = None,
         only_new: bool = False,
+        media_quality: str = "",
     ) -> tuple[ImportJob, bool]:
         """A new import of `ref` (queued once the transaction commits), or the open one.
 
@@ -150,6 +162,7 @@ class ImportJob(Job):
                     tab=tab,
                     limit=limit or None,
                     only_new=only_new,
+                    media_quality=media_quality or "",
                 )
         except IntegrityError:  # another request created it a moment ago
             existing = cls.open_for(owner, ref.url)
@@ -300,7 +313,12 @@ class ImportJob(Job):
             "channelUrl": self.channel_url,
             "channelId": self.channel_id,
             "channelTitle": self.channel.title if self.channel_id and self.channel else None,
-            "options": {"tab": self.tab, "limit": self.limit, "onlyNew": self.only_new},
+            "options": {
+                "tab": self.tab,
+                "limit": self.limit,
+                "onlyNew": self.only_new,
+                "quality": self.media_quality or None,
+            },
             "total": self.total,
             "done": self.done,
             "skipped": self.skipped,

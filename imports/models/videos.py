@@ -97,6 +97,7 @@ class Video(models.Model):
         METADATA = "metadata", "Metadata"
         CAPTIONS = "captions", "Captions"
         CHAPTERS = "chapters", "Chapters"
+        DOWNLOAD = "download", "Downloading"
         COMPLETE = "complete", "Complete"
         ERROR = "error", "Failed"
 
@@ -125,6 +126,7 @@ class Video(models.Model):
         Stage.METADATA: 25,
         Stage.CAPTIONS: 60,
         Stage.CHAPTERS: 90,
+        Stage.DOWNLOAD: 92,
         Stage.COMPLETE: 100,
     }
 
@@ -257,7 +259,7 @@ class Video(models.Model):
 
     def _save_stage(self, stage: str, **fields: Any) -> None:
         fields.update(stage=stage, progress=self.PROGRESS.get(stage, self.progress))
-        if stage == self.Stage.COMPLETE:
+        if stage == self.Stage.COMPLETE or (stage == self.Stage.DOWNLOAD and self.enriched is None):
             fields["enriched"] = timezone.now()
         fields["updated"] = timezone.now()
         update_row(self, **fields)
@@ -314,12 +316,29 @@ class Video(models.Model):
             search_stale=connection.vendor == "postgresql",
         )
 
-    def save_chapters(self, info: VideoInfo) -> None:
-        """Store the chapters: the video is complete."""
+    def save_chapters(self, info: VideoInfo, *, download: bool = False) -> None:
+        """Store the chapters: the video is complete, or its media is next (`download`)."""
         self._save_stage(
-            self.Stage.COMPLETE,
+            self.Stage.DOWNLOAD if download else self.Stage.COMPLETE,
             chapters=[{"start": c.start, "end": c.end, "title": c.title} for c in info.chapters],
         )
+
+    @property
+    def has_metadata(self) -> bool:
+        """Metadata, transcript and chapters were stored (`enriched` is set once they are,
+        whether media follows or not): a download that failed or was interrupted goes on from
+        there, without asking YouTube for them again."""
+        return self.enriched is not None
+
+    def start_download(self) -> None:
+        self._save_stage(self.Stage.DOWNLOAD, error="", error_reason="")
+
+    def save_download(self) -> None:
+        """The media is stored: the video is complete."""
+        self._save_stage(self.Stage.COMPLETE)
+
+    def has_media(self, quality: str) -> bool:
+        return self.media_files.filter(quality=quality).exists()
 
     def save_error(self, reason: str, message: str) -> None:
         self._save_stage(self.Stage.ERROR, error_reason=reason, error=message[:2000])
