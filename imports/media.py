@@ -270,6 +270,15 @@ def download(
             try:
                 info = ydl.extract_info(url, download=True)
                 break
+            except TooLarge as exc:  # no use resuming it: the partial files go
+                shutil.rmtree(scratch, ignore_errors=True)
+                limit = _megabytes(settings.CHIRP_MEDIA_MAX_BYTES)
+                raise YouTubeError(
+                    Reason.UNAVAILABLE,
+                    "stopped at the size limit",
+                    f"This video's file is larger than the {limit} allowed "
+                    "(CHIRP_MEDIA_MAX_BYTES): its download was stopped.",
+                ) from exc
             except DownloadCancelled:
                 raise
             except YoutubeDLError as exc:

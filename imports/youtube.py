@@ -340,6 +340,7 @@ class Reason(StrEnum):
     IP_BLOCKED = "ip_blocked"
     TIMEOUT = "timeout"
     NETWORK = "network"
+    STORAGE = "storage"  # Chirp's own storage refused a downloaded file (imports/media.py)
     UNKNOWN = "unknown"
 
 
@@ -361,6 +362,7 @@ _MESSAGES = {
     Reason.IP_BLOCKED: "YouTube is blocking requests from this server's address.",
     Reason.TIMEOUT: "YouTube did not answer in time.",
     Reason.NETWORK: "Chirp could not reach YouTube.",
+    Reason.STORAGE: "Chirp could not store the video's file.",
     Reason.UNKNOWN: "YouTube answered in a way Chirp does not understand.",
 }
 

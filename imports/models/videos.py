@@ -164,6 +164,10 @@ class Video(models.Model):
 
     objects = VideoQuerySet.as_manager()
 
+    # While its media downloads: the latest imports.media.Progress, shown on the card sent
+    # live (not stored: a reload shows the stage alone).
+    download_progress = None
+
     class Meta:
         # Newest first; videos not enriched yet (no date) after them, in listing order.
         ordering = [models.F("published").desc(nulls_last=True), "pk"]

@@ -41,7 +41,12 @@ def test_starting_an_import(alice_client, alice):
         True,
         "videos",
     )
-    assert body["job"]["options"] == {"tab": "videos", "limit": 50, "onlyNew": True}
+    assert body["job"]["options"] == {
+        "tab": "videos",
+        "limit": 50,
+        "onlyNew": True,
+        "quality": None,
+    }
 
 
 def test_an_open_import_is_not_duplicated_409(alice_client, alice):
