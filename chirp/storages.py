@@ -2,8 +2,9 @@
 
 S3 takes at most 10,000 parts per upload: with boto3's fixed 8 MB parts a file over 80 GB
 cannot be stored. Each save here picks parts of at least CHIRP_S3_PART_SIZE bytes and large
-enough for the file to fit in MAX_PARTS. This is the one place that speaks boto3; the code that
-saves a file calls `default_storage.save(name, File(...))` and does not know where it goes.
+enough for the file to fit in MAX_PARTS (boto3 itself raises a part under 5 MiB to 5 MiB).
+This is the one place that speaks boto3; the code that saves a file calls
+`default_storage.save(name, File(...))` and does not know where it goes.
 """
 
 from __future__ import annotations

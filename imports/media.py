@@ -21,6 +21,7 @@ downloads racing each other both store, and the one that records second deletes 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
@@ -433,7 +434,10 @@ def store_media(
     except IntegrityError:  # another download of it was recorded meanwhile: keep that one
         default_storage.delete(key)
         media = MediaFile.objects.get(video=video, quality=quality)
-    shutil.rmtree(scratch_folder(video, quality), ignore_errors=True)
+    folder = scratch_folder(video, quality)
+    shutil.rmtree(folder, ignore_errors=True)
+    with contextlib.suppress(OSError):  # the video's folder, unless another quality is there
+        folder.parent.rmdir()
     return media
 
 

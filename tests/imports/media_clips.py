@@ -3,10 +3,11 @@
     clips = make_clips(directory)        # cached per test session by the `media_clips` fixture
     fake_youtube.serve_media(clips)      # the player answers list them, googlevideo serves them
 
-As YouTube lists them: video-only H.264 streams at 360p and 720p (itags 134, 136) and a VP9 one
-at 360p (243), an audio-only AAC stream (140) and an Opus one (251), and one progressive 360p
-MP4 with both (18). The 720p stream is the largest: a few megabytes of noise, so an upload of
-it to S3 takes several parts and a slow media host is caught in the middle of it.
+As YouTube lists them: video-only H.264 streams at 360p, 720p and 1080p (itags 134, 136, 137)
+and a VP9 one at 360p (243), an audio-only AAC stream (140) and an Opus one (251), and one
+progressive 360p MP4 with both (18). Pictures of noise do not compress: the 720p stream weighs
+4 MB (a slow media host is caught in the middle of it), the 1080p one 15 MB (an upload to S3
+takes several 5 MiB parts, the smallest boto3 sends).
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ from pathlib import Path
 import imageio_ffmpeg
 
 SECONDS = 4
-# A noisy picture does not compress: the 720p stream weighs about 3 MB.
 _PICTURE = "testsrc2=size={w}x{h}:rate=25,noise=alls=60:allf=t+u"
 _SOUND = "sine=frequency=440:sample_rate=44100"
 
@@ -76,6 +76,8 @@ def make_clips(directory: Path) -> dict[int, Clip]:
              'video/mp4; codecs="avc1.4d401e"', 640, 360, 1_000_000),
         Clip(136, _make(directory / "136.mp4", *picture(1280, 720), *h264, "-b:v", "6M"),
              'video/mp4; codecs="avc1.4d401f"', 1280, 720, 6_000_000),
+        Clip(137, _make(directory / "137.mp4", *picture(1920, 1080), *h264, "-b:v", "30M"),
+             'video/mp4; codecs="avc1.640028"', 1920, 1080, 30_000_000),
         Clip(243, _make(directory / "243.webm", *picture(640, 360), "-c:v", "libvpx-vp9",
                         "-deadline", "realtime", "-b:v", "500k"),
              'video/webm; codecs="vp9"', 640, 360, 500_000),
