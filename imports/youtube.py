@@ -334,6 +334,8 @@ class Reason(StrEnum):
     MEMBERS_ONLY = "members_only"
     AGE_RESTRICTED = "age_restricted"
     REMOVED = "removed"
+    GEO_BLOCKED = "geo_blocked"
+    LIVE_NOT_ENDED = "live_not_ended"
     NOT_FOUND = "not_found"
     RATE_LIMITED = "rate_limited"
     BOT_CHECK = "bot_check"
@@ -353,6 +355,8 @@ _MESSAGES = {
     Reason.MEMBERS_ONLY: "This video is for channel members only.",
     Reason.AGE_RESTRICTED: "This video is age-restricted: only signed-in adults may watch it.",
     Reason.REMOVED: "This video has been removed from YouTube.",
+    Reason.GEO_BLOCKED: "This video is not available in this server's country.",
+    Reason.LIVE_NOT_ENDED: "This is a live stream that has not ended yet: try again once it has.",
     Reason.NOT_FOUND: "YouTube has no channel or video at that address.",
     Reason.RATE_LIMITED: "YouTube is limiting how fast Chirp may ask (HTTP 429). Retrying later.",
     Reason.BOT_CHECK: (
@@ -394,6 +398,9 @@ _MESSAGE_PATTERNS: tuple[tuple[Reason, tuple[str, ...]], ...] = (
     (Reason.MEMBERS_ONLY, ("members-only", "members only", "join this channel")),
     (Reason.PRIVATE, ("private video", "video is private")),
     (Reason.REMOVED, ("has been removed", "been terminated", "violating", "no longer available")),
+    (Reason.GEO_BLOCKED, ("available in your country", "geo restricted", "geo-restricted")),
+    (Reason.LIVE_NOT_ENDED, ("live event will begin", "premieres in", "live stream offline",
+                             "is live now", "this live event")),
     (Reason.IP_BLOCKED, ("ip is likely being blocked", "ip address is blocked")),
     (Reason.RATE_LIMITED, ("http error 429", "too many requests", "rate-limited",
                            "try again later")),

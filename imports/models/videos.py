@@ -117,6 +117,7 @@ class Video(models.Model):
         Reason.PRIVATE,
         Reason.MEMBERS_ONLY,
         Reason.REMOVED,
+        Reason.GEO_BLOCKED,
         Reason.UNAVAILABLE,
         Reason.NOT_FOUND,
     )

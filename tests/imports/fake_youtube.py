@@ -48,6 +48,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import dataclasses
 import functools
 import http.client
 import io
@@ -107,8 +108,9 @@ XML_DECLARATION = '<?xml version="1.0" encoding="utf-8" ?>'
 # rows, thumbnailOverlayBadgeViewModel, US formats, no manifests, captions escaped once).
 SHAPES = ("recorded", "classic")
 PLAYABILITY = frozenset(
-    {"ok", "private", "unavailable", "members_only", "age_restricted", "removed", "bot_check"}
-)
+    {"ok", "private", "unavailable", "members_only", "age_restricted", "removed", "bot_check",
+     "geo_blocked", "live_upcoming"}
+)  # fmt: skip
 # Caption presets: "xx" is a manual track, "a.xx" an auto-generated ("asr") one. YouTube sends
 # no `captions` at all both for a video without captions and one whose captions are turned off.
 CAPTION_PRESETS: dict[str, tuple[str, ...] | None] = {
@@ -1025,6 +1027,19 @@ def _playability_error(state: str, client: str) -> dict[str, Any]:
                 "Sign in to confirm your age", "This video may be inappropriate for some users."
             ),
         }
+    if state == "geo_blocked":
+        reason = "The uploader has not made this video available in your country"
+        return {
+            "status": "UNPLAYABLE",
+            "reason": reason,
+            "errorScreen": screen("Video unavailable", reason),
+        }
+    if state == "live_upcoming":
+        return {
+            "status": "LIVE_STREAM_OFFLINE",
+            "reason": "This live event will begin in 3 hours.",
+            "errorScreen": screen("Live stream offline", "This live event will begin soon."),
+        }
     if state == "bot_check":
         return {
             "status": "LOGIN_REQUIRED",
@@ -1111,7 +1126,9 @@ def _clip_streams(
     video-only and audio-only ones in `adaptiveFormats`, with their true sizes."""
     formats: dict[str, list[dict[str, Any]]] = {"formats": [], "adaptiveFormats": []}
     for clip in clips.values():
-        extra: dict[str, Any] = {"bitrate": clip.bitrate, "contentLength": str(clip.size)}
+        extra: dict[str, Any] = (
+            {"bitrate": clip.bitrate, "contentLength": str(clip.size)} if clip.announced else {}
+        )
         if clip.has_video:
             label = f"{clip.height}p"
             extra.update(
@@ -1715,9 +1732,14 @@ class FakeYouTube:
 
     # Scenario
 
-    def serve_media(self, clips: Mapping[int, Clip], bandwidth: float | None = None) -> None:
-        """Serve these real clips as every video's streams, `bandwidth` bytes/s at most."""
-        self.clips = dict(clips)
+    def serve_media(
+        self, clips: Mapping[int, Clip], bandwidth: float | None = None, announced: bool = True
+    ) -> None:
+        """Serve these real clips as every video's streams, `bandwidth` bytes/s at most; with
+        `announced` False, the player answers say neither their sizes nor their bitrates."""
+        self.clips = {
+            itag: dataclasses.replace(c, announced=announced) for itag, c in clips.items()
+        }
         self.media_bandwidth = bandwidth
 
     def _count_media_bytes(self, sent: int) -> None:

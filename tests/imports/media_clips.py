@@ -32,6 +32,7 @@ class Clip:
     width: int | None = None
     height: int | None = None
     bitrate: int = 0
+    announced: bool = True  # its size and bitrate are in the player answer, as usual
 
     @property
     def size(self) -> int:

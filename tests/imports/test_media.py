@@ -185,6 +185,8 @@ def test_the_import_form_and_api_validate_the_quality(alice, client):
         ("members_only", "members_only", "members"),
         ("removed", "removed", "removed"),
         ("age_restricted", "age_restricted", "age-restricted"),
+        ("geo_blocked", "geo_blocked", "country"),
+        ("live_upcoming", "live_not_ended", "has not ended"),
     ],
 )
 def test_a_video_youtube_refuses_fails_its_download_and_keeps_its_metadata(
@@ -217,6 +219,10 @@ def test_an_expired_media_url_is_fetched_fresh_and_the_download_goes_on(alice, m
     assert next(r.status for r in media.requests if r.kind == "media") == 403
     # Metadata once, then the download's extraction, then again for fresh URLs.
     assert media.count("player") >= 3
+    # An expired URL is not YouTube blocking Chirp: nothing paused, nothing slowed down.
+    assert Limiter().state().reason != "ip_blocked" and Limiter().current_pause() is None
+    steps = [html for _, html in stored_events(alice, job.dom_id)]
+    assert not any("Paused" in html for html in steps)
 
 
 def test_a_429_on_the_media_pauses_the_lane_and_the_download_resumes(alice, media, settings):
@@ -245,6 +251,34 @@ def test_a_file_over_the_size_limit_is_refused_before_it_is_downloaded(alice, me
     video = Video.objects.get()
     assert video.stage == "error" and "larger than the 1.0 MB allowed" in video.error
     assert media.count("media") == 0 and MediaFile.objects.count() == 0
+
+
+def test_a_file_of_unannounced_size_is_stopped_when_it_passes_the_limit(
+    alice, media, media_clips, settings
+):
+    settings.CHIRP_MEDIA_MAX_BYTES = 1_000_000
+    media.serve_media(media_clips, bandwidth=2_000_000, announced=False)
+    media.add_channel("unsized", videos=1)
+
+    job = run_import(alice, "@unsized", media_quality="720")
+
+    assert (job.done, job.failed) == (0, 1)
+    video = Video.objects.get()
+    assert video.stage == "error" and "its download was stopped" in video.error
+    assert 1_000_000 < media.media_bytes_sent < media_clips[136].size  # cut short
+    assert MediaFile.objects.count() == 0 and scratch_files(settings) == []
+
+
+def test_the_bandwidth_limit_slows_each_download(alice, media, media_clips, settings):
+    settings.CHIRP_MEDIA_RATE_LIMIT = 2_000_000
+    media.add_channel("slow", videos=1)
+
+    started = time.monotonic()
+    job = run_import(alice, "@slow", media_quality="720")
+
+    assert job.done == 1
+    size = media_clips[136].size + media_clips[140].size
+    assert time.monotonic() - started > 0.8 * size / 2_000_000
 
 
 def test_a_storage_that_refuses_the_file_fails_the_download_and_keeps_it(
