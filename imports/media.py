@@ -246,10 +246,7 @@ def download(
     scratch.mkdir(parents=True, exist_ok=True)
     hook = _ProgressHook(on_progress, interrupted, settings.CHIRP_MEDIA_MAX_BYTES)
     params = {
-        **client._params(),
         **format_options(quality),
-        "skip_download": False,
-        "simulate": False,
         "outtmpl": {"default": str(scratch / "%(id)s.%(ext)s")},
         "noplaylist": True,
         "continuedl": True,  # on from the .part file
@@ -261,12 +258,8 @@ def download(
         "extractor_args": {},
     }
     url = f"{YOUTUBE}/watch?v={video.youtube_id}"
-    handlers = client.transport.request_handlers if client.transport else ()
-    from imports.youtube import _YoutubeDL
-
     for attempt in range(FRESH_URL_ATTEMPTS + 1):
-        client._log.warnings.clear()
-        with _YoutubeDL(params, handlers, client.gate) as ydl:
+        with client.downloader(params) as ydl:
             ydl.add_post_processor(_CheckBeforeDownload(hook, scratch), when="before_dl")
             try:
                 info = ydl.extract_info(url, download=True)
@@ -282,6 +275,9 @@ def download(
                 ) from exc
             except DownloadCancelled:
                 raise
+            except YouTubeError:  # refused before the download (size, free space)
+                shutil.rmtree(scratch, ignore_errors=True)
+                raise
             except YoutubeDLError as exc:
                 if _media_forbidden(exc) and attempt < FRESH_URL_ATTEMPTS:
                     # The URL's signature expired: extract again (fresh URLs), go on.
@@ -294,6 +290,8 @@ def download(
                         error.detail,
                         "YouTube refused the video's file (HTTP 403), even at fresh addresses.",
                     )
+                if not error.transient:  # nobody will resume it: the partial files go
+                    shutil.rmtree(scratch, ignore_errors=True)
                 raise error from exc
     paths = [d.get("filepath") for d in (info or {}).get("requested_downloads") or ()]
     found = [Path(p) for p in paths if p and Path(p).exists()]
@@ -381,7 +379,7 @@ def store_file(video: Video, path: Path) -> tuple[str, int, str]:
 
 def _storage_problem(exc: Exception) -> str:
     """The storage's refusal, in words: what went wrong and where."""
-    where = "S3" if "S3" in type(default_storage._wrapped).__name__ else "the media folder"
+    where = "S3" if getattr(default_storage, "bucket_name", None) else "the media folder"
     code = (
         getattr(exc, "response", {}).get("Error", {}).get("Code")
         if hasattr(exc, "response")
@@ -445,16 +443,11 @@ def _codec(value: Any) -> str:
     return "" if value in (None, "none") else str(value)[:50]
 
 
-def enqueue_download(video: Video, quality: str, owner) -> None:  # type: ignore[no-untyped-def]
-    """Queue `video`'s download at `quality` for `owner` (who sees its channel): an import of
-    its channel that downloads media, limited to what is already listed. (For the video page's
-    "Download" button and "download all at …".)"""
+def enqueue_download(owner, videos: list[Video], quality: str):  # type: ignore[no-untyped-def]
+    """Queue the download of `videos` (one video, or many of one channel that `owner` sees)
+    at `quality`: an import job with no listing and one item per video, run in the imports
+    lane like any other (progress, pause, cancel, retry). Returns (job, created): see
+    ImportJob.start_download. For the video page's "Download" button and "download all at …"."""
     from imports.models import ImportJob
-    from imports.youtube import ChannelRef
 
-    ImportJob.start(
-        owner,
-        ChannelRef.for_channel_id(video.channel.youtube_id),
-        media_quality=Quality(quality).value,
-        only_new=False,
-    )
+    return ImportJob.start_download(owner, videos, quality)

@@ -854,6 +854,14 @@ class YouTube:
             raise YouTubeError(Reason.UNKNOWN, f"yt-dlp returned nothing for {url}")
         return info
 
+    def downloader(self, params: dict[str, Any]) -> _YoutubeDL:
+        """A YoutubeDL that downloads (imports/media.py): this client's settings, transport
+        and gate, with `params` on top. Use it as a context manager; `warnings` are its own."""
+        self._log.warnings.clear()
+        handlers = self.transport.request_handlers if self.transport else ()
+        download = {"skip_download": False, "simulate": False}
+        return _YoutubeDL({**self._params(), **download, **params}, handlers, self.gate)
+
     def download_audio(self, video_id: str, directory: Path, max_bytes: int) -> Path:
         """The video's smallest audio-only stream, saved in `directory` (for speech to text).
         Refused (YouTubeError, permanent) when it would be larger than `max_bytes`."""

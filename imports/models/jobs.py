@@ -172,6 +172,45 @@ class ImportJob(Job):
         engine.wake_lane_on_commit(cls.lane)
         return job, True
 
+    @classmethod
+    def start_download(cls, owner, videos: list[Video], quality: str) -> tuple[ImportJob, bool]:
+        """A job that downloads these videos' media at `quality` (videos of one channel, which
+        `owner` sees): an import with no listing, one item per video (imports/media.py's
+        enqueue_download). Returns (job, created); an import of the channel already open for
+        `owner` is returned as it is (created False), nothing added to it."""
+        from chirp import engine
+        from chirp.jobs import IllegalTransition
+
+        channels = {video.channel_id for video in videos}
+        if len(channels) != 1:
+            raise ValueError("start_download takes videos of one channel")
+        channel = Channel.objects.visible_to(owner).filter(pk=channels.pop()).first()
+        if channel is None:
+            raise IllegalTransition("None of your imports has listed this channel.")
+        existing = cls.open_for(owner, channel.youtube_url)
+        if existing is not None:
+            return existing, False
+        try:
+            with transaction.atomic():
+                job = cls.objects.create(
+                    owner=owner,
+                    channel_url=channel.youtube_url,
+                    channel=channel,
+                    media_quality=Quality(quality).value,
+                    prepared=True,  # nothing to list: the videos are known
+                    total=len(videos),
+                )
+                ImportJobItem.objects.bulk_create(
+                    ImportJobItem(job=job, video=video) for video in videos
+                )
+        except IntegrityError:
+            existing = cls.open_for(owner, channel.youtube_url)
+            if existing is None:
+                raise
+            return existing, False
+        engine.wake_lane_on_commit(cls.lane)
+        return job, True
+
     # -- state shown -----------------------------------------------------------------------------
 
     def get_absolute_url(self) -> str:

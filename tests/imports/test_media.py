@@ -17,7 +17,9 @@ from django.core.files.storage import FileSystemStorage, default_storage
 from django.urls import reverse
 
 from chirp import engine
+from chirp.jobs import IllegalTransition
 from imports.limiter import Limiter
+from imports.media import enqueue_download
 from imports.models import ImportJob, ImportJobItem, MediaFile, Video
 from imports.youtube import parse_channel_input
 from tests.imports.media_clips import probe
@@ -132,6 +134,23 @@ def test_a_reimport_at_a_quality_downloads_what_was_imported_without_media(alice
     assert media.count("next") == metadata_requests  # the metadata was not fetched again
 
 
+def test_one_video_downloaded_on_request(alice, bob, media):
+    fake = media.add_channel("ondemand", videos=3)
+    run_import(alice, "@ondemand")
+    wanted = Video.objects.get(youtube_id=fake.videos[1].id)
+
+    with pytest.raises(IllegalTransition):  # bob does not see the channel
+        enqueue_download(bob, [wanted], "360")
+    job, created = enqueue_download(alice, [wanted], "360")
+    assert created and job.total == 1
+    engine.run_lane("imports")
+    job.refresh_from_db()
+
+    assert (job.status, job.done, job.total) == ("completed", 1, 1)
+    assert [m.video for m in MediaFile.objects.all()] == [wanted]
+    assert {r.video_id for r in media.requests if r.kind == "media"} == {wanted.youtube_id}
+
+
 def test_progress_is_shown_live_on_the_video_card(alice, media, settings):
     media.add_channel("progress", videos=1)
     media.media_bandwidth = 4_000_000  # about a second and a half for the 720p file
@@ -190,7 +209,7 @@ def test_the_import_form_and_api_validate_the_quality(alice, client):
     ],
 )
 def test_a_video_youtube_refuses_fails_its_download_and_keeps_its_metadata(
-    alice, media, playability, reason, words
+    alice, media, settings, playability, reason, words
 ):
     fake = media.add_channel("refused", videos=1)
     run_import(alice, "@refused")  # metadata and transcript stored
@@ -204,6 +223,7 @@ def test_a_video_youtube_refuses_fails_its_download_and_keeps_its_metadata(
     assert words in video.error.lower()
     assert video.title and video.transcript  # not undone
     assert MediaFile.objects.count() == 0 and media.count("media") == 0
+    assert scratch_files(settings) == []
     item = ImportJobItem.objects.get(job=job)
     assert (item.status, item.attempts) == ("failed", 1)  # not retried by itself
 
