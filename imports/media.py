@@ -27,6 +27,7 @@ import logging
 import os
 import shutil
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -135,10 +136,10 @@ def ffmpeg_location(scratch: Path) -> str:
     link = folder / "ffmpeg"
     if not link.exists() or os.path.realpath(link) != os.path.realpath(binary):
         folder.mkdir(parents=True, exist_ok=True)
-        tmp = folder / f"ffmpeg.{os.getpid()}"
-        tmp.unlink(missing_ok=True)
+        # A name of its own: the worker's threads (and other workers) may be here at once.
+        tmp = folder / f"ffmpeg.{uuid.uuid4().hex}"
         tmp.symlink_to(binary)
-        tmp.replace(link)  # atomic: another worker may be reading it
+        tmp.replace(link)  # atomic: another download may be reading it
     return str(folder)
 
 

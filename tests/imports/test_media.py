@@ -187,7 +187,9 @@ def test_the_import_form_and_api_validate_the_quality(alice, client):
         reverse("imports:start_import"), {"channel": "@formquality", "quality": "audio"}
     )
     assert response.status_code == 302
-    assert ImportJob.objects.get(channel_url__endswith="@formquality").media_quality == "audio"
+    job = ImportJob.objects.get(channel_url__endswith="@formquality")
+    assert job.media_quality == "audio"
+    assert "media at Audio only" in client.get(job.get_absolute_url()).content.decode()
     response = client.post(
         reverse("imports:start_import"), {"channel": "@formquality2", "quality": "8k"}
     )
@@ -363,3 +365,29 @@ class FlippingStorage(FileSystemStorage):
             file.seek(1000)
             file.write(bytes([byte[0] ^ 0xFF]))
         return name
+
+
+def test_threads_starting_their_first_downloads_at_once_all_find_ffmpeg(tmp_path):
+    """A worker's threads set up the ffmpeg folder together on their first downloads (this
+    failed one of two videos of a fresh worker, now and then)."""
+    import threading
+
+    from imports.media import ffmpeg_location
+
+    errors: list[BaseException] = []
+
+    def set_up(folder: Path) -> None:
+        try:
+            assert Path(ffmpeg_location(folder), "ffmpeg").exists()
+        except BaseException as exc:  # collected for the assertion below
+            errors.append(exc)
+
+    for round_ in range(20):
+        threads = [
+            threading.Thread(target=set_up, args=(tmp_path / str(round_),)) for _ in range(8)
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    assert errors == []

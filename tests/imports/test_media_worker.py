@@ -119,7 +119,7 @@ def test_an_import_at_the_best_quality_stores_to_s3_in_several_parts(
     job = start(alice, "@tos3", media_quality="best")
     wait_for(lambda: state(job).status == "completed", timeout=120)
 
-    assert (job.done, job.failed) == (2, 0)
+    assert (job.done, job.failed) == (2, 0), list(Video.objects.values_list("error", flat=True))
     for media_file in MediaFile.objects.all():
         head = client.head_object(Bucket=BUCKET, Key=media_file.key)
         # A multipart upload's ETag ends with its number of parts (of 5 MiB).
