@@ -275,6 +275,29 @@ def test_a_file_over_the_size_limit_is_refused_before_it_is_downloaded(alice, me
     assert media.count("media") == 0 and MediaFile.objects.count() == 0
 
 
+def test_a_file_that_cannot_fit_in_the_free_scratch_space_is_refused(
+    alice, media, monkeypatch, settings
+):
+    import shutil
+
+    real = shutil.disk_usage
+
+    def nearly_full(path):  # the disk (the edge): 100 kB free where the scratch folder is
+        usage = real(path)
+        return usage._replace(free=100_000)
+
+    monkeypatch.setattr("imports.media.shutil.disk_usage", nearly_full)
+    media.add_channel("full", videos=1)
+
+    job = run_import(alice, "@full", media_quality="720")
+
+    assert (job.done, job.failed) == (0, 1)
+    video = Video.objects.get()
+    assert "Not enough free space in the scratch folder" in video.error
+    assert "4.4 MB needed, 0.1 MB free" in video.error
+    assert media.count("media") == 0
+
+
 def test_a_file_of_unannounced_size_is_stopped_when_it_passes_the_limit(
     alice, media, media_clips, settings
 ):

@@ -191,3 +191,34 @@ def test_a_worker_killed_mid_download_resumes_from_its_partial_file(
     assert fake_youtube.media_bytes_sent < 1.5 * total
     assert not list((tmp_path / "scratch").rglob("*.part"))
     assert os.listdir(tmp_path / "scratch") in ([], [".ffmpeg"])
+
+
+def test_a_worker_stopped_mid_download_hands_it_back_and_the_next_one_continues(
+    alice, fake_youtube, media_clips, start_worker, tmp_path
+):
+    fake_youtube.serve_media(media_clips, bandwidth=500_000)
+    fake_youtube.add_channel("stopped", videos=1)
+    worker = start_worker(**folders(tmp_path))
+    job = start(alice, "@stopped", media_quality="720")
+    video_stream = media_clips[136].size
+
+    wait_for(lambda: fake_youtube.media_bytes_sent > video_stream * 0.3, timeout=60)
+    took = worker.terminate(30)  # SIGTERM: a deploy, a restart
+
+    assert took < 15  # it did not wait for the download to finish
+    assert fake_youtube.media_bytes_sent < video_stream * 0.9
+    assert (state(job).status, job.worker) == ("enriching", "")  # handed back
+    item = job.items.get()
+    assert (item.status, item.video.stage) == ("queued", "created")  # back in the queue
+    assert MediaFile.objects.count() == 0
+    assert list((tmp_path / "scratch").rglob("*.part"))
+
+    start_worker(**folders(tmp_path))
+    wait_for(lambda: state(job).status == "completed", timeout=120)
+
+    assert (job.done, job.failed) == (1, 0)
+    media_file = MediaFile.objects.get()
+    path = tmp_path / "media" / media_file.key
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == media_file.sha256
+    total = video_stream + media_clips[140].size
+    assert fake_youtube.media_bytes_sent < 1.5 * total
