@@ -22,13 +22,14 @@ downloads racing each other both store, and the one that records second deletes 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
 import logging
 import os
 import shutil
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -51,6 +52,7 @@ PROGRESS_INTERVAL = 0.5
 # A media URL answered 403 (its signature expired): ask for fresh URLs this many times.
 FRESH_URL_ATTEMPTS = 2
 READ_CHUNK = 1024 * 1024
+LOCK_POLL = 0.2  # seconds between looks at another download's lock
 
 
 class StorageError(Exception):
@@ -408,10 +410,61 @@ def store_media(
     on_progress: Callable[[Progress], None] | None = None,
     interrupted: Callable[[], bool] | None = None,
 ) -> MediaFile:
-    """`video`'s media at `quality`, downloaded and stored, or the one stored already."""
+    """`video`'s media at `quality`, downloaded and stored, or the one stored already (by
+    whichever download of it ran first: they take turns, see _one_at_a_time)."""
     existing = MediaFile.objects.filter(video=video, quality=quality).first()
     if existing is not None:
         return existing
+    with _one_at_a_time(video, quality, interrupted):
+        existing = MediaFile.objects.filter(video=video, quality=quality).first()
+        if existing is not None:
+            return existing
+        return _download_and_store(video, quality, client, on_progress, interrupted)
+
+
+@contextlib.contextmanager
+def _one_at_a_time(
+    video: Video, quality: str, interrupted: Callable[[], bool] | None
+) -> Iterator[None]:
+    """Hold the lock of `video` at `quality` on this machine: two downloads of it (two users'
+    imports) would write the same scratch files. The other waits (and then finds the file
+    stored). A flock, so a killed worker's lock goes with it; its file is removed on release,
+    and a waiter that locked a removed file tries again with the new one."""
+    root = settings.CHIRP_MEDIA_SCRATCH_DIR
+    root.mkdir(parents=True, exist_ok=True)
+    path = root / f"{video.youtube_id}.{quality}.lock"
+    while True:
+        fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o600)
+        try:
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if interrupted is not None and interrupted():
+                        raise DownloadInterrupted() from None
+                    time.sleep(LOCK_POLL)
+            try:
+                current = os.stat(path).st_ino == os.fstat(fd).st_ino
+            except FileNotFoundError:
+                current = False
+            if current:
+                try:
+                    yield
+                finally:
+                    path.unlink(missing_ok=True)
+                return
+        finally:
+            os.close(fd)
+
+
+def _download_and_store(
+    video: Video,
+    quality: str,
+    client: YouTube,
+    on_progress: Callable[[Progress], None] | None,
+    interrupted: Callable[[], bool] | None,
+) -> MediaFile:
     downloaded = download(video, quality, client, on_progress=on_progress, interrupted=interrupted)
     key, size, sha256 = store_file(video, downloaded.path)
     info = downloaded.info

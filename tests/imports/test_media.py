@@ -9,11 +9,13 @@ file goes to the storage the settings name. In-process runs of the engine here; 
 from __future__ import annotations
 
 import hashlib
+import threading
 import time
 from pathlib import Path
 
 import pytest
 from django.core.files.storage import FileSystemStorage, default_storage
+from django.db import connections
 from django.urls import reverse
 
 from chirp import engine
@@ -120,6 +122,46 @@ def test_two_users_asking_for_one_video_at_one_quality_store_one_file(alice, bob
     assert MediaFile.objects.count() == 1
     assert len([p for p in Path(settings.MEDIA_ROOT).rglob("*") if p.is_file()]) == 1
     assert media.media_bytes_sent == sent  # nothing downloaded again
+
+
+def test_two_users_downloading_one_video_at_the_same_time_keep_one_file(
+    alice, bob, media, settings
+):
+    """Both imports reach the download at once (neither finds a stored file): they take turns
+    (the scratch files are the same), and the second finds the first one's file."""
+    settings.CHIRP_LANE_CONCURRENCY = {**settings.CHIRP_LANE_CONCURRENCY, "imports": 2}
+    media.media_bandwidth = 3_000_000  # long enough for the two to overlap
+    media.add_channel("together", videos=1)
+    jobs = [
+        ImportJob.start(user, parse_channel_input("@together"), media_quality="720")[0]
+        for user in (alice, bob)
+    ]
+
+    def run() -> None:
+        try:
+            engine.run_lane("imports")
+        finally:
+            connections.close_all()
+
+    runners = [threading.Thread(target=run) for _ in jobs]
+    for runner in runners:
+        runner.start()
+    for runner in runners:
+        runner.join(60)
+
+    for job in jobs:
+        job.refresh_from_db()
+        assert (job.status, job.failed) == ("completed", 0)
+    # Downloaded once.
+    assert sorted(r.query["itag"][0] for r in media.requests if r.kind == "media") == [
+        "136", "140"
+    ]  # fmt: skip
+    assert MediaFile.objects.count() == 1
+    stored = [p for p in Path(settings.MEDIA_ROOT).rglob("*") if p.is_file()]
+    assert [str(p.relative_to(settings.MEDIA_ROOT)) for p in stored] == [
+        MediaFile.objects.get().key
+    ]
+    assert scratch_files(settings) == []  # no download left behind, no lock either
 
 
 def test_a_reimport_at_a_quality_downloads_what_was_imported_without_media(alice, media):
@@ -393,8 +435,6 @@ class FlippingStorage(FileSystemStorage):
 def test_threads_starting_their_first_downloads_at_once_all_find_ffmpeg(tmp_path):
     """A worker's threads set up the ffmpeg folder together on their first downloads (this
     failed one of two videos of a fresh worker, now and then)."""
-    import threading
-
     from imports.media import ffmpeg_location
 
     errors: list[BaseException] = []
