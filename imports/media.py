@@ -15,8 +15,9 @@
    `MediaFile` recorded, and the scratch folder deleted.
 
 The file is stored once per (video, quality): a second request finds the `MediaFile`; two
-downloads racing each other both store, and the one that records second deletes its copy.
-`enqueue_download` queues one video's download outside an import (the video page's button).
+downloads of it at once on one machine take turns (a lock beside the scratch folder), and on two
+machines both store, and the one that records second deletes its copy.
+`enqueue_download` queues downloads outside an import (a video's button, "download all at").
 """
 
 from __future__ import annotations

@@ -9,6 +9,7 @@ file goes to the storage the settings name. In-process runs of the engine here; 
 from __future__ import annotations
 
 import hashlib
+import itertools
 import threading
 import time
 from pathlib import Path
@@ -191,6 +192,20 @@ def test_one_video_downloaded_on_request(alice, bob, media):
     assert (job.status, job.done, job.total) == ("completed", 1, 1)
     assert [m.video for m in MediaFile.objects.all()] == [wanted]
     assert {r.video_id for r in media.requests if r.kind == "media"} == {wanted.youtube_id}
+
+
+def test_media_requests_wait_for_their_turn_at_the_shared_limiter(alice, media, settings):
+    settings.CHIRP_YOUTUBE_SPACING = 0.4
+    media.add_channel("spaced", videos=1)
+
+    run_import(alice, "@spaced", media_quality="720")
+
+    assert MediaFile.objects.count() == 1
+    times = sorted(r.at for r in media.requests)
+    kinds = [r.kind for r in sorted(media.requests, key=lambda r: r.at)]
+    assert kinds.count("media") == 2
+    gaps = [later - earlier for earlier, later in itertools.pairwise(times)]
+    assert min(gaps) >= 0.35  # every request, the media's included, spaced by the limiter
 
 
 def test_progress_is_shown_live_on_the_video_card(alice, media, settings):
