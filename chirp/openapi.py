@@ -20,7 +20,7 @@ from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
 
 from chirp.jobs import ItemStatus
-from imports.models import CheckMethod, ImportJob
+from imports.models import CheckMethod, ImportJob, Quality
 from imports.models.following import QUALITIES
 from uploads.models import ScrapeJob
 
@@ -95,6 +95,11 @@ IMPORT_JOB_PROPERTIES: dict[str, Schema] = {
                 "type": ["string", "null"],
                 "format": "date",
                 "description": "Only videos published on or after this day (a backfill).",
+            },
+            "quality": {
+                "type": ["string", "null"],
+                "enum": [*Quality.values, None],
+                "description": "The media downloaded for each video; null: none.",
             },
         }
     ),
@@ -342,7 +347,7 @@ _IMPORT_JOB = {
     "channelUrl": "https://www.youtube.com/@triggerpod",
     "channelId": 3,
     "channelTitle": "Trigger Pod",
-    "options": {"tab": "videos", "limit": None, "onlyNew": False, "since": None},
+    "options": {"tab": "videos", "limit": None, "onlyNew": False, "since": None, "quality": None},
     "total": 45,
     "done": 20,
     "skipped": 0,
@@ -647,6 +652,13 @@ PATHS: dict[str, dict[str, Any]] = {
                                     "format": "date",
                                     "description": "YYYY-MM-DD: only videos published on or "
                                     "after this day (a backfill; a date in the future is refused).",
+                                },
+                                "quality": {
+                                    "type": ["string", "integer", "null"],
+                                    "enum": [*Quality.values, 360, 480, 720, 1080, "none", None],
+                                    "default": None,
+                                    "description": "Also store each video's media at this "
+                                    "quality (audio, 360...1080, best); null or none: no media.",
                                 },
                             },
                         },

@@ -230,7 +230,8 @@ WHITENOISE_USE_FINDERS = DEBUG
 CHIRP_S3_BUCKET = env_str("CHIRP_S3_BUCKET") or None
 if CHIRP_S3_BUCKET:
     STORAGES["default"] = {
-        "BACKEND": "storages.backends.s3.S3Storage",
+        # django-storages' S3Storage, with multipart parts scaled to each file (chirp/storages.py).
+        "BACKEND": "chirp.storages.S3Storage",
         "OPTIONS": {
             "bucket_name": CHIRP_S3_BUCKET,
             "endpoint_url": env_str("CHIRP_S3_ENDPOINT_URL") or None,
@@ -245,6 +246,10 @@ if CHIRP_S3_BUCKET:
             "querystring_auth": True,
         },
     }
+
+# Multipart uploads to S3 use parts of at least this many bytes (more for a file that would need
+# over 9,000 of them). S3 itself refuses parts under 5 MiB (except the last).
+CHIRP_S3_PART_SIZE = env_int("CHIRP_S3_PART_SIZE", 8 * 1024 * 1024, minimum=1)
 
 # Security. Behind a TLS-terminating proxy set SECURE_SSL_REDIRECT and the proxy header.
 SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", False)
@@ -512,3 +517,13 @@ CHIRP_WHISPER_MODEL = env_str("CHIRP_WHISPER_MODEL", "whisper-large-v3")
 CHIRP_WHISPER_TIMEOUT = env_float("CHIRP_WHISPER_TIMEOUT", 300.0, minimum=1)
 # The audio sent is the smallest stream YouTube has, up to this size (the APIs' own limit).
 CHIRP_WHISPER_MAX_MB = env_int("CHIRP_WHISPER_MAX_MB", 25, minimum=1)
+# Media downloads (imports/media.py): yt-dlp writes into the scratch folder (only the files in
+# flight, resumed from there after an interruption), then the file goes to the storage.
+CHIRP_MEDIA_SCRATCH_DIR = env_path("CHIRP_MEDIA_SCRATCH_DIR", DATA_DIR / "scratch")
+# A file larger than this is refused (0: no limit): before downloading when YouTube announces
+# its size, as soon as it passes the limit otherwise.
+CHIRP_MEDIA_MAX_BYTES = env_int("CHIRP_MEDIA_MAX_BYTES", 0, minimum=0)
+# Bytes per second for each download (yt-dlp's ratelimit; 0: as fast as YouTube sends).
+CHIRP_MEDIA_RATE_LIMIT = env_int("CHIRP_MEDIA_RATE_LIMIT", 0, minimum=0)
+# ffmpeg for merging video and audio: this binary, or imageio-ffmpeg's (from PyPI) when unset.
+CHIRP_FFMPEG = env_str("CHIRP_FFMPEG") or None

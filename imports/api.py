@@ -1,7 +1,8 @@
 """The JSON API of channel imports: /api/channels/...
 
-    POST /api/channels/import            {channelUrl, tab?, limit?, onlyNew?, since?} → 201 {jobId}
-                                         (since: "YYYY-MM-DD", only videos published then or later)
+    POST /api/channels/import            {channelUrl, tab?, limit?, onlyNew?, since?, quality?}
+                                         → 201 {jobId} (since: "YYYY-MM-DD", only videos
+                                         published then or later; quality: media to store)
                                          (409 {error, jobId} when that import is already open)
     GET  /api/channels/import            the caller's latest import
     GET  /api/channels/import/<id>       one import

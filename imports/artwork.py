@@ -54,7 +54,11 @@ def fetch(session: requests.Session, url: str | None, max_side: int) -> str | No
     except (Unavailable, ImageError) as exc:
         logger.info("No artwork from %s: %s", url, exc)
         return None
-    return store(make_thumbnail(decoded.image, max_side))
+    try:
+        return store(make_thumbnail(decoded.image, max_side))
+    except Exception:  # the storage refused (disk full, a bucket gone): never fails the import
+        logger.warning("Artwork from %s could not be stored", url, exc_info=True)
+        return None
 
 
 def name_for(digest: str) -> str:

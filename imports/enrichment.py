@@ -11,8 +11,11 @@ skipped "Published before <date>", nothing more fetched for it) and deleted when
 unless another import has it too (ImportJob.delete_dropped_videos).
 
 `enrich_item` (process_item): one video, stage by stage: metadata (25 %) → captions (60 %) →
-chapters (90 %) → complete (100 %). Each stage is one UPDATE and one live event to the owner
-(and to everyone else who sees the channel: ImportJob.watchers). Every request waits for its
+chapters (90 %) → [download (92 %, when the import asks for media: imports/media.py)] →
+complete (100 %). A download that fails leaves the metadata and transcript stored: retried, the
+video goes straight to its download (Video.has_metadata), continuing its partial file. Each
+stage is one UPDATE and one live event to the owner (and to everyone else who sees the channel:
+ImportJob.watchers). Every request waits for its
 turn (and an in-flight slot) at the shared limiter, one limiter per video or listing, released
 when it is done. What YouTube says decides what follows:
 
@@ -35,7 +38,7 @@ from django.utils import timezone
 
 from chirp import live
 from chirp.jobs import Interrupted, ItemError, ItemSkipped, JobError
-from imports import artwork, speech
+from imports import artwork, media, speech
 from imports.limiter import BLOCKING_REASONS, Limiter, YouTubePaused
 from imports.models import Channel, ImportJob, ImportJobItem, Video
 from imports.models.jobs import format_day
@@ -138,15 +141,10 @@ def list_channel(job: ImportJob, ctx: RunContext) -> list[ImportJobItem]:
     videos = create_videos(channel, listing.entries)
     # What was imported before needs no work: no item, so the progress (and the banner) count
     # only what is new. How many were already there is kept for the job's words.
-    complete = (
-        set(
-            Video.objects.filter(pk__in=videos, stage=Video.Stage.COMPLETE).values_list(
-                "pk", flat=True
-            )
-        )
-        if had_it
-        else set()
-    )
+    done = Video.objects.filter(pk__in=videos, stage=Video.Stage.COMPLETE)
+    if job.media_quality:  # complete, and with its media at that quality
+        done = done.filter(media_files__quality=job.media_quality)
+    complete = set(done.values_list("pk", flat=True)) if had_it else set()
     ImportJob.objects.filter(pk=job.pk, worker=ctx.token).update(known=len(complete))
     job.known = len(complete)
     new = [pk for pk in videos if pk not in complete]
@@ -236,7 +234,9 @@ def create_videos(channel: Channel, entries: Sequence[ChannelEntry]) -> list[int
 
 def enrich_item(job: ImportJob, item: ImportJobItem, ctx: RunContext) -> None:
     video = item.video
-    if video.stage == Video.Stage.COMPLETE:
+    quality = job.media_quality
+    wants_media = bool(quality) and not video.has_media(quality)
+    if video.stage == Video.Stage.COMPLETE and not wants_media:
         if video.published and job.published_before_since(video.published.date()):
             job.count_dropped()  # imported by someone else, its exact date known
             raise ItemSkipped(job.dropped_reason)
@@ -251,23 +251,33 @@ def enrich_item(job: ImportJob, item: ImportJobItem, ctx: RunContext) -> None:
 
     try:
         with limiter, youtube_client(limiter) as client:  # the limiter's slot is freed on leaving
-            stage(video.start_metadata)
-            info = with_retries(lambda: client.fetch_video(video.youtube_id), limiter, ctx)
-            if job.published_before_since(info.upload_date):
-                # Listed inside the margin, published before the date: not kept.
-                stage(video.restart)
-                job.count_dropped()
-                raise ItemSkipped(job.dropped_reason)
-            thumbnail = _thumbnail(video, info, client, limiter, ctx)
-            stage(lambda: video.save_metadata(info, thumbnail))
-            transcript = _transcript(video, client, limiter, ctx)
-            stage(lambda: video.save_transcript(transcript))
-            stage(lambda: video.save_chapters(info))
+            if not (wants_media and video.has_metadata):
+                stage(video.start_metadata)
+                info = with_retries(lambda: client.fetch_video(video.youtube_id), limiter, ctx)
+                if job.published_before_since(info.upload_date):
+                    # Listed inside the margin, published before the date: not kept.
+                    stage(video.restart)
+                    job.count_dropped()
+                    raise ItemSkipped(job.dropped_reason)
+                thumbnail = _thumbnail(video, info, client, limiter, ctx)
+                stage(lambda: video.save_metadata(info, thumbnail))
+                transcript = _transcript(video, client, limiter, ctx)
+                stage(lambda: video.save_transcript(transcript))
+                stage(lambda: video.save_chapters(info, download=wants_media))
+            if wants_media:
+                stage(video.start_download)
+                _download(job, video, quality, client, limiter, ctx)
+                stage(video.save_download)
     except (YouTubePaused, Interrupted):  # the video goes back to the queue untouched
         stage(video.restart)
         raise
     except ItemSkipped:
         raise
+    except (media.StorageError, media.ChecksumMismatch) as exc:
+        # The download is kept in the scratch folder (a storage error) for a retry.
+        video.save_error(Reason.STORAGE, str(exc))
+        video.publish_to(*job.audience())
+        raise ItemError(str(exc)) from exc
     except YouTubeError as exc:
         video.save_error(exc.reason, str(exc))
         video.publish_to(*job.audience())
@@ -292,6 +302,25 @@ def _thumbnail(
     url = video.thumbnail_url or info.thumbnail_url
     session = client.http_session()
     return with_retries(lambda: artwork.fetch(session, url, artwork.THUMBNAIL_SIDE), limiter, ctx)
+
+
+def _download(
+    job: ImportJob, video: Video, quality: str, client: YouTube, limiter: Limiter, ctx: RunContext
+) -> None:
+    """The video's media, stored (imports/media.py); its progress on the video's card, live."""
+
+    def show(progress: media.Progress) -> None:
+        video.download_progress = progress
+        video.publish_to(*job.audience())
+
+    def attempt() -> None:
+        try:
+            media.store_media(video, quality, client, on_progress=show, interrupted=ctx.interrupted)
+        except media.DownloadInterrupted as exc:  # the .part files stay for the next attempt
+            raise Interrupted("download interrupted") from exc
+
+    with_retries(attempt, limiter, ctx)
+    video.download_progress = None
 
 
 def _transcript(

@@ -9,7 +9,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from imports import lists
-from imports.models import ImportJob, Video
+from imports.models import ImportJob, Quality, Video
 from imports.models.following import QUALITIES, QUALITY_CHOICES
 from imports.youtube import InvalidChannelInput, parse_channel_input
 
@@ -78,6 +78,17 @@ class ImportForm(forms.Form):
         help_text="Only the videos published on or after this day; empty for all.",
         error_messages={"invalid": "Enter the date as YYYY-MM-DD, for example 2026-03-01."},
     )
+    quality = forms.ChoiceField(
+        label="Download media",
+        choices=[("", "No media"), *Quality.choices],
+        required=False,
+        help_text="Store each video's file in Chirp at this quality.",
+        error_messages={
+            "invalid_choice": "Choose the media to download: "
+            + ", ".join(["none", *Quality.values])
+            + "."
+        },
+    )
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -112,18 +123,21 @@ class ImportForm(forms.Form):
             limit=data.get("limit"),
             only_new=data.get("only_new", False),
             since=data.get("since"),
+            media_quality=data.get("quality") or "",
         )
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> ImportForm:
-        """The API's camelCase body ({channelUrl, tab, limit, onlyNew, since}) as form data. The
-        channel is passed as sent (TextOnlyField refuses what is not text); the rest as text
-        (`since` as JSON when it is not a string, so that 20260301 is refused, not read)."""
+        """The API's camelCase body ({channelUrl, tab, limit, onlyNew, since, quality}) as form
+        data. The channel is passed as sent (TextOnlyField refuses what is not text); the rest as
+        text (`since` as JSON when it is not a string, so that 20260301 is refused, not read).
+        `quality`: null, "none" or absent for no media; 720 and "720" alike."""
         only_new = data.get("onlyNew", data.get("only_new"))
         name = "channelUrl" if "channelUrl" in data else "channel"
         values = {
             "tab": data.get("tab") or ImportJob.Tab.VIDEOS,
             "limit": "" if data.get("limit") is None else data.get("limit"),
+            "quality": "" if data.get("quality") in (None, "none") else data.get("quality"),
         }
         if only_new in (True, "true", "on", "1", 1):
             values["only_new"] = "on"

@@ -336,12 +336,15 @@ class Reason(StrEnum):
     MEMBERS_ONLY = "members_only"
     AGE_RESTRICTED = "age_restricted"
     REMOVED = "removed"
+    GEO_BLOCKED = "geo_blocked"
+    LIVE_NOT_ENDED = "live_not_ended"
     NOT_FOUND = "not_found"
     RATE_LIMITED = "rate_limited"
     BOT_CHECK = "bot_check"
     IP_BLOCKED = "ip_blocked"
     TIMEOUT = "timeout"
     NETWORK = "network"
+    STORAGE = "storage"  # Chirp's own storage refused a downloaded file (imports/media.py)
     UNKNOWN = "unknown"
 
 
@@ -354,6 +357,8 @@ _MESSAGES = {
     Reason.MEMBERS_ONLY: "This video is for channel members only.",
     Reason.AGE_RESTRICTED: "This video is age-restricted: only signed-in adults may watch it.",
     Reason.REMOVED: "This video has been removed from YouTube.",
+    Reason.GEO_BLOCKED: "This video is not available in this server's country.",
+    Reason.LIVE_NOT_ENDED: "This is a live stream that has not ended yet: try again once it has.",
     Reason.NOT_FOUND: "YouTube has no channel or video at that address.",
     Reason.RATE_LIMITED: "YouTube is limiting how fast Chirp may ask (HTTP 429). Retrying later.",
     Reason.BOT_CHECK: (
@@ -363,6 +368,7 @@ _MESSAGES = {
     Reason.IP_BLOCKED: "YouTube is blocking requests from this server's address.",
     Reason.TIMEOUT: "YouTube did not answer in time.",
     Reason.NETWORK: "Chirp could not reach YouTube.",
+    Reason.STORAGE: "Chirp could not store the video's file.",
     Reason.UNKNOWN: "YouTube answered in a way Chirp does not understand.",
 }
 
@@ -394,6 +400,9 @@ _MESSAGE_PATTERNS: tuple[tuple[Reason, tuple[str, ...]], ...] = (
     (Reason.MEMBERS_ONLY, ("members-only", "members only", "join this channel")),
     (Reason.PRIVATE, ("private video", "video is private")),
     (Reason.REMOVED, ("has been removed", "been terminated", "violating", "no longer available")),
+    (Reason.GEO_BLOCKED, ("available in your country", "geo restricted", "geo-restricted")),
+    (Reason.LIVE_NOT_ENDED, ("live event will begin", "premieres in", "live stream offline",
+                             "is live now", "this live event")),
     (Reason.IP_BLOCKED, ("ip is likely being blocked", "ip address is blocked")),
     (Reason.RATE_LIMITED, ("http error 429", "too many requests", "rate-limited",
                            "try again later")),
@@ -870,6 +879,14 @@ class YouTube:
         if not info:
             raise YouTubeError(Reason.UNKNOWN, f"yt-dlp returned nothing for {url}")
         return info
+
+    def downloader(self, params: dict[str, Any]) -> _YoutubeDL:
+        """A YoutubeDL that downloads (imports/media.py): this client's settings, transport
+        and gate, with `params` on top. Use it as a context manager; `warnings` are its own."""
+        self._log.warnings.clear()
+        handlers = self.transport.request_handlers if self.transport else ()
+        download = {"skip_download": False, "simulate": False}
+        return _YoutubeDL({**self._params(), **download, **params}, handlers, self.gate)
 
     def download_audio(self, video_id: str, directory: Path, max_bytes: int) -> Path:
         """The video's smallest audio-only stream, saved in `directory` (for speech to text).

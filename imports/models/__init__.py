@@ -6,6 +6,7 @@ from imports.models.channels import Channel, ChannelQuerySet, channels_of
 from imports.models.following import ChannelWatch, CheckMethod, Follow
 from imports.models.jobs import ImportJob, ImportJobItem, banner_fragment
 from imports.models.limits import RateLimit
+from imports.models.media import MediaFile, Quality
 from imports.models.people import Person, PersonChannel, people_export_rows, spreadsheet_safe
 from imports.models.videos import Video, VideoQuerySet
 from imports.models.websub import WebSubNotification, WebSubSubscription
@@ -18,8 +19,10 @@ __all__ = [
     "Follow",
     "ImportJob",
     "ImportJobItem",
+    "MediaFile",
     "Person",
     "PersonChannel",
+    "Quality",
     "RateLimit",
     "Video",
     "VideoQuerySet",

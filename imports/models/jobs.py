@@ -28,6 +28,7 @@ from chirp.jobs import (
     Job,
 )
 from imports.models.channels import Channel, channels_of
+from imports.models.media import Quality
 from imports.models.videos import SEARCH_REFRESH_BATCH, WATCHERS_SECONDS, Video
 from imports.youtube import YOUTUBE, ChannelRef
 
@@ -75,6 +76,16 @@ class ImportJob(Job):
     )
     only_new = models.BooleanField(
         default=False, help_text="Stop at the first video already imported."
+    )
+    # Media to download for each video (imports/media.py), at this quality; blank: none.
+    media_quality = models.CharField(
+        "download media",
+        max_length=10,
+        choices=Quality.choices,
+        blank=True,
+        default="",
+        db_default="",
+        help_text="Download each video's media at this quality (blank: no media).",
     )
     # Listed videos that were already imported (complete): nothing to do, so no items. The
     # progress counts only what is new; this says how much was already there. (db_default too:
@@ -149,6 +160,7 @@ class ImportJob(Job):
         limit: int | None = None,
         only_new: bool = False,
         since: date | None = None,
+        media_quality: str = "",
     ) -> tuple[ImportJob, bool]:
         """A new import of `ref` (queued once the transaction commits), or the open one.
 
@@ -171,6 +183,7 @@ class ImportJob(Job):
                     limit=limit or None,
                     only_new=only_new,
                     since=since,
+                    media_quality=media_quality or "",
                 )
         except IntegrityError:  # another request created it a moment ago
             existing = cls.open_for(owner, ref.url)
@@ -210,6 +223,45 @@ class ImportJob(Job):
             .delete()
         )
         return deleted
+
+    @classmethod
+    def start_download(cls, owner, videos: list[Video], quality: str) -> tuple[ImportJob, bool]:
+        """A job that downloads these videos' media at `quality` (videos of one channel, which
+        `owner` sees): an import with no listing, one item per video (imports/media.py's
+        enqueue_download). Returns (job, created); an import of the channel already open for
+        `owner` is returned as it is (created False), nothing added to it."""
+        from chirp import engine
+        from chirp.jobs import IllegalTransition
+
+        channels = {video.channel_id for video in videos}
+        if len(channels) != 1:
+            raise ValueError("start_download takes videos of one channel")
+        channel = Channel.objects.visible_to(owner).filter(pk=channels.pop()).first()
+        if channel is None:
+            raise IllegalTransition("None of your imports has listed this channel.")
+        existing = cls.open_for(owner, channel.youtube_url)
+        if existing is not None:
+            return existing, False
+        try:
+            with transaction.atomic():
+                job = cls.objects.create(
+                    owner=owner,
+                    channel_url=channel.youtube_url,
+                    channel=channel,
+                    media_quality=Quality(quality).value,
+                    prepared=True,  # nothing to list: the videos are known
+                    total=len(videos),
+                )
+                ImportJobItem.objects.bulk_create(
+                    ImportJobItem(job=job, video=video) for video in videos
+                )
+        except IntegrityError:
+            existing = cls.open_for(owner, channel.youtube_url)
+            if existing is None:
+                raise
+            return existing, False
+        engine.wake_lane_on_commit(cls.lane)
+        return job, True
 
     # -- state shown -----------------------------------------------------------------------------
 
@@ -364,6 +416,7 @@ class ImportJob(Job):
                 "limit": self.limit,
                 "onlyNew": self.only_new,
                 "since": self.since.isoformat() if self.since else None,
+                "quality": self.media_quality or None,
             },
             "publishedBeforeSince": self.dropped,
             "total": self.total,

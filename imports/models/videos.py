@@ -98,6 +98,7 @@ class Video(models.Model):
         METADATA = "metadata", "Metadata"
         CAPTIONS = "captions", "Captions"
         CHAPTERS = "chapters", "Chapters"
+        DOWNLOAD = "download", "Downloading"
         COMPLETE = "complete", "Complete"
         ERROR = "error", "Failed"
 
@@ -117,6 +118,7 @@ class Video(models.Model):
         Reason.PRIVATE,
         Reason.MEMBERS_ONLY,
         Reason.REMOVED,
+        Reason.GEO_BLOCKED,
         Reason.UNAVAILABLE,
         Reason.NOT_FOUND,
     )
@@ -126,6 +128,7 @@ class Video(models.Model):
         Stage.METADATA: 25,
         Stage.CAPTIONS: 60,
         Stage.CHAPTERS: 90,
+        Stage.DOWNLOAD: 92,
         Stage.COMPLETE: 100,
     }
 
@@ -165,6 +168,10 @@ class Video(models.Model):
     search_stale = models.BooleanField(default=False, db_default=False, editable=False)
 
     objects = VideoQuerySet.as_manager()
+
+    # While its media downloads: the latest imports.media.Progress, shown on the card sent
+    # live (not stored: a reload shows the stage alone).
+    download_progress = None
 
     class Meta:
         # Newest first; videos not enriched yet (no date) after them, in listing order.
@@ -263,7 +270,7 @@ class Video(models.Model):
 
     def _save_stage(self, stage: str, **fields: Any) -> None:
         fields.update(stage=stage, progress=self.PROGRESS.get(stage, self.progress))
-        if stage == self.Stage.COMPLETE:
+        if stage == self.Stage.COMPLETE or (stage == self.Stage.DOWNLOAD and self.enriched is None):
             fields["enriched"] = timezone.now()
         fields["updated"] = timezone.now()
         update_row(self, **fields)
@@ -323,12 +330,29 @@ class Video(models.Model):
             search_stale=connection.vendor == "postgresql",
         )
 
-    def save_chapters(self, info: VideoInfo) -> None:
-        """Store the chapters: the video is complete."""
+    def save_chapters(self, info: VideoInfo, *, download: bool = False) -> None:
+        """Store the chapters: the video is complete, or its media is next (`download`)."""
         self._save_stage(
-            self.Stage.COMPLETE,
+            self.Stage.DOWNLOAD if download else self.Stage.COMPLETE,
             chapters=[{"start": c.start, "end": c.end, "title": c.title} for c in info.chapters],
         )
+
+    @property
+    def has_metadata(self) -> bool:
+        """Metadata, transcript and chapters were stored (`enriched` is set once they are,
+        whether media follows or not): a download that failed or was interrupted goes on from
+        there, without asking YouTube for them again."""
+        return self.enriched is not None
+
+    def start_download(self) -> None:
+        self._save_stage(self.Stage.DOWNLOAD, error="", error_reason="")
+
+    def save_download(self) -> None:
+        """The media is stored: the video is complete."""
+        self._save_stage(self.Stage.COMPLETE)
+
+    def has_media(self, quality: str) -> bool:
+        return self.media_files.filter(quality=quality).exists()
 
     def save_error(self, reason: str, message: str) -> None:
         self._save_stage(self.Stage.ERROR, error_reason=reason, error=message[:2000])

@@ -100,3 +100,11 @@ def make_channel():
         return channel
 
     return make
+
+
+@pytest.fixture(scope="session")
+def media_clips(tmp_path_factory):
+    """Real media for the fake YouTube (media_clips.py), made once per test session."""
+    from tests.imports.media_clips import make_clips
+
+    return make_clips(tmp_path_factory.mktemp("clips"))

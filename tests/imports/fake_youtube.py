@@ -38,7 +38,9 @@ What it serves, per request kind (each request is recorded with its kind):
                                                   channel ID in the path)
     manifest      manifest.googlevideo.com        an HLS master playlist (a player answer's
                                                   hlsManifestUrl, "recorded" shape)
-    media         *.googlevideo.com               refused (403), or `media` bytes when set
+    media         *.googlevideo.com               refused (403), or `media` bytes when set, or
+                                                  the real clips given to `serve_media` (by
+                                                  itag, with Range, at an optional bandwidth)
 
 The transport forwards youtube.com, youtu.be, youtube-nocookie.com, ytimg.com, googlevideo.com
 and yt3 image hosts to the server (the original host in the X-Fake-YouTube-Host header) and
@@ -49,6 +51,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import dataclasses
 import functools
 import hashlib
 import http.client
@@ -74,6 +77,7 @@ from yt_dlp.networking.common import Request, RequestHandler, Response
 from yt_dlp.networking.exceptions import HTTPError, TransportError, UnsupportedRequest
 
 from imports.youtube import Transport
+from tests.imports.media_clips import Clip
 
 ENV_VAR = "FAKE_YOUTUBE_URL"
 HOST_HEADER = "X-Fake-YouTube-Host"
@@ -108,8 +112,9 @@ XML_DECLARATION = '<?xml version="1.0" encoding="utf-8" ?>'
 # rows, thumbnailOverlayBadgeViewModel, US formats, no manifests, captions escaped once).
 SHAPES = ("recorded", "classic")
 PLAYABILITY = frozenset(
-    {"ok", "private", "unavailable", "members_only", "age_restricted", "removed", "bot_check"}
-)
+    {"ok", "private", "unavailable", "members_only", "age_restricted", "removed", "bot_check",
+     "geo_blocked", "live_upcoming"}
+)  # fmt: skip
 # Caption presets: "xx" is a manual track, "a.xx" an auto-generated ("asr") one. YouTube sends
 # no `captions` at all both for a video without captions and one whose captions are turned off.
 CAPTION_PRESETS: dict[str, tuple[str, ...] | None] = {
@@ -1028,6 +1033,19 @@ def _playability_error(state: str, client: str) -> dict[str, Any]:
                 "Sign in to confirm your age", "This video may be inappropriate for some users."
             ),
         }
+    if state == "geo_blocked":
+        reason = "The uploader has not made this video available in your country"
+        return {
+            "status": "UNPLAYABLE",
+            "reason": reason,
+            "errorScreen": screen("Video unavailable", reason),
+        }
+    if state == "live_upcoming":
+        return {
+            "status": "LIVE_STREAM_OFFLINE",
+            "reason": "This live event will begin in 3 hours.",
+            "errorScreen": screen("Live stream offline", "This live event will begin soon."),
+        }
     if state == "bot_check":
         return {
             "status": "LOGIN_REQUIRED",
@@ -1047,7 +1065,9 @@ def _playability_error(state: str, client: str) -> dict[str, Any]:
     raise ValueError(f"unknown playability {state!r}")
 
 
-def _streaming_data(video: FakeVideo, client: str) -> dict[str, Any]:
+def _streaming_data(
+    video: FakeVideo, client: str, clips: Mapping[int, Clip] | None = None
+) -> dict[str, Any]:
     def stream(itag: int, mime: str, **extra: Any) -> dict[str, Any]:
         data = {
             "itag": itag,
@@ -1077,7 +1097,10 @@ def _streaming_data(video: FakeVideo, client: str) -> dict[str, Any]:
         return data
 
     muxed = 'video/mp4; codecs="avc1.42001E, mp4a.40.2"'
-    data: dict[str, Any] = {
+    if clips:
+        data = _clip_streams(clips, stream)
+    else:
+        data = {
         "expiresInSeconds": "21540",
         "formats": [
             stream(18, muxed, bitrate=503000, width=640, height=360, quality="medium", fps=30,
@@ -1091,7 +1114,7 @@ def _streaming_data(video: FakeVideo, client: str) -> dict[str, Any]:
                    audioQuality="AUDIO_QUALITY_MEDIUM", audioSampleRate="44100", audioChannels=2,
                    contentLength="1900000"),
         ],
-    }  # fmt: skip
+        }  # fmt: skip
     if client == "WEB":
         # The web client is served SABR streaming only: formats without URLs.
         data["serverAbrStreamingUrl"] = "https://rr1---sn-fake.googlevideo.com/videoplayback?sabr=1"
@@ -1100,6 +1123,61 @@ def _streaming_data(video: FakeVideo, client: str) -> dict[str, Any]:
         # which yt-dlp fetches for its formats unless told to skip it.
         data["hlsManifestUrl"] = hls_manifest_url(video)
     return data
+
+
+def _clip_streams(
+    clips: Mapping[int, Clip], stream: Callable[..., dict[str, Any]]
+) -> dict[str, Any]:
+    """Real media's formats (FakeYouTube.serve_media): the progressive ones in `formats`, the
+    video-only and audio-only ones in `adaptiveFormats`, with their true sizes."""
+    formats: dict[str, list[dict[str, Any]]] = {"formats": [], "adaptiveFormats": []}
+    for clip in clips.values():
+        extra: dict[str, Any] = (
+            {"bitrate": clip.bitrate, "contentLength": str(clip.size)} if clip.announced else {}
+        )
+        if clip.has_video:
+            label = f"{clip.height}p"
+            extra.update(
+                width=clip.width,
+                height=clip.height,
+                fps=25,
+                qualityLabel=label,
+                quality={360: "medium", 480: "large"}.get(clip.height or 0, "hd720"),
+            )
+        if clip.has_audio:
+            extra.update(
+                audioQuality="AUDIO_QUALITY_MEDIUM", audioSampleRate="44100", audioChannels=1
+            )
+        progressive = clip.has_video and clip.has_audio
+        formats["formats" if progressive else "adaptiveFormats"].append(
+            stream(clip.itag, clip.mime, **extra)
+        )  # fmt: skip
+    return {"expiresInSeconds": "21540", **formats}
+
+
+_RANGE = re.compile(r"^bytes=(\d+)-(\d*)$")
+
+
+def media_answer(clip: Clip, range_header: str | None, range_query: str | None) -> _Answer:
+    """A clip's bytes, all of them or the range asked (a Range header, or YouTube's own
+    `range=a-b` query parameter), as googlevideo.com answers."""
+    size = clip.size
+    wanted = range_header or (f"bytes={range_query}" if range_query else None)
+    start, end = 0, size - 1
+    if wanted:
+        match = _RANGE.match(wanted.strip())
+        if match is None or int(match[1]) >= size:
+            return _Answer(416, b"", "text/plain", {"Content-Range": f"bytes */{size}"})
+        start = int(match[1])
+        end = min(int(match[2]), size - 1) if match[2] else size - 1
+    with clip.path.open("rb") as file:
+        file.seek(start)
+        body = file.read(end - start + 1)
+    headers = {"Accept-Ranges": "bytes"}
+    if wanted:
+        headers["Content-Range"] = f"bytes {start}-{end}/{size}"
+    mime = clip.mime.split(";")[0]
+    return _Answer(206 if wanted else 200, body, mime, headers, media=True)
 
 
 def hls_manifest_url(video: FakeVideo) -> str:
@@ -1187,7 +1265,11 @@ def _captions(video: FakeVideo, client: str) -> dict[str, Any] | None:
 
 
 def player_response(
-    video: FakeVideo | None, channel: FakeChannel | None, client: str, state: str
+    video: FakeVideo | None,
+    channel: FakeChannel | None,
+    client: str,
+    state: str,
+    clips: Mapping[int, Clip] | None = None,
 ) -> dict[str, Any]:
     """What /youtubei/v1/player (or the watch page's ytInitialPlayerResponse) says."""
     response: dict[str, Any] = {
@@ -1204,7 +1286,7 @@ def player_response(
         "playableInEmbed": True,
         "contextParams": "Q0FFU0FnZ0M=",
     }
-    response["streamingData"] = _streaming_data(video, client)
+    response["streamingData"] = _streaming_data(video, client, clips)
     if captions := _captions(video, client):
         response["captions"] = captions
     response["videoDetails"] = {
@@ -1604,6 +1686,7 @@ class _Answer:
     body: bytes
     content_type: str
     headers: dict[str, str] = field(default_factory=dict)
+    media: bool = False  # sent at the fake's media bandwidth, its bytes counted
 
 
 def _json(data: Any, status: int = 200) -> _Answer:
@@ -1664,6 +1747,10 @@ class FakeYouTube:
         self.media: bytes | None = None
         # What the image hosts answer for a video or channel ID in the path: (status, body).
         self.images: dict[str, tuple[int, bytes]] = {}
+        # Real clips by itag (serve_media): listed in player answers and served with Range.
+        self.clips: dict[int, Clip] | None = None
+        self.media_bandwidth: float | None = None  # bytes per second, per response
+        self.media_bytes_sent = 0  # clips' bytes written to clients, in total
         self._lock = threading.Lock()
         self._ids: set[str] = set()
         self._httpd: ThreadingHTTPServer | None = None
@@ -1706,6 +1793,20 @@ class FakeYouTube:
         return make_transport(self.url)
 
     # Scenario
+
+    def serve_media(
+        self, clips: Mapping[int, Clip], bandwidth: float | None = None, announced: bool = True
+    ) -> None:
+        """Serve these real clips as every video's streams, `bandwidth` bytes/s at most; with
+        `announced` False, the player answers say neither their sizes nor their bitrates."""
+        self.clips = {
+            itag: dataclasses.replace(c, announced=announced) for itag, c in clips.items()
+        }
+        self.media_bandwidth = bandwidth
+
+    def _count_media_bytes(self, sent: int) -> None:
+        with self._lock:
+            self.media_bytes_sent += sent
 
     def _new_id(self, rng: random.Random, prefix: str, length: int) -> str:
         while True:
@@ -1997,6 +2098,8 @@ class FakeYouTube:
                 record.video_id = match[1]
         elif host.endswith("googlevideo.com"):
             record.kind = "media"
+            if (media_id := first("id") or "").startswith("o-Fake"):
+                record.video_id = media_id.removeprefix("o-Fake")
         elif host.endswith("ytimg.com") or host.startswith("yt3."):
             record.kind = "image"
             if match := re.match(r"^/vi(?:_webp)?/([\w-]{11})/", path):
@@ -2111,7 +2214,7 @@ class FakeYouTube:
         if kind == "watch":
             return _page(watch_page(video, channel, state, original_url))
         if kind == "player":
-            return _json(player_response(video, channel, record.client or "WEB", state))
+            return _json(player_response(video, channel, record.client or "WEB", state, self.clips))
         if kind == "next":
             return _json(watch_next_data(video, channel, state))
         if kind == "embed":
@@ -2150,6 +2253,15 @@ class FakeYouTube:
                 return _Answer(403, b"", "text/plain")
             return _Answer(200, hls_manifest(video).encode(), "application/vnd.apple.mpegurl")
         if kind == "media":
+            itag = int((record.query.get("itag") or ["0"])[0] or 0)
+            if self.clips is not None and itag in self.clips:
+                if video is None or state != "ok":
+                    return _Answer(403, b"", "text/plain")
+                return media_answer(
+                    self.clips[itag],
+                    record.headers.get("Range"),
+                    (record.query.get("range") or [None])[0],
+                )
             if self.media is not None:
                 return _Answer(200, self.media, "audio/mp4")
             return _Answer(403, b"Chirp's fake YouTube serves no media.", "text/plain")
@@ -2179,7 +2291,23 @@ class _Handler(BaseHTTPRequestHandler):
         if self.command != "HEAD":
             # A client that gave up (a timeout test) is not an error.
             with contextlib.suppress(BrokenPipeError, ConnectionResetError):
-                self.wfile.write(answer.body)
+                if answer.media:
+                    self._send_media(answer.body)
+                else:
+                    self.wfile.write(answer.body)
+
+    def _send_media(self, body: bytes) -> None:
+        """In slices of a tenth of a second at the fake's bandwidth, each one counted once
+        written (a client killed mid-download has received only what was counted)."""
+        bandwidth = self.fake.media_bandwidth
+        step = max(1, int(bandwidth / 10)) if bandwidth else 64 * 1024
+        for offset in range(0, len(body), step):
+            piece = body[offset : offset + step]
+            self.wfile.write(piece)
+            self.wfile.flush()
+            self.fake._count_media_bytes(len(piece))
+            if bandwidth:
+                time.sleep(len(piece) / bandwidth)
 
     do_GET = do_POST = do_HEAD = _serve
 
@@ -2240,17 +2368,20 @@ class _ForwardingRH(RequestHandler):
         connection = http.client.HTTPConnection(
             target.hostname, target.port, timeout=self._calculate_timeout(request)
         )
+        # Media is streamed as it arrives (yt-dlp writes its .part file as it reads, so a
+        # download cut short keeps what came), the rest read at once.
+        stream = host.endswith("googlevideo.com") and host != "manifest.googlevideo.com"
         try:
             connection.request(request.method, path, body=data, headers=headers)
             raw = connection.getresponse()
-            body = raw.read()
+            body = raw if stream else io.BytesIO(raw.read())
         except (OSError, http.client.HTTPException) as exc:
             raise TransportError(cause=exc) from exc
         finally:
-            connection.close()
+            connection.close()  # a streamed body keeps its socket until it is read or closed
         cookiejar.extract_cookies(raw, urllib.request.Request(request.url))
         response = Response(
-            io.BytesIO(body),
+            body,
             url=request.url,
             headers=dict(raw.getheaders()),
             status=raw.status,

@@ -46,6 +46,7 @@ def test_starting_an_import(alice_client, alice):
         "limit": 50,
         "onlyNew": True,
         "since": None,
+        "quality": None,
     }
 
 

@@ -1,0 +1,57 @@
+"""The S3 storage (django-storages), with a multipart part size scaled to each file.
+
+S3 takes at most 10,000 parts per upload: with boto3's fixed 8 MB parts a file over 80 GB
+cannot be stored. Each save here picks parts of at least CHIRP_S3_PART_SIZE bytes and large
+enough for the file to fit in MAX_PARTS (boto3 itself raises a part under 5 MiB to 5 MiB).
+This is the one place that speaks boto3; the code that saves a file calls
+`default_storage.save(name, File(...))` and does not know where it goes.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+
+from boto3.s3.transfer import TransferConfig
+from django.conf import settings
+from storages.backends.s3 import S3Storage as BaseS3Storage
+from storages.utils import ReadBytesWrapper, clean_name, is_seekable
+
+MAX_PARTS = 9_000  # under S3's 10,000, for the rounding up
+MB = 1024 * 1024
+
+
+def part_size_for(size: int | None) -> int:
+    """Bytes per part for a file of `size` bytes: the configured size, or more for a file that
+    would otherwise need more than MAX_PARTS (rounded up to whole megabytes)."""
+    minimum = settings.CHIRP_S3_PART_SIZE
+    if not size or size <= minimum * MAX_PARTS:
+        return minimum
+    return math.ceil(size / MAX_PARTS / MB) * MB
+
+
+class S3Storage(BaseS3Storage):
+    def transfer_config_for(self, size: int | None) -> TransferConfig:
+        part = part_size_for(size)
+        return TransferConfig(
+            multipart_threshold=part, multipart_chunksize=part, use_threads=self.use_threads
+        )
+
+    def _save(self, name, content):  # type: ignore[no-untyped-def]
+        # django-storages' own _save (1.14), with a transfer config per file: the storage
+        # instance is shared by the worker's threads, so its attribute cannot be swapped.
+        cleaned_name = clean_name(name)
+        name = self._normalize_name(cleaned_name)
+        params = self._get_write_parameters(name, content)
+        size = getattr(content, "size", None)
+        if is_seekable(content):
+            content.seek(0, os.SEEK_SET)
+        content = ReadBytesWrapper(content)
+        obj = self.bucket.Object(name)
+        original_close = content.close
+        content.close = lambda: None  # boto/s3transfer#80: the file must stay open
+        try:
+            obj.upload_fileobj(content, ExtraArgs=params, Config=self.transfer_config_for(size))
+        finally:
+            content.close = original_close
+        return cleaned_name

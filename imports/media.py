@@ -1,0 +1,508 @@
+"""Downloading a video's media with yt-dlp and storing it: the `download` stage of an import.
+
+    media_file = store_media(video, "720", client=youtube, on_progress=show)
+
+1. yt-dlp downloads into the scratch folder, one folder per video and quality
+   (CHIRP_MEDIA_SCRATCH_DIR/<video id>/<quality>/), choosing with its own format sorting: the
+   tallest picture at or under the height asked, H.264/AAC in MP4 first, VP9/Opus in WebM
+   otherwise; the audio alone for "audio". Separate video and audio streams are merged by
+   ffmpeg (CHIRP_FFMPEG, or imageio-ffmpeg's binary). Every request, media included, waits for
+   its turn at the shared limiter (the client's gate). A download cut short (a shutdown, a kill,
+   a lost connection) leaves its `.part` files there, and the next attempt continues them.
+2. The finished file is streamed into Django's default storage (the local media folder or S3,
+   whichever is configured) under `media/<channel id>/<video id>/<uuid>.<ext>`, its SHA-256
+   computed as it is read; the stored copy is then read back and checked (size, SHA-256), the
+   `MediaFile` recorded, and the scratch folder deleted.
+
+The file is stored once per (video, quality): a second request finds the `MediaFile`; two
+downloads of it at once on one machine take turns (a lock beside the scratch folder), and on two
+machines both store, and the one that records second deletes its copy.
+`enqueue_download` queues downloads outside an import (a video's button, "download all at").
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import logging
+import os
+import shutil
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.core.files import File
+from django.core.files.storage import default_storage
+from django.db import IntegrityError, transaction
+from yt_dlp.networking.exceptions import HTTPError
+from yt_dlp.postprocessor.common import PostProcessor
+from yt_dlp.utils import DownloadCancelled, YoutubeDLError
+
+from imports.models import MediaFile, Quality, Video
+from imports.youtube import YOUTUBE, Reason, YouTube, YouTubeError, _causes, classify_error
+
+logger = logging.getLogger(__name__)
+
+# Live progress is sent at most this often (a card redrawn 50 times a second helps nobody).
+PROGRESS_INTERVAL = 0.5
+# A media URL answered 403 (its signature expired): ask for fresh URLs this many times.
+FRESH_URL_ATTEMPTS = 2
+READ_CHUNK = 1024 * 1024
+LOCK_POLL = 0.2  # seconds between looks at another download's lock
+
+
+class StorageError(Exception):
+    """The storage refused the file (bucket missing, credentials, disk full...)."""
+
+
+class ChecksumMismatch(Exception):
+    """The stored copy is not what was downloaded (it has been deleted)."""
+
+
+class DownloadInterrupted(DownloadCancelled):
+    """Told to stop (a shutdown, a cancel): the .part files stay for the next attempt."""
+
+    msg = "The download was interrupted"
+
+
+class TooLarge(DownloadCancelled):
+    msg = "The file is larger than CHIRP_MEDIA_MAX_BYTES"
+
+
+@dataclass(frozen=True)
+class Progress:
+    downloaded: int
+    total: int | None
+    speed: float | None  # bytes per second
+    eta: float | None  # seconds
+
+    @property
+    def percent(self) -> int | None:
+        return min(100, int(100 * self.downloaded / self.total)) if self.total else None
+
+    def __str__(self) -> str:
+        """ "Downloading 45 % · 38 MB of 84 MB · 3.2 MB/s · 14 s left"."""
+        parts = ["Downloading"]
+        if self.percent is not None:
+            parts[0] += f" {self.percent} %"
+        parts.append(
+            f"{_megabytes(self.downloaded)} of {_megabytes(self.total)}"
+            if self.total
+            else _megabytes(self.downloaded)
+        )
+        if self.speed:
+            parts.append(f"{self.speed / 1e6:.1f} MB/s")
+        if self.eta is not None and self.total:
+            parts.append(f"{int(self.eta)} s left")
+        return " · ".join(parts)
+
+
+def _megabytes(size: int | None) -> str:
+    size = size or 0
+    return f"{size / 1e6:.0f} MB" if size >= 10e6 else f"{size / 1e6:.1f} MB"
+
+
+# -- format choice -----------------------------------------------------------------------------
+
+
+def format_options(quality: str) -> dict[str, Any]:
+    """yt-dlp's own format selection for `quality`: separate video and audio streams (merged),
+    else the best progressive one; sorted by height at or under the limit, then by what a
+    browser plays (H.264 and AAC in MP4 before VP9 and Opus in WebM)."""
+    quality = Quality(quality)
+    if quality == Quality.AUDIO:
+        return {"format": "ba/b", "format_sort": ["acodec:aac", "ext:mp4:m4a"]}
+    height = quality.max_height
+    return {
+        "format": "bv+ba/b",
+        "format_sort": [f"res:{height}" if height else "res", "vcodec:h264", "acodec:aac",
+                        "ext:mp4:m4a"],
+        "merge_output_format": "mp4/webm/mkv",
+    }  # fmt: skip
+
+
+def ffmpeg_location(scratch: Path) -> str:
+    """A folder holding `ffmpeg`: yt-dlp finds the binary by that name, and imageio-ffmpeg's
+    is named after its version. (There is no ffprobe: merging needs none, and the fixups that
+    would are turned off.)"""
+    binary = settings.CHIRP_FFMPEG
+    if binary is None:
+        import imageio_ffmpeg
+
+        binary = imageio_ffmpeg.get_ffmpeg_exe()
+    folder = scratch / ".ffmpeg"
+    link = folder / "ffmpeg"
+    if not link.exists() or os.path.realpath(link) != os.path.realpath(binary):
+        folder.mkdir(parents=True, exist_ok=True)
+        # A name of its own: the worker's threads (and other workers) may be here at once.
+        tmp = folder / f"ffmpeg.{uuid.uuid4().hex}"
+        tmp.symlink_to(binary)
+        tmp.replace(link)  # atomic: another download may be reading it
+    return str(folder)
+
+
+def scratch_folder(video: Video, quality: str) -> Path:
+    """Where `video` is downloaded at `quality`: the same folder every time, so an interrupted
+    download continues its .part files."""
+    return settings.CHIRP_MEDIA_SCRATCH_DIR / video.youtube_id / quality
+
+
+# -- download ----------------------------------------------------------------------------------
+
+
+class _ProgressHook:
+    """yt-dlp's progress hook: adds up the streams of a merged download, reports at most every
+    PROGRESS_INTERVAL, stops a download passing the size limit or told to stop."""
+
+    def __init__(
+        self,
+        on_progress: Callable[[Progress], None] | None,
+        interrupted: Callable[[], bool] | None,
+        max_bytes: int,
+    ) -> None:
+        self.on_progress = on_progress
+        self.interrupted = interrupted
+        self.max_bytes = max_bytes
+        self.files: dict[str, tuple[int, int | None]] = {}  # filename -> (done, total)
+        self.expected: int | None = None  # all requested streams, once known
+        self.last = 0.0
+
+    def __call__(self, d: dict[str, Any]) -> None:
+        if self.interrupted is not None and self.interrupted():
+            raise DownloadInterrupted()
+        name = d.get("filename") or ""
+        total = d.get("total_bytes") or d.get("total_bytes_estimate")
+        self.files[name] = (d.get("downloaded_bytes") or 0, total)
+        downloaded = sum(done for done, _ in self.files.values())
+        if self.max_bytes and downloaded > self.max_bytes:
+            raise TooLarge()
+        now = time.monotonic()
+        if self.on_progress is None:
+            return
+        if d.get("status") == "downloading" and now - self.last < PROGRESS_INTERVAL:
+            return
+        self.last = now
+        known = sum(t or 0 for _, t in self.files.values())
+        self.on_progress(
+            Progress(
+                downloaded=downloaded,
+                total=max(self.expected or 0, known) or None,
+                speed=d.get("speed"),
+                eta=d.get("eta"),
+            )
+        )
+
+
+class _CheckBeforeDownload(PostProcessor):
+    """Before a byte is downloaded: the announced size against the limit and the free space."""
+
+    def __init__(self, hook: _ProgressHook, scratch: Path) -> None:
+        super().__init__()
+        self.hook = hook
+        self.scratch = scratch
+
+    def run(self, info: dict[str, Any]) -> tuple[list[str], dict[str, Any]]:
+        formats = info.get("requested_formats") or [info]
+        sizes = [f.get("filesize") or f.get("filesize_approx") for f in formats]
+        announced = sum(sizes) if all(sizes) else None
+        self.hook.expected = announced
+        limit = self.hook.max_bytes
+        if announced and limit and announced > limit:
+            raise YouTubeError(
+                Reason.UNAVAILABLE,
+                f"announced {announced} bytes",
+                f"This video's file ({_megabytes(announced)}) is larger than the "
+                f"{_megabytes(limit)} allowed (CHIRP_MEDIA_MAX_BYTES).",
+            )
+        free = shutil.disk_usage(self.scratch).free
+        if announced and announced > free:
+            raise YouTubeError(
+                Reason.UNAVAILABLE,
+                f"announced {announced} bytes, {free} free",
+                f"Not enough free space in the scratch folder for this video's file "
+                f"({_megabytes(announced)} needed, {_megabytes(free)} free).",
+            )
+        return [], info
+
+
+@dataclass(frozen=True)
+class Downloaded:
+    path: Path
+    info: dict[str, Any]
+
+
+def download(
+    video: Video,
+    quality: str,
+    client: YouTube,
+    *,
+    on_progress: Callable[[Progress], None] | None = None,
+    interrupted: Callable[[], bool] | None = None,
+) -> Downloaded:
+    """`video` at `quality` in its scratch folder (continued from what an earlier attempt left).
+    Raises YouTubeError (classified as for metadata) or DownloadInterrupted."""
+    scratch = scratch_folder(video, quality)
+    scratch.mkdir(parents=True, exist_ok=True)
+    hook = _ProgressHook(on_progress, interrupted, settings.CHIRP_MEDIA_MAX_BYTES)
+    params = {
+        **format_options(quality),
+        "outtmpl": {"default": str(scratch / "%(id)s.%(ext)s")},
+        "noplaylist": True,
+        "continuedl": True,  # on from the .part file
+        "fixup": "never",  # the fixups need ffprobe, which imageio-ffmpeg does not ship
+        "ffmpeg_location": ffmpeg_location(settings.CHIRP_MEDIA_SCRATCH_DIR),
+        "ratelimit": settings.CHIRP_MEDIA_RATE_LIMIT or None,
+        "progress_hooks": [hook],
+        # The manifests' formats too: some clients' plain streams need a token theirs do not.
+        "extractor_args": {},
+    }
+    url = f"{YOUTUBE}/watch?v={video.youtube_id}"
+    for attempt in range(FRESH_URL_ATTEMPTS + 1):
+        with client.downloader(params) as ydl:
+            ydl.add_post_processor(_CheckBeforeDownload(hook, scratch), when="before_dl")
+            try:
+                info = ydl.extract_info(url, download=True)
+                break
+            except TooLarge as exc:  # no use resuming it: the partial files go
+                shutil.rmtree(scratch, ignore_errors=True)
+                limit = _megabytes(settings.CHIRP_MEDIA_MAX_BYTES)
+                raise YouTubeError(
+                    Reason.UNAVAILABLE,
+                    "stopped at the size limit",
+                    f"This video's file is larger than the {limit} allowed "
+                    "(CHIRP_MEDIA_MAX_BYTES): its download was stopped.",
+                ) from exc
+            except DownloadCancelled:
+                raise
+            except YouTubeError:  # refused before the download (size, free space)
+                shutil.rmtree(scratch, ignore_errors=True)
+                raise
+            except YoutubeDLError as exc:
+                if _media_forbidden(exc) and attempt < FRESH_URL_ATTEMPTS:
+                    # The URL's signature expired: extract again (fresh URLs), go on.
+                    logger.info("Media URL of %s refused (403); fresh URLs", video.youtube_id)
+                    continue
+                error = classify_error(exc, client.warnings)
+                if _media_forbidden(exc):
+                    error = YouTubeError(
+                        Reason.NETWORK,
+                        error.detail,
+                        "YouTube refused the video's file (HTTP 403), even at fresh addresses.",
+                    )
+                if not error.transient:  # nobody will resume it: the partial files go
+                    shutil.rmtree(scratch, ignore_errors=True)
+                raise error from exc
+    paths = [d.get("filepath") for d in (info or {}).get("requested_downloads") or ()]
+    found = [Path(p) for p in paths if p and Path(p).exists()]
+    if not found:
+        raise YouTubeError(Reason.UNKNOWN, "yt-dlp downloaded nothing", "No file was downloaded.")
+    return Downloaded(found[0], info)
+
+
+def _media_forbidden(exc: BaseException) -> bool:
+    """A 403 from a media host (googlevideo.com), not from YouTube's pages."""
+    for cause in _causes(exc):
+        if isinstance(cause, HTTPError) and cause.status == 403:
+            host = (cause.response.url or "").split("/")[2:3]
+            return bool(host) and host[0].split(":")[0].endswith("googlevideo.com")
+    return False
+
+
+# -- storage -----------------------------------------------------------------------------------
+
+
+class _HashingFile:
+    """A file read for the storage, hashed on the way: bytes read again after a seek back (a
+    retried part, a checksum pass by boto3) are not hashed twice. `complete` says whether every
+    byte went through in order; if not, the caller hashes the file itself."""
+
+    def __init__(self, file) -> None:  # type: ignore[no-untyped-def]
+        self.file = file
+        self.sha256 = hashlib.sha256()
+        self.hashed = 0
+        self.gap = False
+
+    def read(self, size: int = -1) -> bytes:
+        position = self.file.tell()
+        data = self.file.read(size)
+        if position > self.hashed:
+            self.gap = True
+        elif position + len(data) > self.hashed:
+            self.sha256.update(data[self.hashed - position :])
+            self.hashed = position + len(data)
+        return data
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.file, name)
+
+
+def _sha256_of(read: Callable[[int], bytes]) -> tuple[str, int]:
+    digest = hashlib.sha256()
+    size = 0
+    while chunk := read(READ_CHUNK):
+        digest.update(chunk)
+        size += len(chunk)
+    return digest.hexdigest(), size
+
+
+def store_file(video: Video, path: Path) -> tuple[str, int, str]:
+    """`path` streamed into the default storage under a new key: (key, size, sha256), checked
+    against the stored copy. StorageError when the storage refuses; ChecksumMismatch (the
+    stored copy deleted) when what it holds is not what was sent."""
+    size = path.stat().st_size
+    key = MediaFile.new_key(video, path.suffix.lstrip(".") or "bin")
+    with path.open("rb") as raw:
+        hashing = _HashingFile(raw)
+        try:
+            key = default_storage.save(key, File(hashing, name=path.name))
+        except Exception as exc:  # whatever the backend raises: OSError, botocore's errors
+            raise StorageError(_storage_problem(exc)) from exc
+    if hashing.gap or hashing.hashed != size:
+        with path.open("rb") as again:
+            sha256, _ = _sha256_of(again.read)
+    else:
+        sha256 = hashing.sha256.hexdigest()
+    try:
+        with default_storage.open(key, "rb") as stored:
+            stored_sha256, stored_size = _sha256_of(stored.read)
+    except Exception as exc:
+        raise StorageError(_storage_problem(exc)) from exc
+    if (stored_sha256, stored_size) != (sha256, size):
+        default_storage.delete(key)
+        raise ChecksumMismatch(
+            f"The stored file did not match the download (SHA-256 {stored_sha256[:12]}… "
+            f"instead of {sha256[:12]}…, {stored_size} bytes instead of {size}): it was deleted."
+        )
+    return key, size, sha256
+
+
+def _storage_problem(exc: Exception) -> str:
+    """The storage's refusal, in words: what went wrong and where."""
+    where = "S3" if getattr(default_storage, "bucket_name", None) else "the media folder"
+    code = (
+        getattr(exc, "response", {}).get("Error", {}).get("Code")
+        if hasattr(exc, "response")
+        else None
+    )
+    problem = {
+        "NoSuchBucket": "the bucket does not exist",
+        "InvalidAccessKeyId": "the access key is wrong",
+        "SignatureDoesNotMatch": "the secret key is wrong",
+        "AccessDenied": "access is denied",
+    }.get(code or "")
+    if problem is None and isinstance(exc, OSError) and exc.errno == 28:
+        problem = "the disk is full"
+    return f"Could not store the file in {where}: {problem or exc}."
+
+
+# -- the stage ---------------------------------------------------------------------------------
+
+
+def store_media(
+    video: Video,
+    quality: str,
+    client: YouTube,
+    *,
+    on_progress: Callable[[Progress], None] | None = None,
+    interrupted: Callable[[], bool] | None = None,
+) -> MediaFile:
+    """`video`'s media at `quality`, downloaded and stored, or the one stored already (by
+    whichever download of it ran first: they take turns, see _one_at_a_time)."""
+    existing = MediaFile.objects.filter(video=video, quality=quality).first()
+    if existing is not None:
+        return existing
+    with _one_at_a_time(video, quality, interrupted):
+        existing = MediaFile.objects.filter(video=video, quality=quality).first()
+        if existing is not None:
+            return existing
+        return _download_and_store(video, quality, client, on_progress, interrupted)
+
+
+@contextlib.contextmanager
+def _one_at_a_time(
+    video: Video, quality: str, interrupted: Callable[[], bool] | None
+) -> Iterator[None]:
+    """Hold the lock of `video` at `quality` on this machine: two downloads of it (two users'
+    imports) would write the same scratch files. The other waits (and then finds the file
+    stored). A flock, so a killed worker's lock goes with it; its file is removed on release,
+    and a waiter that locked a removed file tries again with the new one."""
+    root = settings.CHIRP_MEDIA_SCRATCH_DIR
+    root.mkdir(parents=True, exist_ok=True)
+    path = root / f"{video.youtube_id}.{quality}.lock"
+    while True:
+        fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o600)
+        try:
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if interrupted is not None and interrupted():
+                        raise DownloadInterrupted() from None
+                    time.sleep(LOCK_POLL)
+            try:
+                current = os.stat(path).st_ino == os.fstat(fd).st_ino
+            except FileNotFoundError:
+                current = False
+            if current:
+                try:
+                    yield
+                finally:
+                    path.unlink(missing_ok=True)
+                return
+        finally:
+            os.close(fd)
+
+
+def _download_and_store(
+    video: Video,
+    quality: str,
+    client: YouTube,
+    on_progress: Callable[[Progress], None] | None,
+    interrupted: Callable[[], bool] | None,
+) -> MediaFile:
+    downloaded = download(video, quality, client, on_progress=on_progress, interrupted=interrupted)
+    key, size, sha256 = store_file(video, downloaded.path)
+    info = downloaded.info
+    try:
+        with transaction.atomic():
+            media = MediaFile.objects.create(
+                video=video,
+                kind=MediaFile.Kind.AUDIO if quality == Quality.AUDIO else MediaFile.Kind.VIDEO,
+                quality=quality,
+                height=info.get("height") if quality != Quality.AUDIO else None,
+                vcodec=_codec(info.get("vcodec")),
+                acodec=_codec(info.get("acodec")),
+                container=downloaded.path.suffix.lstrip("."),
+                size=size,
+                sha256=sha256,
+                duration=info.get("duration"),
+                key=key,
+            )
+    except IntegrityError:  # another download of it was recorded meanwhile: keep that one
+        default_storage.delete(key)
+        media = MediaFile.objects.get(video=video, quality=quality)
+    folder = scratch_folder(video, quality)
+    shutil.rmtree(folder, ignore_errors=True)
+    with contextlib.suppress(OSError):  # the video's folder, unless another quality is there
+        folder.parent.rmdir()
+    return media
+
+
+def _codec(value: Any) -> str:
+    return "" if value in (None, "none") else str(value)[:50]
+
+
+def enqueue_download(owner, videos: list[Video], quality: str):  # type: ignore[no-untyped-def]
+    """Queue the download of `videos` (one video, or many of one channel that `owner` sees)
+    at `quality`: an import job with no listing and one item per video, run in the imports
+    lane like any other (progress, pause, cancel, retry). Returns (job, created): see
+    ImportJob.start_download. For the video page's "Download" button and "download all at …"."""
+    from imports.models import ImportJob
+
+    return ImportJob.start_download(owner, videos, quality)
