@@ -280,7 +280,7 @@ class BatchOptionsForm(forms.Form):
                 form.add_error(None, f"{key} must be {_JSON_KIND[kind]}.")
                 return form
             values[name] = value
-        form = cls({k: v for k, v in values.items() if v not in (None, False)})
+        form = cls({k: v for k, v in values.items() if v is not None})
         return form
 
 

@@ -82,7 +82,7 @@ class Command(BaseCommand):
         }
         if options["no_skip_existing"]:
             values["only_new"] = False
-        form = BatchOptionsForm({k: v for k, v in values.items() if v not in (None, False)})
+        form = BatchOptionsForm({k: v for k, v in values.items() if v is not None})
         if not form.is_valid():
             errors = " ".join(m for ms in form.errors.values() for m in ms)
             raise CommandError(errors)
