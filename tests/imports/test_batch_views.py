@@ -163,7 +163,7 @@ def finished_batch(alice) -> tuple[ListBatch, ListBatchRow, ImportJob]:
 
 
 def test_a_failed_row_is_retried_from_the_batch_page(alice_client, alice):
-    batch, row, job = finished_batch(alice)
+    batch, row, _job = finished_batch(alice)
     page = alice_client.get(batch.get_absolute_url()).content.decode()
     assert "The import failed: This channel does not exist." in page and "Retry" in page
 
@@ -177,7 +177,7 @@ def test_a_failed_row_is_retried_from_the_batch_page(alice_client, alice):
 
 
 def test_the_report_csv_neutralises_formula_cells(alice_client, alice):
-    batch, row, job = finished_batch(alice)
+    batch, _row, _job = finished_batch(alice)
 
     answer = alice_client.get(reverse("imports:batch_report", args=[batch.pk]))
 
@@ -195,7 +195,7 @@ def test_the_report_csv_neutralises_formula_cells(alice_client, alice):
 
 
 def test_a_strangers_batch_is_a_404_everywhere(client, bob, alice):
-    batch, row, job = finished_batch(alice)
+    batch, row, _job = finished_batch(alice)
     client.force_login(bob)
 
     for name, args in [
