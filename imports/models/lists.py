@@ -21,6 +21,7 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 
+from chirp import live
 from chirp.jobs import (
     CANCELLED,
     COMPLETED,
@@ -181,6 +182,17 @@ class ListBatch(Job):
 
     prepare_with = "imports.batch.prepare_rows"
     process_item_with = "imports.batch.run_row"
+
+    def mark_prepared(self, items: list[Item], token: str) -> None:
+        super().mark_prepared(items, token)
+        live.publish_on_commit(self.owner_id, self._rows_fragment)
+
+    def _rows_fragment(self) -> list[tuple[str, str]]:
+        rows = self.items.select_related("import_job", "channel", "person")
+        html = render_to_string(
+            "imports/batch_detail.html#batch_rows", {"batch": self, "rows": rows}
+        )
+        return [(f"{self.dom_id}-rows", html)]
 
     def import_options(self) -> dict[str, Any]:
         from imports.batch import _import_options
