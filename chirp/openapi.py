@@ -20,7 +20,7 @@ from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
 
 from chirp.jobs import ItemStatus
-from imports.models import CheckMethod, ImportJob, Quality
+from imports.models import CheckMethod, ImportJob, ListBatch, Quality
 from imports.models.following import QUALITIES
 from uploads.models import ScrapeJob
 
@@ -266,6 +266,71 @@ SCHEMAS: dict[str, Schema] = {
             "rows": {"type": "array", "items": _ref("ListRowPreview")},
         }
     ),
+    "ListBatchRow": _object(
+        {
+            "row": {**COUNT, "description": "The row's line (CSV, text) or position (JSON, OPML)."},
+            "channel": {**TEXT, "description": "The channel's title once listed, else its URL."},
+            "channelUrl": TEXT,
+            "person": TEXT,
+            "email": TEXT,
+            "type": TEXT,
+            "status": {"type": "string", "enum": ItemStatus.values},
+            "message": {**TEXT, "description": "Why it failed or was skipped; its summary."},
+            "videosImported": COUNT,
+            "failed": {**COUNT, "description": "Videos of its import that failed."},
+            "withoutCaptions": COUNT,
+            "alreadyThere": {**COUNT, "description": "Videos imported before (skipped)."},
+            "importId": {"type": ["integer", "null"], "description": "The row's import."},
+            "channelId": {"type": ["integer", "null"]},
+            "personId": {"type": ["integer", "null"]},
+        }
+    ),
+    "ListBatch": _object(
+        {
+            "id": INTEGER,
+            "status": {"type": "string", "enum": ListBatch.Status.values},
+            "name": {**TEXT, "description": "The list's file name, if it had one."},
+            "format": {"type": "string", "enum": ["csv", "takeout", "json", "text", "opml"]},
+            "options": _object(
+                {
+                    "limit": {"type": ["integer", "null"]},
+                    "since": {"type": ["string", "null"], "format": "date"},
+                    "skipExisting": {"type": "boolean"},
+                    "quality": {"type": "string", "enum": list(QUALITIES)},
+                    "follow": {"type": "boolean"},
+                }
+            ),
+            "total": {**COUNT, "description": "Rows (0 until the batch is prepared)."},
+            "done": {**COUNT, "description": "Rows whose channel was imported."},
+            "skipped": {**COUNT, "description": "Rows left out: invalid or duplicates."},
+            "failed": COUNT,
+            "cancelled": COUNT,
+            "progress": PERCENT,
+            "videosImported": COUNT,
+            "videosFailed": COUNT,
+            "withoutCaptions": COUNT,
+            "step": {**TEXT, "description": "The channel importing now, and how far it is."},
+            "error": TEXT,
+            "createdAt": MOMENT,
+            "startedAt": _nullable(MOMENT),
+            "finishedAt": _nullable(MOMENT),
+            "elapsedSeconds": {"type": ["integer", "null"], "minimum": 0},
+            "remainingSeconds": {
+                "type": ["integer", "null"],
+                "minimum": 0,
+                "description": "An estimate, at the pace so far (null before the first row).",
+            },
+            "rows": {"type": "array", "items": _ref("ListBatchRow")},
+        },
+        optional=("rows",),
+    ),
+    "ListBatchStarted": _object(
+        {
+            "dryRun": {"type": "boolean", "const": False},
+            "batchId": INTEGER,
+            "batch": _ref("ListBatch"),
+        }
+    ),
     "ActiveChannelJobs": _object({"jobs": {"type": "array", "items": _ref("ImportJob")}}),
     "ChannelStats": _object(
         {
@@ -450,6 +515,36 @@ def _operation(
         },
     }
 
+
+_LIST_BATCH = {
+    "id": 7,
+    "status": "running",
+    "name": "channels.csv",
+    "format": "csv",
+    "options": {
+        "limit": None,
+        "since": None,
+        "skipExisting": True,
+        "quality": "none",
+        "follow": False,
+    },
+    "total": 25,
+    "done": 10,
+    "skipped": 1,
+    "failed": 0,
+    "cancelled": 0,
+    "progress": 44,
+    "videosImported": 412,
+    "videosFailed": 0,
+    "withoutCaptions": 3,
+    "step": "Importing John Doe's channel: Enriching videos: 20 of 50",
+    "error": "",
+    "createdAt": "2026-11-30T10:00:00+00:00",
+    "startedAt": "2026-11-30T10:00:01+00:00",
+    "finishedAt": None,
+    "elapsedSeconds": 95,
+    "remainingSeconds": 120,
+}
 
 PATHS: dict[str, dict[str, Any]] = {
     "/api/scrape-jobs": {
@@ -791,18 +886,24 @@ PATHS: dict[str, dict[str, Any]] = {
                     "plan's shape). A row that cannot be used is an invalid row in the 200.",
                     "The list is empty: it has no channel in it.",
                 ),
+                201: _json(
+                    "ListBatchStarted",
+                    {"dryRun": False, "batchId": 7, "batch": _LIST_BATCH},
+                    "Without dryRun: the batch that imports the list is queued (its rows are "
+                    "read when it starts); follow it at /api/channels/lists/{id}.",
+                ),
                 401: UNAUTHORIZED,
                 403: FORBIDDEN,
-                501: _error(
-                    "Without dryRun: starting a batch from a list is not available yet.",
-                    'Starting a batch from a list is not available yet: send "dryRun": true '
-                    "for the preview.",
-                ),
             },
             "A file as multipart/form-data (`file`, optional `format`, `dryRun=true`), or a "
             'JSON body: the plan\'s `{"dryRun": true, "channels": [...], "settings": {...}}`, '
             'or `{"dryRun": true, "list": "<the list as text>", "format": "csv"}`. Formats: '
-            "csv, takeout, json, text, opml (detected from the content when not named).",
+            "csv, takeout, json, text, opml (detected from the content when not named). "
+            "Without `dryRun` the list is imported as a batch, with the options `limit` (a new "
+            "channel's first import takes at most this many videos), `since` (YYYY-MM-DD), "
+            "`skipExisting` (default true), `quality` and `follow`; the list's own `settings` "
+            "pre-fill them. The channels are imported one at a time, in the imports lane with "
+            "everyone else's imports.",
             requestBody={
                 "required": True,
                 "content": {
@@ -815,6 +916,11 @@ PATHS: dict[str, dict[str, Any]] = {
                                 "settings": {"type": "object"},
                                 "list": TEXT,
                                 "format": TEXT,
+                                "limit": {"type": "integer", "minimum": 1},
+                                "since": {"type": "string", "format": "date"},
+                                "skipExisting": {"type": "boolean"},
+                                "quality": {"type": "string", "enum": list(QUALITIES)},
+                                "follow": {"type": "boolean"},
                             },
                         }
                     },
@@ -825,10 +931,53 @@ PATHS: dict[str, dict[str, Any]] = {
                                 "file": {"type": "string", "format": "binary"},
                                 "format": TEXT,
                                 "dryRun": TEXT,
+                                "limit": TEXT,
+                                "since": TEXT,
+                                "skipExisting": TEXT,
+                                "quality": TEXT,
+                                "follow": TEXT,
                             },
                         }
                     },
                 },
+            },
+        ),
+    },
+    "/api/channels/lists/{id}": {
+        "parameters": [PATH_ID],
+        "get": _operation(
+            "A list batch's progress and its report",
+            LIST_PLAN,
+            {
+                200: _json(
+                    "ListBatch",
+                    {
+                        **_LIST_BATCH,
+                        "rows": [
+                            {
+                                "row": 2,
+                                "channel": "John Doe's channel",
+                                "channelUrl": "https://www.youtube.com/channel/UC0000000000000000000001",
+                                "person": "John Doe",
+                                "email": "john@example.com",
+                                "type": "FF-Ti/Se-CS/P(B) #4",
+                                "status": "completed",
+                                "message": "12 videos imported",
+                                "videosImported": 12,
+                                "failed": 0,
+                                "withoutCaptions": 1,
+                                "alreadyThere": 0,
+                                "importId": 31,
+                                "channelId": 5,
+                                "personId": 3,
+                            }
+                        ],
+                    },
+                    "Live figures while it runs; once it ended, the report: one entry per row "
+                    "of the list (invalid rows and duplicates are skipped, with the reason).",
+                ),
+                401: UNAUTHORIZED,
+                404: _error("No such batch of yours (another user's is a 404 too).", "Not found."),
             },
         ),
     },

@@ -374,6 +374,9 @@ CHIRP_EVENT_RELAY_INTERVAL = env_float("CHIRP_EVENT_RELAY_INTERVAL", 0.1, minimu
 CHIRP_LANE_CONCURRENCY = {
     "uploads": env_int("CHIRP_UPLOADS_CONCURRENCY", 1, minimum=1),
     "imports": env_int("CHIRP_IMPORTS_CONCURRENCY", 1, minimum=1),
+    # Channel lists (imports/models/lists.py): a batch mostly waits for its rows' imports,
+    # which run in the imports lane; this is how many users' lists advance at once.
+    "lists": env_int("CHIRP_LISTS_CONCURRENCY", 1, minimum=1),
 }
 CHIRP_LEASE_SECONDS = env_float("CHIRP_LEASE_SECONDS", 30, minimum=1)
 CHIRP_SLICE_SECONDS = env_float("CHIRP_SLICE_SECONDS", 60, minimum=1)

@@ -12,7 +12,11 @@
     POST /api/channels/lists             a channel list's preview ({"dryRun": true}): a file as
                                          multipart (`file`, `format`, `dryRun`), or a JSON body
                                          ({"dryRun": true, "list": "<text>", "format"?} or the
-                                         plan's {"dryRun": true, "channels": [...], "settings"})
+                                         plan's {"dryRun": true, "channels": [...], "settings"});
+                                         without dryRun: 201 {batchId, ...} the batch that imports
+                                         it (options limit?, since?, skipExisting?, quality?,
+                                         follow?; the list's settings pre-fill them)
+    GET  /api/channels/lists/<id>        a batch's progress and per-row report
     POST /api/channels/<id>/follow       {quality?, since?} → 201 (200 when updated) {follow,
                                          backfillJobId when a since date started a backfill}
     DELETE /api/channels/<id>/follow     → 200 {following: false} (404 when not following)
@@ -24,6 +28,8 @@ has not listed it), is a 404. An import's answer names its channel only once the
 
 from __future__ import annotations
 
+import json
+
 from django.conf import settings
 from django.core.paginator import Paginator
 from django.db import IntegrityError
@@ -31,8 +37,8 @@ from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 
 from chirp.api import api_view, error, json_body
 from imports import lists
-from imports.forms import ChannelListForm, FollowForm, ImportForm, JobsPageForm
-from imports.models import Channel, Follow, ImportJob
+from imports.forms import BatchOptionsForm, ChannelListForm, FollowForm, ImportForm, JobsPageForm
+from imports.models import Channel, Follow, ImportJob, ListBatch
 
 DEFAULT_PAGE_SIZE = 20
 
@@ -143,49 +149,97 @@ def channel_stats(request: HttpRequest, pk: int) -> HttpResponse:
 LIST_EXAMPLE = '{"dryRun": true, "channels": [{"name": "…", "channel_url": "@handle"}]}'
 
 
-def _read_list(request: HttpRequest) -> tuple[lists.ChannelList, bool]:
-    """(the list, whether this is a dry run) from a multipart upload or a JSON body.
-    Raises InvalidList for a list nothing can be read from."""
+class _ListRequest:
+    """What a POST to /api/channels/lists sent: the list, read; its text (kept on the batch
+    it starts); whether it is a dry run; and the batch's options as sent."""
+
+    def __init__(self, channel_list: lists.ChannelList, text: str, dry_run: bool, **kw) -> None:
+        self.list, self.text, self.dry_run = channel_list, text, dry_run
+        self.options: dict = kw.get("options", {})
+        self.name: str = kw.get("name", "")
+
+
+def _read_list(request: HttpRequest) -> _ListRequest:
+    """The list from a multipart upload or a JSON body. Raises InvalidList for a list
+    nothing can be read from."""
     if request.content_type != "application/json":
         form = ChannelListForm(request.POST, request.FILES)
         dry_run = request.POST.get("dryRun", "").lower() in ("true", "1", "on")
         if not form.is_valid():
             raise lists.InvalidList(" ".join(form.errors.get("__all__", [])) or "Invalid list.")
-        return form.cleaned_data["list"], dry_run
+        options = {
+            key: _multipart_value(request.POST[key])
+            for key in BatchOptionsForm.JSON_FIELDS
+            if key in request.POST
+        }
+        return _ListRequest(
+            form.cleaned_data["list"],
+            form.cleaned_data["list_text"],
+            dry_run,
+            options=options,
+            name=form.cleaned_data["list_name"],
+        )
     limit = settings.CHIRP_LIST_MAX_BYTES
     if len(request.body) > limit:
         raise lists.InvalidList(f"The list is larger than {limit:,} bytes: split it.")
     data = json_body(request, example=LIST_EXAMPLE)
     dry_run = data.get("dryRun") is True
+    options = {key: data[key] for key in BatchOptionsForm.JSON_FIELDS if key in data}
     if "list" in data:
         if not isinstance(data["list"], str):
             raise lists.InvalidList("list must be the list's text.")
         format = data.get("format")
         if format is not None and not isinstance(format, str):
             raise lists.InvalidList(f"format must be one of {', '.join(lists.FORMATS)}.")
-        return lists.parse_list(data["list"], format or None), dry_run
+        parsed = lists.parse_list(data["list"], format or None)
+        return _ListRequest(parsed, lists.decode(data["list"]), dry_run, options=options)
     if "channels" in data:
         plan = {key: data[key] for key in ("channels", "settings") if key in data}
-        return lists.parse_list_json(plan), dry_run
+        parsed = lists.parse_list_json(plan)
+        return _ListRequest(parsed, json.dumps(plan), dry_run, options=options)
     raise lists.InvalidList(f"Send a file (multipart), or a JSON body such as {LIST_EXAMPLE}.")
+
+
+def _multipart_value(value: str) -> object:
+    """A multipart field as the JSON value it stands for (true/false, a number, or text)."""
+    if value.lower() in ("true", "false"):
+        return value.lower() == "true"
+    return int(value) if value.isdigit() else value
 
 
 @api_view("POST")
 def channel_lists(request: HttpRequest) -> HttpResponse:
+    """A list's preview (dryRun), or the batch that imports it (201, its id and state)."""
     try:
-        channel_list, dry_run = _read_list(request)
+        sent = _read_list(request)
     except lists.InvalidList as exc:
         return error(str(exc), 400)
-    if not dry_run:
-        # Running a list as a batch is the batch import's (issue 13, next step).
+    preview = lists.preview_list(sent.list, request.user)
+    if sent.dry_run:
+        return JsonResponse({"dryRun": True, **preview.as_json()})
+    counts = preview.counts
+    if not counts["total"] - counts["invalid"] - counts["duplicate"]:
         return error(
-            'Starting a batch from a list is not available yet: send "dryRun": true for the '
-            "preview.",
-            501,
+            "Nothing in this list can be imported: every row is invalid or a duplicate.", 400
         )
+    defaults = {"only_new": True, **ListBatch.options_from_settings(preview.settings)}
+    form = BatchOptionsForm.from_json(sent.options, defaults)
+    if not form.is_valid():
+        return error(" ".join(m for ms in form.errors.values() for m in ms), 400)
+    batch = ListBatch.draft(request.user, sent.text, preview.format, name=sent.name)
+    batch.start(**form.cleaned_data)
     return JsonResponse(
-        {"dryRun": True, **lists.preview_list(channel_list, request.user).as_json()}
+        {"dryRun": False, "batchId": batch.pk, "batch": batch.as_json(rows=False)}, status=201
     )
+
+
+@api_view("GET")
+def channel_list_batch(request: HttpRequest, pk: int) -> HttpResponse:
+    """A list batch's progress and its per-row report."""
+    batch = ListBatch.objects.filter(pk=pk, owner=request.user).exclude(status="draft").first()
+    if batch is None:
+        return _not_found()
+    return JsonResponse(batch.as_json())
 
 
 @api_view("POST", "DELETE")

@@ -164,6 +164,21 @@ def _refresh(pk: int, title: str, description: str, entry: FeedEntry) -> int:
     return 1
 
 
+# The media a follow can ask for, from least to most: one file serves every follower (the
+# catalogue is shared), so new videos are stored at the most any follower asked for.
+_MEDIA_ORDER = ["", "audio", "360", "480", "720", "1080", "best"]
+
+
+def media_quality_for(channel: Channel) -> str:
+    """The quality new videos of `channel` are downloaded at ("" for none): the highest that
+    one of its followers asked for."""
+    wanted = {
+        "" if quality == "none" else quality
+        for quality in Follow.objects.filter(channel=channel).values_list("quality", flat=True)
+    }
+    return max(wanted, key=_MEDIA_ORDER.index, default="")
+
+
 def _enqueue(channel: Channel, video_ids: list[int]) -> None:
     """The new videos join the channel's open follow job (its earliest follower's), or a new
     one, already prepared: the engine enriches its items as it does any import's."""
@@ -193,6 +208,7 @@ def _enqueue(channel: Channel, video_ids: list[int]) -> None:
             only_new=True,  # its words: "N new videos"
             prepared=True,
             status=PENDING,
+            media_quality=media_quality_for(channel),
         )
     ImportJobItem.objects.bulk_create([ImportJobItem(job=job, video_id=pk) for pk in video_ids])
     ImportJob.objects.filter(pk=job.pk).update(

@@ -217,8 +217,12 @@ class ChannelListForm(forms.Form):
         content = upload.read(settings.CHIRP_LIST_MAX_BYTES + 1) if upload else text
         try:
             data["list"] = lists.parse_list(content, data.get("format") or None)
+            # The list's text, kept on the batch its preview can start (within the limit:
+            # parse_list refused anything larger).
+            data["list_text"] = lists.decode(content)
         except lists.InvalidList as exc:
             raise forms.ValidationError(str(exc), code="invalid_list") from None
+        data["list_name"] = upload.name if upload else ""
         return data
 
     def preview(self, user) -> lists.Preview:
@@ -260,3 +264,69 @@ class FollowForm(forms.Form):
                 continue
             values[name] = value if isinstance(value, str) else json.dumps(value)
         return cls(values)
+
+
+class BatchOptionsForm(forms.Form):
+    """A list batch's options (the preview's Start form, the API's start, the CLI's flags):
+    what a new channel's first import takes at most, a since-date, whether videos already
+    imported are skipped, the media quality, and whether the channels are followed."""
+
+    limit = forms.IntegerField(
+        label="At most this many videos a new channel",
+        required=False,
+        min_value=1,
+        max_value=MAX_LIMIT,
+    )
+    since = forms.DateField(
+        label="Only videos published since",
+        required=False,
+        widget=forms.DateInput(attrs={"type": "date"}),
+        error_messages={"invalid": "Enter the date as YYYY-MM-DD."},
+    )
+    only_new = forms.BooleanField(label="Skip videos already imported", required=False)
+    quality = forms.ChoiceField(
+        label="Media quality",
+        choices=QUALITY_CHOICES,
+        required=False,
+        error_messages={"invalid_choice": "Choose a quality: " + ", ".join(QUALITIES) + "."},
+    )
+    follow = forms.BooleanField(label="Follow new uploads", required=False)
+
+    def clean_quality(self) -> str:
+        return self.cleaned_data.get("quality") or "none"
+
+    @classmethod
+    def for_batch(cls, batch: Any) -> BatchOptionsForm:
+        """The Start form, pre-filled with the draft's options (which the list's settings
+        pre-filled)."""
+        return cls(initial={name: getattr(batch, name) for name in cls.base_fields})
+
+    # The API's names for the options, and the JSON type each must have.
+    JSON_FIELDS = {
+        "limit": ("limit", int),
+        "since": ("since", str),
+        "skipExisting": ("only_new", bool),
+        "quality": ("quality", str),
+        "follow": ("follow", bool),
+    }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any], defaults: dict[str, Any]) -> BatchOptionsForm:
+        """The API's options ({limit?, since?, skipExisting?, quality?, follow?}) over the
+        list's own settings; a value of the wrong JSON type is an error, not a guess."""
+        values = {**defaults}
+        for key, (name, kind) in cls.JSON_FIELDS.items():
+            if key not in data or data[key] is None:
+                continue
+            value = data[key]
+            if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+                form = cls({})
+                form.is_valid()
+                form.add_error(None, f"{key} must be {_JSON_KIND[kind]}.")
+                return form
+            values[name] = value
+        form = cls({k: v for k, v in values.items() if v is not None})
+        return form
+
+
+_JSON_KIND = {int: "a whole number", str: "text", bool: "true or false"}

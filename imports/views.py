@@ -21,6 +21,7 @@ from chirp.jobs import IllegalTransition
 from imports import artwork as artworks
 from imports import websub
 from imports.forms import (
+    BatchOptionsForm,
     ChannelListForm,
     ChannelSearchForm,
     FollowForm,
@@ -31,6 +32,8 @@ from imports.models import (
     Channel,
     Follow,
     ImportJob,
+    ListBatch,
+    ListBatchRow,
     Person,
     Video,
     WebSubSubscription,
@@ -259,8 +262,115 @@ def import_list(request: HttpRequest) -> HttpResponse:
     """ "Import a list": a file or pasted text, and the preview of what Chirp understood
     (nothing is fetched from YouTube here)."""
     form = ChannelListForm(request.POST or None, request.FILES or None)
-    preview = form.preview(request.user) if request.method == "POST" and form.is_valid() else None
-    return render(request, "imports/import_list.html", {"form": form, "preview": preview})
+    context: dict = {"form": form, "preview": None}
+    if request.method == "POST" and form.is_valid():
+        preview = form.preview(request.user)
+        context["preview"] = preview
+        counts = preview.counts
+        if counts["total"] - counts["invalid"] - counts["duplicate"]:
+            # The list is kept server-side on a draft, so "Start" runs what this preview shows.
+            batch = ListBatch.draft(
+                request.user,
+                form.cleaned_data["list_text"],
+                preview.format,
+                name=form.cleaned_data["list_name"],
+                settings=preview.settings,
+            )
+            context["batch"] = batch
+            context["options"] = BatchOptionsForm.for_batch(batch)
+    return render(request, "imports/import_list.html", context)
+
+
+def _get_batch_for_user(request: HttpRequest, pk: int) -> ListBatch:
+    """One of the user's list batches (anyone else's is a 404)."""
+    return get_object_or_404(ListBatch, pk=pk, owner=request.user)
+
+
+@require_POST
+def start_batch(request: HttpRequest, pk: int) -> HttpResponse:
+    """Start the draft a preview made, with the options chosen beside it."""
+    batch = _get_batch_for_user(request, pk)
+    form = BatchOptionsForm(request.POST)
+    if not form.is_valid():
+        errors = " ".join(m for ms in form.errors.values() for m in ms)
+        messages.warning(request, f"The batch was not started: {errors}")
+        return redirect("imports:import_list")
+    try:
+        batch.start(**form.cleaned_data)
+    except IllegalTransition:
+        messages.info(request, "This list was started already.")
+    return redirect(batch)
+
+
+@require_GET
+def batch_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    batch = _get_batch_for_user(request, pk)
+    if batch.status == "draft":
+        return redirect("imports:import_list")
+    rows = batch.items.select_related("import_job", "channel", "person")
+    return render(request, "imports/batch_detail.html", {"batch": batch, "rows": rows})
+
+
+def _batch_answer(request: HttpRequest, batch: ListBatch) -> HttpResponse:
+    """The progress block in place (htmx), or the batch's page."""
+    if request.htmx:
+        batch.refresh_from_db()
+        return render(request, "imports/batch_detail.html#batch_progress", {"batch": batch})
+    return redirect(batch)
+
+
+def _change_batch(request: HttpRequest, pk: int, change: str, done: str) -> HttpResponse:
+    batch = _get_batch_for_user(request, pk)
+    try:
+        getattr(batch, change)()
+    except IllegalTransition:
+        messages.warning(request, f"The batch is {batch.get_status_display().lower()}: {done}")
+    return _batch_answer(request, batch)
+
+
+@require_POST
+def pause_batch(request: HttpRequest, pk: int) -> HttpResponse:
+    return _change_batch(request, pk, "pause_batch", "it cannot be paused.")
+
+
+@require_POST
+def resume_batch(request: HttpRequest, pk: int) -> HttpResponse:
+    return _change_batch(request, pk, "resume_batch", "it cannot be resumed.")
+
+
+@require_POST
+def cancel_batch(request: HttpRequest, pk: int) -> HttpResponse:
+    return _change_batch(request, pk, "cancel", "it cannot be cancelled.")
+
+
+@require_POST
+def retry_batch_row(request: HttpRequest, pk: int, row: int) -> HttpResponse:
+    """Try a failed row's import again (the batch goes back in line if it had ended)."""
+    batch = _get_batch_for_user(request, pk)
+    item = get_object_or_404(ListBatchRow.objects.select_related("import_job"), pk=row, job=batch)
+    try:
+        if not item.can_retry:
+            raise IllegalTransition("Only a failed row can be retried.")
+        item.retry_import()
+    except (IllegalTransition, IntegrityError) as exc:
+        message = str(exc) if isinstance(exc, IllegalTransition) else "An import is open already."
+        messages.warning(request, message)
+    if request.htmx:
+        fresh = ListBatchRow.objects.select_related("job", "import_job", "channel", "person")
+        return render(
+            request, "imports/batch_detail.html#batch_row", {"row": fresh.get(pk=item.pk)}
+        )
+    return redirect(batch)
+
+
+@require_GET
+def batch_report(request: HttpRequest, pk: int) -> HttpResponse:
+    """The per-row report as CSV (formula-like cells neutralised)."""
+    batch = _get_batch_for_user(request, pk)
+    response = HttpResponse(content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="list-{batch.pk}-report.csv"'
+    csv.writer(response).writerows(batch.report_csv_rows())
+    return response
 
 
 @require_GET

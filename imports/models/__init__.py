@@ -6,6 +6,7 @@ from imports.models.channels import Channel, ChannelQuerySet, channels_of
 from imports.models.following import ChannelWatch, CheckMethod, Follow
 from imports.models.jobs import ImportJob, ImportJobItem, banner_fragment
 from imports.models.limits import RateLimit
+from imports.models.lists import ListBatch, ListBatchRow
 from imports.models.media import MediaFile, Quality
 from imports.models.people import Person, PersonChannel, people_export_rows, spreadsheet_safe
 from imports.models.videos import Video, VideoQuerySet
@@ -19,6 +20,8 @@ __all__ = [
     "Follow",
     "ImportJob",
     "ImportJobItem",
+    "ListBatch",
+    "ListBatchRow",
     "MediaFile",
     "Person",
     "PersonChannel",

@@ -403,6 +403,13 @@ class ImportJob(Job):
             parts.append(f"{self.failed} failed")
         return ", ".join(parts)
 
+    def _finished_toast(self) -> list[tuple[str, str]]:
+        # A row of a channel list (imports/models/lists.py) is told in the list's own toast
+        # and report: a 200-channel list does not toast 200 times.
+        if self.list_rows.exists():
+            return []
+        return super()._finished_toast()
+
     def as_json(self) -> dict[str, Any]:
         pause = self.pause
         return {

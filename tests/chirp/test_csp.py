@@ -13,7 +13,7 @@ from django.utils import timezone
 from playwright.sync_api import expect
 
 from chirp import live
-from imports.models import Channel, Follow, ImportJob, Person, Video
+from imports.models import Channel, Follow, ImportJob, ListBatch, ListBatchRow, Person, Video
 from tests.chirp.test_settings import CLEAN
 from tests.conftest import ROOT
 from tests.uploads.conftest import make_image, make_job
@@ -81,6 +81,9 @@ def main_pages(alice, staff) -> list[tuple[object, str]]:
     person = Person.objects.create(owner=alice, name="A person", type="INTJ")
     person.link(channel)
     Follow.start(alice, channel)
+    batch = ListBatch.draft(alice, "@x\n", "text")
+    batch.start()
+    ListBatchRow.objects.create(job=batch, number=1, outcome="new", name="A person")
     return [
         (alice, reverse("home")),
         (alice, reverse("uploads:page")),
@@ -93,6 +96,7 @@ def main_pages(alice, staff) -> list[tuple[object, str]]:
         (alice, reverse("imports:job_detail", args=[import_job.pk])),
         (alice, reverse("imports:video_detail", args=[video.pk])),
         (alice, reverse("imports:import_list")),
+        (alice, reverse("imports:batch_detail", args=[batch.pk])),
         (alice, reverse("imports:person_list")),
         (alice, reverse("imports:person_detail", args=[person.pk])),
         (alice, reverse("imports:following")),

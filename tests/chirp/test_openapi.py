@@ -28,7 +28,7 @@ from openapi_spec_validator import validate as validate_openapi
 
 from chirp.models import ApiToken
 from chirp.openapi import DOCUMENT, PATHS, resolve_response
-from imports.models import Channel, Follow, ImportJob
+from imports.models import Channel, Follow, ImportJob, ListBatch, ListBatchRow
 from tests.uploads.conftest import make_job
 
 PAGE_URL = "http://127.0.0.1:8123/gallery"
@@ -59,7 +59,7 @@ JOBS, JOB, RETRY = "/api/scrape-jobs", "/api/scrape-jobs/{id}", "/api/scrape-job
 IMPORTS, IMPORT = "/api/channels/import", "/api/channels/import/{id}"
 CHANNEL_JOBS, ACTIVE = "/api/channels/{id}/jobs", "/api/channels/{id}/jobs/active"
 STATS, DESCRIPTION = "/api/channels/{id}/stats", "/api/openapi.json"
-LISTS = "/api/channels/lists"
+LISTS, BATCH = "/api/channels/lists", "/api/channels/lists/{id}"
 FOLLOW, FOLLOW_URL = "/api/channels/{id}/follow", "/api/channels/{channel}/follow"
 FINISHED, RUNNING = "/api/scrape-jobs/{finished}", "/api/scrape-jobs/{running}"
 
@@ -129,7 +129,11 @@ CASES = [
     Case("POST", LISTS, 400, body={"dryRun": True, "list": ""}),
     Case("POST", LISTS, 401, "anonymous", body={"dryRun": True, "channels": ["@jj1"]}),
     Case("POST", LISTS, 403, "session", body={"dryRun": True, "channels": ["@jj1"]}),
-    Case("POST", LISTS, 501, body={"channels": ["@jj1"]}),
+    Case("POST", LISTS, 201, body={"channels": ["@jj1"], "skipExisting": False, "limit": 5}),
+    Case("POST", LISTS, 400, body={"channels": ["@jj1"], "limit": "five"}),
+    Case("GET", BATCH, 200, url=LISTS + "/{batch}"),
+    Case("GET", BATCH, 401, "anonymous", url=LISTS + "/{batch}"),
+    Case("GET", BATCH, 404, "bob", url=LISTS + "/{batch}"),
     Case("POST", FOLLOW, 201, url=FOLLOW_URL, body={"quality": "720", "since": "2026-01-01"}),
     Case("POST", FOLLOW, 200, url="/api/channels/{followed}/follow", body={"quality": "best"}),
     Case("POST", FOLLOW, 400, url=FOLLOW_URL, body={"quality": "8k"}),
@@ -159,6 +163,7 @@ CASES = [
             ("GET", ACTIVE, "/api/channels/{channel}/jobs/active", None),
             ("GET", STATS, "/api/channels/{channel}/stats", None),
             ("POST", LISTS, "", {"dryRun": True, "channels": ["@jj1"]}),
+            ("GET", BATCH, LISTS + "/{batch}", None),
             ("POST", FOLLOW, FOLLOW_URL, {"quality": "720"}),
             ("DELETE", FOLLOW, "/api/channels/{followed}/follow", None),
             ("GET", DESCRIPTION, "", None),
@@ -209,6 +214,33 @@ def world(alice, bob) -> SimpleNamespace:
         owner=alice, channel=followed, channel_url=followed.youtube_url, status="completed"
     )
     Follow.start(alice, followed)
+    # A finished list batch of alice's: one row imported (the listed channel), one invalid.
+    batch = ListBatch.objects.create(
+        owner=alice,
+        text="name,channel_url\nJ,@listed\nK,nope nope\n",
+        format="csv",
+        status="completed",
+        total=2,
+        done=1,
+        skipped=1,
+        prepared=True,
+        started=timezone.now(),
+        finished=timezone.now(),
+    )
+    ListBatchRow.objects.create(
+        job=batch,
+        number=2,
+        outcome="new",
+        channel_url=channel.youtube_url,
+        input="@listed",
+        name="J",
+        status="completed",
+        import_job=listed,
+        channel=channel,
+    )
+    ListBatchRow.objects.create(
+        job=batch, number=3, outcome="invalid", input="nope nope", status="skipped"
+    )
     session = Client(enforce_csrf_checks=True)
     session.force_login(alice)
     expired = _key_for(alice, expires=timezone.now() - timedelta(days=1))
@@ -220,6 +252,7 @@ def world(alice, bob) -> SimpleNamespace:
             "listed": listed.pk,
             "unlisted": unlisted.pk,
             "followed": followed.pk,
+            "batch": batch.pk,
         },
         clients={
             "alice": Client(HTTP_AUTHORIZATION=f"Bearer {_key_for(alice)}"),

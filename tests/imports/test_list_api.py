@@ -1,5 +1,6 @@
 """A channel list's preview through the API (POST /api/channels/lists, "dryRun": true) and
-the terminal (manage.py import_channels FILE --user NAME --dry-run)."""
+the terminal (manage.py import_channels FILE --user NAME --dry-run); starting its batch from
+both (the batch's run through a worker: test_batch_worker.py)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import CommandError, call_command
 
 from chirp.models import ApiToken
+from imports.models import ListBatch
 
 pytestmark = pytest.mark.django_db
 URL = "/api/channels/lists"
@@ -113,11 +115,73 @@ def test_an_image_upload_is_a_json_400(client, token):
     assert response.status_code == 400 and "PNG image" in response.json()["error"]
 
 
-def test_starting_without_dry_run_is_refused_plainly(client, token):
-    body = {"channels": ["@one"]}
+def test_without_dry_run_the_list_is_queued_as_a_batch_with_its_options(client, token, bob):
+    body = {
+        "channels": [{"name": "A", "email": "a@x.com", "channel_url": "@one"}, "nope nope"],
+        "settings": {"quality": "720p", "skip_existing": False},
+        "follow": True,
+        "since": "2026-01-01",
+    }
     response = client.post(URL, json.dumps(body), content_type="application/json", **token)
 
-    assert response.status_code == 501 and "dryRun" in response.json()["error"]
+    assert response.status_code == 201, response.content
+    answer = response.json()
+    batch = ListBatch.objects.get(pk=answer["batchId"])
+    assert (batch.status, batch.format, batch.quality, batch.only_new, batch.follow) == (
+        "pending",
+        "json",
+        "720",
+        False,
+        True,
+    )
+    assert str(batch.since) == "2026-01-01" and answer["batch"]["options"]["quality"] == "720"
+    # The batch is the caller's to follow, nobody else's.
+    shown = client.get(f"{URL}/{batch.pk}", **token).json()
+    assert (shown["status"], shown["rows"]) == ("pending", [])
+    _, bobs_key = ApiToken.create(bob, "b")
+    other = client.get(f"{URL}/{batch.pk}", HTTP_AUTHORIZATION=f"Bearer {bobs_key}")
+    assert other.status_code == 404
+
+
+def test_a_multipart_upload_without_dry_run_starts_a_batch_named_after_its_file(client, token):
+    upload = SimpleUploadedFile("people.csv", CSV.encode(), content_type="text/csv")
+    response = client.post(URL, {"file": upload, "limit": "3", "skipExisting": "false"}, **token)
+
+    assert response.status_code == 201, response.content
+    batch = ListBatch.objects.get()
+    assert (batch.name, batch.limit, batch.only_new, batch.quality) == (
+        "people.csv",
+        3,
+        False,
+        "none",
+    )
+    assert batch.text == CSV.removeprefix("\ufeff")
+
+
+@pytest.mark.parametrize(
+    "extra, words",
+    [
+        ({"limit": "five"}, "limit must be a whole number"),
+        ({"limit": 0}, "greater than or equal to 1"),
+        ({"since": "someday"}, "YYYY-MM-DD"),
+        ({"quality": "8k"}, "Choose a quality"),
+        ({"follow": "yes"}, "follow must be true or false"),
+    ],
+)
+def test_a_bad_option_is_refused_and_nothing_is_queued(client, token, extra, words):
+    body = {"channels": ["@one"], **extra}
+    response = client.post(URL, json.dumps(body), content_type="application/json", **token)
+
+    assert response.status_code == 400 and words in response.json()["error"]
+    assert not ListBatch.objects.exists()
+
+
+def test_a_list_with_nothing_to_import_starts_no_batch(client, token):
+    body = {"channels": ["https://example.com/x", "@one", "@one"][:1]}
+    response = client.post(URL, json.dumps(body), content_type="application/json", **token)
+
+    assert response.status_code == 400 and "Nothing in this list" in response.json()["error"]
+    assert not ListBatch.objects.exists()
 
 
 def test_the_api_needs_a_caller(client):
@@ -155,5 +219,39 @@ def test_the_cli_refuses_clearly(tmp_path, alice):
         call_command("import_channels", str(path), "--user", "alice", "--dry-run")
     with pytest.raises(CommandError, match="No user named 'nobody'"):
         call_command("import_channels", str(path), "--user", "nobody", "--dry-run")
-    with pytest.raises(CommandError, match="use --dry-run"):
-        call_command("import_channels", str(path), "--user", "alice")
+    path.write_text("@one\n")
+    with pytest.raises(CommandError, match="YYYY-MM-DD"):
+        call_command("import_channels", str(path), "--user", "alice", "--since", "soon")
+    assert not ListBatch.objects.exists()
+
+
+def test_the_cli_without_dry_run_queues_the_batch_with_its_options(tmp_path, alice, capsys):
+    path = tmp_path / "list.txt"
+    path.write_text("@one\n@two\n")
+
+    call_command(
+        "import_channels",
+        str(path),
+        "--user",
+        "alice",
+        "--limit",
+        "5",
+        "--since",
+        "2026-02-01",
+        "--quality",
+        "audio",
+        "--follow",
+        "--no-skip-existing",
+        "--no-wait",
+    )
+
+    batch = ListBatch.objects.get()
+    assert (batch.status, batch.name, batch.limit, batch.quality, batch.follow) == (
+        "pending",
+        "list.txt",
+        5,
+        "audio",
+        True,
+    )
+    assert (str(batch.since), batch.only_new) == ("2026-02-01", False)
+    assert f"Batch {batch.pk}: /channels/lists/{batch.pk}/" in capsys.readouterr().out

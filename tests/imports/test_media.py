@@ -23,7 +23,7 @@ from chirp import engine
 from chirp.jobs import IllegalTransition
 from imports.limiter import Limiter
 from imports.media import enqueue_download
-from imports.models import ImportJob, ImportJobItem, MediaFile, Video
+from imports.models import Channel, ImportJob, ImportJobItem, MediaFile, Video
 from imports.youtube import parse_channel_input
 from tests.imports.media_clips import probe
 from tests.sse import stored_events
@@ -469,3 +469,28 @@ def test_threads_starting_their_first_downloads_at_once_all_find_ffmpeg(tmp_path
         for thread in threads:
             thread.join()
     assert errors == []
+
+
+def test_a_followed_channels_new_videos_are_stored_at_the_highest_quality_asked(
+    alice, bob, media, media_clips
+):
+    """One file serves every follower (the catalogue is shared): new videos are downloaded at
+    the most any follower asked for; following without media stores nothing."""
+    from imports import following
+    from imports.models import Follow
+
+    fake = media.add_channel("followed", videos=2)
+    for user in (alice, bob):
+        run_import(user, "@followed")
+    channel = Channel.objects.get()
+    Follow.start(alice, channel, quality="360")
+    Follow.start(bob, channel, quality="720")
+    new = media.upload(fake, 1)
+
+    following.poll_channel(channel)
+    engine.run_lane("imports")
+
+    stored = MediaFile.objects.get()
+    assert stored.video.youtube_id == new[0].id and stored.quality == "720"
+    assert probe(stored_path(stored)).video == [("h264", 1280, 720)]
+    assert stored.video.stage == "complete"
