@@ -78,8 +78,10 @@ def test_signing_in_through_the_form_and_out_again(alice, browser_for, web_serve
     page.fill("#id_password", PASSWORD)
     page.click("button[type=submit]")
     page.wait_for_url("**/demo/")
+    page.click(".user-menu summary")  # Log out is in the user menu
     page.click("form.logout button")
     page.wait_for_url("**/accounts/login/")
+    expect(page.locator("body")).to_contain_text("You have been signed out.")
     context.close()
 
 

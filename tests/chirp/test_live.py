@@ -289,6 +289,7 @@ def test_streams_that_slip_past_the_check_together_end_with_a_clear_error(settin
     """Several streams opening at the same instant all pass the view's count; the listener
     manager ends the ones over the limit at once."""
     import asyncio
+    import concurrent.futures
 
     from django_eventstream.views import Listener
 
@@ -306,7 +307,10 @@ def test_streams_that_slip_past_the_check_together_end_with_a_clear_error(settin
         await asyncio.sleep(0)
         return listeners
 
-    listeners = asyncio.run(open_streams())
+    # In a thread of its own: a browser test before this one may leave Playwright's event loop
+    # running in this thread, where asyncio.run() refuses to start another.
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        listeners = pool.submit(asyncio.run, open_streams()).result()
 
     assert [bool(listener.error) for listener in listeners] == [False, False, True, True]
     assert "Too many live-update streams" in listeners[-1].error["text"]
