@@ -22,6 +22,15 @@ from chirp.jobs import IllegalTransition, Job
 from chirp.models import ApiToken, LaneSlot
 
 
+def _count(n: int, noun: str) -> str:
+    """ "1 job", "3 jobs": counts read as a person says them, never "job(s)"."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
+def _were(n: int) -> str:
+    return "was" if n == 1 else "were"
+
+
 class JobAdminMixin:
     """What every job's admin shares. A job is read-only here: its status, counters, attempts
     and times move only through the engine and these actions (retry failed, cancel, resume
@@ -72,11 +81,13 @@ class JobAdminMixin:
                 retried += job.retry_failed()
             except (IllegalTransition, IntegrityError):  # still running, or a duplicate
                 refused += 1
-        self.message_user(request, f"{retried} failed {self.item_noun}(s) sent back to the queue.")
+        sent = _count(retried, f"failed {self.item_noun}")
+        self.message_user(request, f"{sent} sent back to the queue.")
         if refused:
             self.message_user(
                 request,
-                f"{refused} {self.job_noun}(s) had nothing to retry or were still running.",
+                f"{_count(refused, self.job_noun)} had nothing to retry or "
+                f"{_were(refused)} still running.",
                 messages.WARNING,
             )
 
@@ -91,13 +102,12 @@ class JobAdminMixin:
                 skipped.append(f"#{job.pk} already {job.get_status_display().lower()}")
                 continue
             cancelled += 1
-        self.message_user(request, f"{cancelled} {self.job_noun}(s) cancelled.")
+        self.message_user(request, f"{_count(cancelled, self.job_noun)} cancelled.")
         if skipped:
             self.message_user(
                 request,
-                f"{len(skipped)} {self.job_noun}(s) had already ended and were not cancelled: "
-                + ", ".join(skipped)
-                + ".",
+                f"{_count(len(skipped), self.job_noun)} had already ended and "
+                f"{_were(len(skipped))} not cancelled: " + ", ".join(skipped) + ".",
                 messages.WARNING,
             )
 
@@ -131,9 +141,8 @@ class JobAdminMixin:
         if skipped:
             self.message_user(
                 request,
-                f"{len(skipped)} {self.job_noun}(s) were not waiting and were not resumed: "
-                + ", ".join(skipped)
-                + ".",
+                f"{_count(len(skipped), self.job_noun)} {_were(len(skipped))} not waiting and "
+                f"{_were(len(skipped))} not resumed: " + ", ".join(skipped) + ".",
                 messages.WARNING,
             )
 
@@ -280,6 +289,7 @@ class LoginFailureAdmin(AccessAttemptAdmin):
         deleted, _ = queryset.delete()
         self.message_user(
             request,
-            f"Lock-out lifted for {', '.join(names)}: {deleted} record(s) of failures forgotten.",
+            f"Lock-out lifted for {', '.join(names)}: "
+            f"{_count(deleted, 'record')} of failures forgotten.",
             messages.SUCCESS,
         )

@@ -4,6 +4,7 @@ from django.contrib import admin, messages
 from django.db import IntegrityError, models
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from django.template.defaultfilters import pluralize
 from django.utils import timezone
 from django.utils.formats import time_format
 from django.utils.html import format_html
@@ -93,7 +94,7 @@ class VideoAdmin(admin.ModelAdmin):
         left = len(selected) - retried
         messages.info(
             request,
-            f"Retried {retried} video(s): sent back to their import"
+            f"Retried {retried} video{pluralize(retried)}: sent back to their import"
             + (f"; {left} had no failed import to retry." if left else "."),
         )
 

@@ -65,7 +65,7 @@ def test_retry_enrichment_sends_a_failed_video_back_to_its_import(
         follow=True,
     )
 
-    assert "Retried 1 video(s): sent back to their import; 1 had no failed import" in (
+    assert "Retried 1 video: sent back to their import; 1 had no failed import" in (
         response.content.decode()
     )
     bad.refresh_from_db()
@@ -210,7 +210,7 @@ def test_resume_now_wakes_the_lane_for_waiting_imports_and_lifts_youtubes_pause(
     )
     assert "YouTube's pause (until " in shown[0] and shown[0].endswith(") was lifted.")
     assert shown[1] == (
-        f"2 import(s) were not waiting and were not resumed: #{done.pk} already completed, "
+        f"2 imports were not waiting and were not resumed: #{done.pk} already completed, "
         f"#{running.pk} is running now."
     )
     assert Limiter().current_pause() is None
@@ -237,7 +237,7 @@ def test_retrying_failed_videos_filtered_by_stage_counts_the_selection(
     )
 
     html = response.content.decode()
-    assert "Retried 2 video(s): sent back to their import; 1 had no failed import to retry." in html
+    assert "Retried 2 videos: sent back to their import; 1 had no failed import to retry." in html
     assert set(Video.objects.filter(stage="created").values_list("pk", flat=True)) == {
         bad.pk,
         second.pk,

@@ -101,8 +101,8 @@ def test_retry_failed_action(staff_client, alice):
     assert (job.status, job.failed) == ("pending", 0)
     assert job.items.filter(status="queued").count() == 2
     messages = [str(m) for m in get_messages(response.wsgi_request)]
-    assert "2 failed image(s) sent back to the queue." in messages
-    assert "1 job(s) had nothing to retry or were still running." in messages
+    assert "2 failed images sent back to the queue." in messages
+    assert "1 job had nothing to retry or was still running." in messages
 
 
 def test_cancel_action_says_which_jobs_it_skipped_and_why(staff_client, alice):
@@ -115,8 +115,8 @@ def test_cancel_action_says_which_jobs_it_skipped_and_why(staff_client, alice):
     job.refresh_from_db()
     assert (job.status, job.cancelled) == ("cancelled", 2)
     assert [str(m) for m in get_messages(response.wsgi_request)] == [
-        "1 job(s) cancelled.",
-        f"2 job(s) had already ended and were not cancelled: #{done.pk} already completed, "
+        "1 job cancelled.",
+        f"2 jobs had already ended and were not cancelled: #{done.pk} already completed, "
         f"#{gone.pk} already cancelled.",
     ]
 
