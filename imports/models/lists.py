@@ -195,6 +195,18 @@ class ListBatch(Job):
         )
         return [(f"{self.dom_id}-rows", html)]
 
+    def retry_failed(self) -> int:
+        """Try every failed row's import again, as the batch page's Retry does (the engine's
+        own retry would send the rows back to wait for the same failed imports). Returns how
+        many rows went back to the queue."""
+        failed = self.items.filter(status=ItemStatus.FAILED).select_related("import_job")
+        rows = [row for row in failed if row.can_retry]
+        if not rows:
+            raise IllegalTransition("This list has no failed row to retry.")
+        for row in rows:
+            row.retry_import()
+        return len(rows)
+
     def import_options(self) -> dict[str, Any]:
         from imports.batch import _import_options
 
