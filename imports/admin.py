@@ -19,6 +19,8 @@ from imports.models import (
     Follow,
     ImportJob,
     ImportJobItem,
+    ListBatch,
+    ListBatchRow,
     Person,
     PersonChannel,
     Video,
@@ -149,6 +151,44 @@ class ImportJobAdmin(JobAdminMixin, admin.ModelAdmin):
         limiter.reset()
         until = time_format(timezone.localtime(pause.until), "H:i")
         return f"YouTube's pause (until {until}) was lifted."
+
+
+class ListBatchRowInline(admin.TabularInline):
+    """A batch's rows, as the worker left them: read-only (a row moves through the batch's
+    page and the actions only)."""
+
+    model = ListBatchRow
+    fields = [
+        "number", "outcome", "input", "channel", "name", "email", "type", "status", "error",
+        "message", "import_job", "attempts", "finished",
+    ]  # fmt: skip
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    show_change_link = False
+    max_num = 0
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[ListBatchRow]:
+        return super().get_queryset(request).select_related("channel", "import_job")
+
+
+@admin.register(ListBatch)
+class ListBatchAdmin(JobAdminMixin, admin.ModelAdmin):
+    list_display = ["id", "title", "owner", "format", "quality", "status", "progress", "created_at"]
+    list_filter = ["status", "format", "quality"]
+    search_fields = ["name", "owner__username"]
+    list_select_related = ["owner"]
+    # The list's text is left out: up to 2 MB of someone's people, and the rows say it all.
+    readonly_fields = [
+        "owner", "name", "format", "limit", "since", "only_new", "quality", "follow",
+        "status", "progress", "total", "done", "skipped", "failed", "cancelled", "step", "error",
+        "prepared", "created", "enqueued", "started", "finished", "updated", "heartbeat",
+        "attempts", "worker",
+    ]  # fmt: skip
+    fields = readonly_fields
+    inlines = [ListBatchRowInline]
+    item_noun = "row"
+    job_noun = "list import"
 
 
 class PersonChannelInline(admin.TabularInline):

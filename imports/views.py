@@ -307,7 +307,7 @@ def batch_detail(request: HttpRequest, pk: int) -> HttpResponse:
     batch = _get_batch_for_user(request, pk)
     if batch.status == "draft":
         return redirect("imports:import_list")
-    rows = batch.items.select_related("import_job", "channel", "person")
+    rows = batch.report_rows()  # with each row's media and captions counted in the query
     return render(request, "imports/batch_detail.html", {"batch": batch, "rows": rows})
 
 

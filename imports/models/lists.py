@@ -17,6 +17,7 @@ from typing import Any
 from django.db import models, transaction
 from django.db.models import Count, F, Q, Sum
 from django.db.models.functions import Coalesce
+from django.template.defaultfilters import filesizeformat
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
@@ -36,6 +37,7 @@ from chirp.jobs import (
 from imports.models.channels import Channel
 from imports.models.following import QUALITY_CHOICES
 from imports.models.jobs import ImportJob, ImportJobItem
+from imports.models.media import MediaFile
 from imports.models.people import Person, spreadsheet_safe
 from imports.models.videos import Video
 
@@ -188,11 +190,22 @@ class ListBatch(Job):
         live.publish_on_commit(self.owner_id, self._rows_fragment)
 
     def _rows_fragment(self) -> list[tuple[str, str]]:
-        rows = self.items.select_related("import_job", "channel", "person")
         html = render_to_string(
-            "imports/batch_detail.html#batch_rows", {"batch": self, "rows": rows}
+            "imports/batch_detail.html#batch_rows", {"batch": self, "rows": self.report_rows()}
         )
         return [(f"{self.dom_id}-rows", html)]
+
+    def retry_failed(self) -> int:
+        """Try every failed row's import again, as the batch page's Retry does (the engine's
+        own retry would send the rows back to wait for the same failed imports). Returns how
+        many rows went back to the queue."""
+        failed = self.items.filter(status=ItemStatus.FAILED).select_related("import_job")
+        rows = [row for row in failed if row.can_retry]
+        if not rows:
+            raise IllegalTransition("This list has no failed row to retry.")
+        for row in rows:
+            row.retry_import()
+        return len(rows)
 
     def import_options(self) -> dict[str, Any]:
         from imports.batch import _import_options
@@ -238,6 +251,10 @@ class ListBatch(Job):
             status=ItemStatus.COMPLETED,
             video__transcript_source=Video.TranscriptSource.NONE,
         ).count()
+        media = MediaFile.objects.filter(
+            video__channel__in=self.items.exclude(channel=None).values("channel")
+        ).totals()
+        found["media_stored"], found["media_size"] = media["videos"], media["size"]
         return found
 
     def current_row(self) -> ListBatchRow | None:
@@ -279,6 +296,9 @@ class ListBatch(Job):
         parts.append(f"{totals['imported']} videos")
         if totals["without_captions"]:
             parts.append(f"{totals['without_captions']} without captions")
+        if totals["media_stored"]:
+            size = filesizeformat(totals["media_size"]).replace("\xa0", " ")
+            parts.append(f"media of {totals['media_stored']} videos stored ({size})")
         if self.failed:
             parts.append(f"{self.failed} rows failed")
         if self.skipped:
@@ -294,14 +314,17 @@ class ListBatch(Job):
         return [row.report() for row in self.report_rows()]
 
     def report_rows(self) -> models.QuerySet[ListBatchRow]:
+        media_stored, media_size = MediaFile.objects.per_channel()
         return self.items.select_related("import_job", "channel", "person").annotate(
+            media_stored=media_stored,
+            media_size=media_size,
             without_captions=Count(
                 "import_job__items",
                 filter=Q(
                     import_job__items__status=ItemStatus.COMPLETED,
                     import_job__items__video__transcript_source=Video.TranscriptSource.NONE,
                 ),
-            )
+            ),
         )
 
     REPORT_COLUMNS = [
@@ -317,6 +340,8 @@ class ListBatch(Job):
         "failed",
         "without_captions",
         "already_there",
+        "media_stored",
+        "media_size",
     ]
 
     def report_csv_rows(self) -> list[list[Any]]:
@@ -348,6 +373,8 @@ class ListBatch(Job):
             "videosImported": totals["imported"],
             "videosFailed": totals["failed"],
             "withoutCaptions": totals["without_captions"],
+            "mediaStored": totals["media_stored"],
+            "mediaSize": totals["media_size"],
             "step": self.step,
             "error": self.error,
             "createdAt": self.created.isoformat(),
@@ -417,6 +444,15 @@ class ListBatchRow(Item):
     def can_retry(self) -> bool:
         return self.status == ItemStatus.FAILED and self.outcome != "invalid"
 
+    def stored_media(self) -> dict[str, int]:
+        """Videos of the row's channel with stored media, and their files' size (bytes); from
+        the report's annotations when the row came with them."""
+        if hasattr(self, "media_stored"):
+            return {"videos": self.media_stored, "size": self.media_size}
+        if not self.channel_id:
+            return {"videos": 0, "size": 0}
+        return MediaFile.objects.filter(video__channel=self.channel_id).totals()
+
     def retry_import(self) -> None:
         """Try a failed row again: its import's failed videos go back to that import's queue
         (or, when nothing of it can be retried, the row starts a new import), and the row goes
@@ -447,6 +483,7 @@ class ListBatchRow(Item):
         without = getattr(self, "without_captions", None)
         if without is None:
             without = job.without_captions() if job else 0
+        media = self.stored_media()
         return {
             "row": self.number,
             "channel": self.channel_label,
@@ -460,6 +497,8 @@ class ListBatchRow(Item):
             "failed": job.failed if job else 0,
             "without_captions": without if job else 0,
             "already_there": (job.known + job.skipped) if job else 0,
+            "media_stored": media["videos"],
+            "media_size": media["size"],
             "import_id": self.import_job_id,
             "channel_id": self.channel_id,
             "person_id": self.person_id,

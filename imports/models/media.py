@@ -11,6 +11,8 @@ from __future__ import annotations
 import uuid
 
 from django.db import models
+from django.db.models import Count, OuterRef, Subquery, Sum
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from imports.models.videos import Video
@@ -32,6 +34,21 @@ class Quality(models.TextChoices):
         return int(self.value) if self.value.isdigit() else None
 
 
+class MediaFileQuerySet(models.QuerySet):
+    def totals(self) -> dict[str, int]:
+        """How many videos have stored media among these files, and the files' size in bytes
+        (a video stored at two qualities is one video, and both its files' bytes)."""
+        return self.aggregate(videos=Count("video", distinct=True), size=Coalesce(Sum("size"), 0))
+
+    def per_channel(self, channel: str = "channel") -> tuple[Coalesce, Coalesce]:
+        """Subqueries giving the same two figures for the channel named by `channel` on the
+        outer query (an annotation per row or channel, no query each)."""
+        files = self.filter(video__channel=OuterRef(channel)).order_by().values("video__channel")
+        videos = files.annotate(n=Count("video", distinct=True)).values("n")
+        size = files.annotate(n=Sum("size")).values("n")
+        return Coalesce(Subquery(videos), 0), Coalesce(Subquery(size), 0)
+
+
 class MediaFile(models.Model):
     class Kind(models.TextChoices):
         VIDEO = "video", "Video"
@@ -51,6 +68,8 @@ class MediaFile(models.Model):
     duration = models.FloatField(null=True, blank=True, help_text="Seconds.")
     key = models.CharField("storage key", max_length=1024, unique=True)
     created = models.DateTimeField(default=timezone.now)
+
+    objects = MediaFileQuerySet.as_manager()
 
     class Meta:
         verbose_name = "media file"

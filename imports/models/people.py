@@ -17,6 +17,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from imports.models.channels import Channel
+from imports.models.media import MediaFile
 from imports.models.videos import Video
 
 # What a spreadsheet runs as a formula when a cell starts with it (CSV injection).
@@ -95,8 +96,8 @@ class Person(models.Model):
         return self.channels.filter(pk__in=Channel.objects.visible_to(self.owner_id).values("pk"))
 
     def totals(self) -> dict[str, int]:
-        """The person's page's totals, over the channels their owner sees. (Stored media is
-        counted once media files exist: the media work adds that figure.)"""
+        """The person's page's totals, over the channels their owner sees: videos, imported,
+        with transcripts, and the videos with stored media and those files' size (bytes)."""
         videos = Video.objects.filter(channel__in=self.visible_channels())
         totals = videos.aggregate(
             videos=Count("pk"),
@@ -104,6 +105,8 @@ class Person(models.Model):
             transcripts=Count("pk", filter=Video.has_transcript_q()),
         )
         totals["channels"] = self.visible_channels().count()
+        media = MediaFile.objects.filter(video__in=videos).totals()
+        totals["media"], totals["media_size"] = media["videos"], media["size"]
         return totals
 
 
@@ -133,7 +136,7 @@ class PersonChannel(models.Model):
 def people_export_rows(user: Any) -> list[list[Any]]:
     """The people of `user` and their channels as CSV rows (one per person and channel, a
     person without channels on a row of their own), with counts; formula-like cells are
-    neutralised. Stored media is left out until media files exist."""
+    neutralised."""
     header = [
         "name",
         "email",
@@ -143,6 +146,8 @@ def people_export_rows(user: Any) -> list[list[Any]]:
         "videos",
         "imported",
         "with_transcripts",
+        "stored_media",
+        "media_size_bytes",
     ]
     rows: list[list[Any]] = [header]
     visible = Channel.objects.visible_to(user)
@@ -151,7 +156,10 @@ def people_export_rows(user: Any) -> list[list[Any]]:
     def count(queryset: models.QuerySet) -> Coalesce:
         return Coalesce(Subquery(queryset.annotate(n=Count("pk")).values("n")), 0)
 
+    media_stored, media_size = MediaFile.objects.per_channel("pk")
     channels = visible.annotate(
+        n_media=media_stored,
+        n_media_size=media_size,
         n_videos=count(videos),
         n_imported=count(videos.filter(stage=Video.Stage.COMPLETE)),
         n_transcripts=count(videos.filter(Video.has_transcript_q())),
@@ -165,7 +173,7 @@ def people_export_rows(user: Any) -> list[list[Any]]:
         person_cells = [person.name, person.email, person.type]
         for channel in by_person.get(person.pk, []) or [None]:
             if channel is None:
-                rows.append([*person_cells, "", "", 0, 0, 0])
+                rows.append([*person_cells, "", "", 0, 0, 0, 0, 0])
             else:
                 rows.append(
                     [
@@ -175,6 +183,8 @@ def people_export_rows(user: Any) -> list[list[Any]]:
                         channel.n_videos,
                         channel.n_imported,
                         channel.n_transcripts,
+                        channel.n_media,
+                        channel.n_media_size,
                     ]
                 )
     return [[spreadsheet_safe(cell) for cell in row] for row in rows]

@@ -11,7 +11,7 @@ from django.db import connection
 from django.utils import timezone
 
 from imports.limiter import Limiter
-from imports.models import ImportJob, ImportJobItem, Video
+from imports.models import ImportJob, ImportJobItem, ListBatch, ListBatchRow, Video
 
 pytestmark = pytest.mark.django_db
 
@@ -242,3 +242,63 @@ def test_retrying_failed_videos_filtered_by_stage_counts_the_selection(
         bad.pk,
         second.pk,
     }
+
+
+def failed_list(owner) -> tuple[ListBatch, ListBatchRow]:
+    """A finished list of one row whose import failed before it listed anything."""
+    now = timezone.now()
+    batch = ListBatch.objects.create(
+        owner=owner, name="people.csv", text="@gone\n", format="text", status="completed",
+        prepared=True, total=1, failed=1, started=now, finished=now,
+    )  # fmt: skip
+    job = ImportJob.objects.create(
+        owner=owner, channel_url="https://www.youtube.com/@gone", status="failed",
+        error="This channel does not exist.", finished=now,
+    )  # fmt: skip
+    row = ListBatchRow.objects.create(
+        job=batch, number=1, outcome="new", channel_url=job.channel_url, input="@gone",
+        name="Ann <b>", status="failed", error="The import failed.", import_job=job, finished=now,
+    )  # fmt: skip
+    return batch, row
+
+
+def test_list_imports_are_in_the_admin_read_only_with_their_rows(staff_client, alice):
+    batch, _row = failed_list(alice)
+    before = ListBatch.objects.filter(pk=batch.pk).values().get()
+    change_url = f"/admin/imports/listbatch/{batch.pk}/change/"
+
+    changelist = staff_client.get("/admin/imports/listbatch/")
+    page = staff_client.get(change_url)
+    posted = staff_client.post(change_url, {"status": "pending", "failed": "0", "done": "1"})
+    added = staff_client.post("/admin/imports/listbatch/add/", {"text": "@x", "format": "text"})
+
+    assert changelist.status_code == 200 and "List people.csv" in changelist.content.decode()
+    html = page.content.decode()
+    assert page.status_code == 200 and "Ann &lt;b&gt;" in html and "The import failed." in html
+    assert 'name="status"' not in html and 'name="failed"' not in html
+    assert posted.status_code == 403 and added.status_code == 403
+    assert ListBatch.objects.filter(pk=batch.pk).values().get() == before
+    assert ListBatch.objects.count() == 1
+
+
+def test_the_admin_retries_a_lists_failed_rows_and_cancels_a_running_list(
+    staff_client, alice, monkeypatch
+):
+    monkeypatch.setattr("chirp.engine.wake_lane", lambda lane: None)
+    batch, row = failed_list(alice)
+    running = ListBatch.objects.create(owner=alice, text="@a\n", format="text", status="running")
+
+    staff_client.post(
+        "/admin/imports/listbatch/", {"action": "retry_failed", "_selected_action": [batch.pk]}
+    )
+    staff_client.post(
+        "/admin/imports/listbatch/", {"action": "cancel", "_selected_action": [running.pk]}
+    )
+
+    batch.refresh_from_db()
+    row.refresh_from_db()
+    running.refresh_from_db()
+    # The row starts a new import (the failed one never listed: nothing of it to retry).
+    assert (batch.status, batch.failed) == ("pending", 0)
+    assert (row.status, row.error, row.import_job_id) == ("queued", "", None)
+    assert running.status == "cancelled"

@@ -113,11 +113,13 @@ def test_the_csv_export_has_counts_and_neutralises_formulas(alice_client, alices
         "videos",
         "imported",
         "with_transcripts",
+        "stored_media",
+        "media_size_bytes",
     ]
     by_channel = {row[3]: row for row in rows[1:]}
     assert by_channel["Ann cooks"][:3] == ["Ann Archer", "ann@x.com", "INTJ"]
-    assert by_channel["Ann cooks"][5:] == ["4", "4", "4"]
-    assert by_channel["Ann gardens"][5:] == ["2", "2", "0"]
+    assert by_channel["Ann cooks"][5:] == ["4", "4", "4", "0", "0"]
+    assert by_channel["Ann gardens"][5:] == ["2", "2", "0", "0", "0"]
     assert by_channel["Ben drives"][:2] == ['\'=HYPERLINK("x")', "'+1@x"]
     assert len(rows) == 4
 
