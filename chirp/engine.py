@@ -432,8 +432,12 @@ def run_job(ctx: RunContext, crashed: bool, monitor: Monitor) -> str:
         recover_items(job)
         if not job.prepared:
             items = list(job.prepare(ctx))
-            if ctx.should_stop():
+            ctx.should_stop()
+            if ctx.stop_reason in ("cancelled", "lost"):
                 return _hand_back(job, ctx)
+            # Done is kept, even past the end of the slice or in a shutdown: preparing again
+            # would not find the same items (an import's second listing stops at the videos
+            # its first one created, and would end with nothing to do).
             job.mark_prepared(items, token)
         while True:
             pool = max(1, job.pool_size)

@@ -167,6 +167,27 @@ def test_a_cap_and_only_new_on_a_reimport(alice, fake_youtube):
     assert Video.objects.count() == 10
 
 
+def test_a_listing_that_outlasts_its_slice_is_kept(alice, fake_youtube, settings):
+    """The slice ends while the channel is being listed: what was listed is kept, not listed
+    again (an "only new" second listing would stop at the videos the first one created and
+    end the import with nothing to do)."""
+    settings.CHIRP_SLICE_SECONDS = 0.5
+    fake_youtube.add_channel("slow", videos=5)
+    fake_youtube.add_fault(kinds={"channel_page"}, delay=1.0, times=1)  # outlasts the slice
+    job, _ = ImportJob.start(alice, parse_channel_input("@slow"), only_new=True)
+
+    engine.run_lane("imports")  # the slice ends during the listing: the job is handed back
+    job.refresh_from_db()
+    assert (job.prepared, job.total, job.worker) == (True, 5, "")  # kept, and handed back
+
+    settings.CHIRP_SLICE_SECONDS = 60  # the next slice, as the worker's re-queued task runs
+    engine.run_lane("imports")
+    job.refresh_from_db()
+
+    assert (job.status, job.total, job.done) == ("completed", 5, 5)
+    assert fake_youtube.count("channel_page") == 1  # listed once
+
+
 def test_reimporting_skips_what_is_already_complete(alice, bob, fake_youtube):
     fake_youtube.add_channel("shared", videos=6)
     run_import(alice, "@shared")
