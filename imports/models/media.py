@@ -8,9 +8,12 @@ The download itself lives in imports/media.py.
 
 from __future__ import annotations
 
+import logging
 import uuid
 
-from django.db import models
+from django.core.files.storage import default_storage
+from django.db import models, transaction
+from django.db.models import Count, Sum
 from django.utils import timezone
 
 from imports.models.videos import Video
@@ -30,6 +33,32 @@ class Quality(models.TextChoices):
     def max_height(self) -> int | None:
         """The tallest video this quality accepts (None: no limit, or no video at all)."""
         return int(self.value) if self.value.isdigit() else None
+
+
+logger = logging.getLogger(__name__)
+
+
+class MediaFileQuerySet(models.QuerySet):
+    def totals(self) -> dict[str, int]:
+        """How many videos have stored media here, and the bytes they take."""
+        found = self.aggregate(videos=Count("video", distinct=True), size=Sum("size"))
+        return {"videos": found["videos"], "size": found["size"] or 0}
+
+    def remove(self) -> int:
+        """Delete these files: the rows now, the stored bytes once the deletion is committed
+        (a rolled-back deletion keeps its files). Returns how many files were removed."""
+        keys = list(self.values_list("key", flat=True))
+        self.delete()
+
+        def free() -> None:
+            for key in keys:
+                try:
+                    default_storage.delete(key)
+                except Exception:  # the row is gone: an orphan file is logged, not raised
+                    logger.exception("Could not delete the stored media %s", key)
+
+        transaction.on_commit(free)
+        return len(keys)
 
 
 class MediaFile(models.Model):
@@ -52,6 +81,8 @@ class MediaFile(models.Model):
     key = models.CharField("storage key", max_length=1024, unique=True)
     created = models.DateTimeField(default=timezone.now)
 
+    objects = MediaFileQuerySet.as_manager()
+
     class Meta:
         verbose_name = "media file"
         ordering = ["-created", "pk"]
@@ -62,6 +93,17 @@ class MediaFile(models.Model):
 
     def __str__(self) -> str:
         return f"{self.video.youtube_id} ({self.get_quality_display()})"
+
+    @property
+    def badge(self) -> str:
+        """What a card says about it: "720p", "Audio"."""
+        if self.kind == self.Kind.AUDIO:
+            return "Audio"
+        return f"{self.height}p" if self.height else self.get_quality_display()
+
+    @property
+    def is_audio(self) -> bool:
+        return self.kind == self.Kind.AUDIO
 
     @staticmethod
     def new_key(video: Video, ext: str) -> str:
