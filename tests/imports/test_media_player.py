@@ -138,7 +138,7 @@ def test_download_file_has_a_readable_name(alice, stored):
 
 def test_a_title_with_path_separators_and_control_characters_stays_one_name(alice, stored):
     video = stored.video
-    Video.objects.filter(pk=video.pk).update(title="AC/DC\\live\x00\n at ../home")
+    Video.objects.filter(pk=video.pk).update(title="AC/DC\\live\x07\n at ../home")
 
     disposition = client_for(alice).get(media_url(stored, download=True))["Content-Disposition"]
 
