@@ -63,7 +63,7 @@ def context_for(user: Any) -> dict[str, Any]:
     }
 
 
-def totals_for(user: Any) -> list[tuple[str, int]]:
+def totals_for(user: Any) -> list[tuple[str, int | str]]:
     """(label, count) of what `user` (a user or their id) can see, lane by lane."""
     return list(chain.from_iterable(model.totals_for(user) for model in _job_models()))
 

@@ -204,7 +204,7 @@ class Job(models.Model):
         return f"{ordinal(self.place_in_line)} in line"
 
     @classmethod
-    def totals_for(cls, user: Any) -> list[tuple[str, int]]:
+    def totals_for(cls, user: Any) -> list[tuple[str, int | str]]:
         """(label, count) pairs of what `user` can see of this lane's results, for the
         dashboard. Nothing by default."""
         return []

@@ -329,6 +329,9 @@ CONTENT_SECURITY_POLICY = {
             # Nothing from YouTube's image hosts: Chirp keeps its own copies of channel avatars,
             # banners and video thumbnails (imports/artwork.py) and serves them itself.
         ],
+        # Stored videos and audio: served by Chirp from the media folder, or by S3 through a
+        # presigned URL the player is redirected to (imports/playback.py).
+        "media-src": [SELF, *_media_image_sources()],
         "connect-src": [SELF],  # htmx requests and the live-update stream (SSE)
         "frame-ancestors": [NONE],
         "form-action": [SELF],

@@ -21,6 +21,7 @@ from imports.models import (
     ImportJobItem,
     ListBatch,
     ListBatchRow,
+    MediaFile,
     Person,
     PersonChannel,
     Video,
@@ -44,6 +45,12 @@ class ChannelAdmin(admin.ModelAdmin):
     search_fields = ["title", "handle", "youtube_id"]
     # Pictures come from YouTube through the import's checks (imports/artwork.py), not uploads.
     readonly_fields = ["avatar", "banner", "created", "updated", "last_imported"]
+    actions = ["remove_media"]
+
+    @admin.action(description="Remove the stored media of the selected channels")
+    def remove_media(self, request: HttpRequest, queryset: QuerySet[Channel]) -> None:
+        removed = MediaFile.objects.filter(video__channel__in=list(queryset)).remove()
+        messages.info(request, f"Removed {removed} stored file(s); their space is freed.")
 
 
 @admin.register(Video)
@@ -68,7 +75,12 @@ class VideoAdmin(admin.ModelAdmin):
         "stage", "progress", "transcript_source", "error_reason", "error", "thumbnail",
         "created", "updated", "enriched",
     ]  # fmt: skip
-    actions = ["retry_enrichment"]
+    actions = ["retry_enrichment", "remove_media"]
+
+    @admin.action(description="Remove the stored media of the selected videos")
+    def remove_media(self, request: HttpRequest, queryset: QuerySet[Video]) -> None:
+        removed = MediaFile.objects.filter(video__in=list(queryset)).remove()
+        messages.info(request, f"Removed {removed} stored file(s); their space is freed.")
 
     @admin.action(description="Retry enrichment of the selected failed videos")
     def retry_enrichment(self, request: HttpRequest, queryset: QuerySet[Video]) -> None:

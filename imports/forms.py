@@ -330,3 +330,9 @@ class BatchOptionsForm(forms.Form):
 
 
 _JSON_KIND = {int: "a whole number", str: "text", bool: "true or false"}
+
+
+class DownloadForm(forms.Form):
+    """A video's "Download" button, or a channel's "download all at …": the quality."""
+
+    quality = forms.ChoiceField(choices=Quality.choices, initial=Quality.P720)

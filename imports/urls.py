@@ -26,6 +26,17 @@ urlpatterns = [
     path("imports/<int:pk>/retry/", views.retry_job, name="retry_job"),
     path("videos/<int:pk>/", views.video_detail, name="video_detail"),
     path("videos/<int:pk>/retry/", views.retry_video, name="retry_video"),
+    path("videos/<int:pk>/media/<int:file_pk>/", views.video_media, name="video_media"),
+    path(
+        "videos/<int:pk>/media/<int:file_pk>/file/",
+        views.video_media,
+        {"download": True},
+        name="video_media_file",
+    ),
+    path("videos/<int:pk>/download/", views.download_video, name="download_video"),
+    path("videos/<int:pk>/media/remove/", views.remove_video_media, name="remove_video_media"),
+    path("<int:pk>/download/", views.download_channel, name="download_channel"),
+    path("<int:pk>/media/remove/", views.remove_channel_media, name="remove_channel_media"),
     re_path(
         r"^(?P<pk>[0-9]+)/artwork/(?P<digest>[0-9a-f]{64})\.jpg$", views.artwork, name="artwork"
     ),

@@ -13,27 +13,31 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q, QuerySet
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.template.defaultfilters import pluralize
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from chirp.jobs import IllegalTransition
 from imports import artwork as artworks
-from imports import websub
+from imports import playback, websub
 from imports.forms import (
     BatchOptionsForm,
     ChannelListForm,
     ChannelSearchForm,
+    DownloadForm,
     FollowForm,
     ImportForm,
     VideoFilterForm,
 )
+from imports.media import enqueue_download
 from imports.models import (
     Channel,
     Follow,
     ImportJob,
     ListBatch,
     ListBatchRow,
+    MediaFile,
     Person,
     Video,
     WebSubSubscription,
@@ -146,10 +150,11 @@ def start_import(request: HttpRequest) -> HttpResponse:
 def job_detail(request: HttpRequest, pk: int) -> HttpResponse:
     job = _get_job_for_user(request, pk)
     failed = job.items.filter(status="failed").select_related("video")[:200]
+    stored = MediaFile.objects.filter(video__in=job.items.values("video")).totals()
     return render(
         request,
         "imports/job_detail.html",
-        {"job": job, "failed_items": failed, "banner": _banner(request)},
+        {"job": job, "failed_items": failed, "stored": stored, "banner": _banner(request)},
     )
 
 
@@ -210,6 +215,8 @@ def channel_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "following": Follow.objects.filter(user=request.user, channel=channel).exists(),
         "follow_form": FollowForm(),
         "push": WebSubSubscription.objects.filter(channel=channel).first(),
+        "stored": MediaFile.objects.filter(video__channel=channel).totals(),
+        "download_form": DownloadForm(),
     }
     target = request.headers.get("HX-Target", "")
     if request.htmx and target == "video-grid":
@@ -222,7 +229,110 @@ def channel_detail(request: HttpRequest, pk: int) -> HttpResponse:
 @require_GET
 def video_detail(request: HttpRequest, pk: int) -> HttpResponse:
     video = _get_video_for_user(request, pk)
-    return render(request, "imports/video_detail.html", {"video": video})
+    context = {"video": video, "stored": video.stored_media, "download_form": DownloadForm()}
+    return render(request, "imports/video_detail.html", context)
+
+
+@require_GET
+def video_media(
+    request: HttpRequest, pk: int, file_pk: int, download: bool = False
+) -> HttpResponse:
+    """A video's stored file, to those who see its channel: played (Range requests), or saved
+    with a readable name ("Download file")."""
+    video = _get_video_for_user(request, pk)
+    media_file = get_object_or_404(
+        MediaFile.objects.select_related("video__channel"), pk=file_pk, video=video
+    )
+    return playback.media_response(request, media_file, as_attachment=download)
+
+
+def _start_download(request: HttpRequest, videos: list[Video], what: str) -> HttpResponse | None:
+    """Queue `videos` at the posted quality; a message says what happened. Returns the answer
+    to an htmx request (the message, in place of the form's status), None for a plain form
+    (the caller redirects)."""
+    form = DownloadForm(request.POST)
+    job = None
+    if not form.is_valid():
+        choices = ", ".join(label for _, label in form.fields["quality"].choices)
+        messages.error(request, f"Choose a quality: {choices}.")
+    elif not videos:
+        messages.info(request, "There is nothing to download: no imported video here.")
+    else:
+        quality = form.cleaned_data["quality"]
+        label = dict(form.fields["quality"].choices)[quality]
+        try:
+            job, created = enqueue_download(request.user, videos, quality)
+        except IllegalTransition as exc:
+            messages.warning(request, str(exc))
+        else:
+            if created:
+                messages.success(request, f"Downloading {what} at {label}.")
+            else:
+                messages.info(
+                    request, "An import of this channel is running: download when it ends."
+                )
+    if request.htmx:
+        return render(request, "imports/partials/download_answer.html", {"job": job})
+    return None
+
+
+@require_POST
+def download_video(request: HttpRequest, pk: int) -> HttpResponse:
+    video = _get_video_for_user(request, pk)
+    return _start_download(request, [video], "this video") or redirect(video)
+
+
+@require_POST
+def download_channel(request: HttpRequest, pk: int) -> HttpResponse:
+    """ "Download all at …": the channel's imported videos."""
+    channel = _get_channel_for_user(request, pk)
+    videos = list(
+        channel.videos.filter(stage=Video.Stage.COMPLETE).only("pk", "channel_id", "youtube_id")
+    )
+    answer = _start_download(request, videos, f"{len(videos)} videos")
+    return answer or redirect(channel)
+
+
+def _shared_media_refusal(request: HttpRequest, channel_id: int) -> str:
+    """Why this user may not remove the channel's stored media ("" if they may). Stored media
+    is shared by everyone who sees the channel: one user must not delete what others still
+    watch, so only staff, or the channel's only viewer, remove it."""
+    if request.user.is_staff:
+        return ""
+    if Channel.viewer_ids(channel_id).exclude(pk=request.user.pk).exists():
+        return (
+            "Other people use this channel's stored media, so it stays: ask an administrator "
+            "to remove it."
+        )
+    return ""
+
+
+@require_POST
+def remove_video_media(request: HttpRequest, pk: int) -> HttpResponse:
+    video = _get_video_for_user(request, pk)
+    if refused := _shared_media_refusal(request, video.channel_id):
+        messages.warning(request, refused)
+        return redirect(video)
+    removed = video.media_files.all().remove()
+    messages.success(
+        request,
+        f"Removed {removed} stored file{pluralize(removed)}." if removed else "Nothing was stored.",
+    )
+    return redirect(video)
+
+
+@require_POST
+def remove_channel_media(request: HttpRequest, pk: int) -> HttpResponse:
+    channel = _get_channel_for_user(request, pk)
+    if refused := _shared_media_refusal(request, channel.pk):
+        messages.warning(request, refused)
+        return redirect(channel)
+    removed = MediaFile.objects.filter(video__channel=channel).remove()
+    messages.success(
+        request,
+        f"Removed {removed} stored file{pluralize(removed)}." if removed else "Nothing was stored.",
+    )
+    return redirect(channel)
 
 
 @require_POST

@@ -86,6 +86,17 @@ document.addEventListener("click", (event) => {
   if (button && !window.confirm(button.dataset.confirm)) event.preventDefault();
 });
 
+// A transcript's or chapter's timestamp seeks the video stored in Chirp when the page plays one
+// ([data-player]); without a player it stays a plain link to that moment on YouTube.
+document.addEventListener("click", (event) => {
+  const link = event.target.closest && event.target.closest("a.timestamp[data-seconds]");
+  const player = link && document.querySelector("[data-player]");
+  if (!player || event.button !== 0 || event.ctrlKey || event.metaKey || event.shiftKey) return;
+  event.preventDefault();
+  player.currentTime = parseFloat(link.dataset.seconds);
+  player.play().catch(() => {}); // autoplay refused: the position is set, the user presses play
+});
+
 // Gallery lightbox. A tile opens its image in place; the URL carries the state (?open=<id>,
 // &boxes=0 when the face boxes are hidden) so a reload or the back button shows the same thing.
 // The figure comes from the image's own page, so the boxes are drawn by one template.

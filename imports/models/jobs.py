@@ -15,6 +15,7 @@ from django.conf import settings
 from django.db import IntegrityError, models, transaction
 from django.db.models import Count, Q
 from django.db.models.functions import Coalesce
+from django.template.defaultfilters import filesizeformat
 from django.template.loader import render_to_string
 from django.urls import reverse
 
@@ -28,7 +29,7 @@ from chirp.jobs import (
     Job,
 )
 from imports.models.channels import Channel, channels_of
-from imports.models.media import Quality
+from imports.models.media import MediaFile, Quality
 from imports.models.videos import SEARCH_REFRESH_BATCH, WATCHERS_SECONDS, Video
 from imports.youtube import YOUTUBE, ChannelRef
 
@@ -269,17 +270,25 @@ class ImportJob(Job):
         return reverse("imports:job_detail", args=[self.pk])
 
     @classmethod
-    def totals_for(cls, user) -> list[tuple[str, int]]:
-        """The channels `user` sees (Channel.seen) and the videos and transcripts of those."""
+    def totals_for(cls, user) -> list[tuple[str, int | str]]:
+        """The channels `user` sees (Channel.seen), the videos and transcripts of those, and
+        the media stored of them (the storage used, once there is some)."""
         channels = Channel.objects.visible_to(user)
         videos = Video.objects.filter(channel__in=channels.values("pk")).aggregate(
             videos=Count("pk"), transcripts=Count("pk", filter=Video.has_transcript_q())
         )
-        return [
+        totals: list[tuple[str, int | str]] = [
             ("Channels", channels.count()),
             ("Videos", videos["videos"]),
             ("Transcripts", videos["transcripts"]),
         ]
+        stored = MediaFile.objects.filter(video__channel__in=channels.values("pk")).totals()
+        if stored["videos"]:  # (a "0 bytes" would make an empty dashboard look used)
+            totals += [
+                ("Stored", stored["videos"]),
+                ("Storage used", filesizeformat(stored["size"])),
+            ]
+        return totals
 
     @property
     def is_open(self) -> bool:

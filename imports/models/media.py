@@ -8,9 +8,11 @@ The download itself lives in imports/media.py.
 
 from __future__ import annotations
 
+import logging
 import uuid
 
-from django.db import models
+from django.core.files.storage import default_storage
+from django.db import models, transaction
 from django.db.models import Count, OuterRef, Subquery, Sum
 from django.db.models.functions import Coalesce
 from django.utils import timezone
@@ -34,6 +36,9 @@ class Quality(models.TextChoices):
         return int(self.value) if self.value.isdigit() else None
 
 
+logger = logging.getLogger(__name__)
+
+
 class MediaFileQuerySet(models.QuerySet):
     def totals(self) -> dict[str, int]:
         """How many videos have stored media among these files, and the files' size in bytes
@@ -47,6 +52,22 @@ class MediaFileQuerySet(models.QuerySet):
         videos = files.annotate(n=Count("video", distinct=True)).values("n")
         size = files.annotate(n=Sum("size")).values("n")
         return Coalesce(Subquery(videos), 0), Coalesce(Subquery(size), 0)
+
+    def remove(self) -> int:
+        """Delete these files: the rows now, the stored bytes once the deletion is committed
+        (a rolled-back deletion keeps its files). Returns how many files were removed."""
+        keys = list(self.values_list("key", flat=True))
+        self.delete()
+
+        def free() -> None:
+            for key in keys:
+                try:
+                    default_storage.delete(key)
+                except Exception:  # the row is gone: an orphan file is logged, not raised
+                    logger.exception("Could not delete the stored media %s", key)
+
+        transaction.on_commit(free)
+        return len(keys)
 
 
 class MediaFile(models.Model):
@@ -81,6 +102,17 @@ class MediaFile(models.Model):
 
     def __str__(self) -> str:
         return f"{self.video.youtube_id} ({self.get_quality_display()})"
+
+    @property
+    def badge(self) -> str:
+        """What a card says about it: "720p", "Audio"."""
+        if self.kind == self.Kind.AUDIO:
+            return "Audio"
+        return f"{self.height}p" if self.height else self.get_quality_display()
+
+    @property
+    def is_audio(self) -> bool:
+        return self.kind == self.Kind.AUDIO
 
     @staticmethod
     def new_key(video: Video, ext: str) -> str:

@@ -23,6 +23,7 @@ EXPECTED = {
     "script-src": {"'self'"},
     "style-src": {"'self'"},
     "connect-src": {"'self'"},
+    "media-src": {"'self'"},  # the player's stored video and audio
     "frame-ancestors": {"'none'"},
     "form-action": {"'self'"},
     "base-uri": {"'self'"},
@@ -144,7 +145,8 @@ def s3_image_sources(**env: str) -> tuple[str, set[str]]:
         "from django.core.files.storage import default_storage as s\n"
         "url = urlsplit(s.url('thumbs/a.jpg'))\n"
         "print(f'{url.scheme}://{url.netloc}')\n"
-        "print(' '.join(settings.CONTENT_SECURITY_POLICY['DIRECTIVES']['img-src']))"
+        "print(' '.join(settings.CONTENT_SECURITY_POLICY['DIRECTIVES']['img-src']))\n"
+        "print(' '.join(settings.CONTENT_SECURITY_POLICY['DIRECTIVES']['media-src']))"
     )
     full_env = {
         **CLEAN,
@@ -163,7 +165,9 @@ def s3_image_sources(**env: str) -> tuple[str, set[str]]:
         timeout=60,
     )
     assert result.returncode == 0, result.stderr
-    origin, sources = result.stdout.splitlines()
+    origin, sources, media_sources = result.stdout.splitlines()
+    # The player is sent to the same bucket (a presigned URL): what shows, plays.
+    assert set(media_sources.split()) == set(sources.split()) - {"data:"}
     return origin, set(sources.split())
 
 
