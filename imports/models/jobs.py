@@ -406,9 +406,36 @@ class ImportJob(Job):
     def _finished_toast(self) -> list[tuple[str, str]]:
         # A row of a channel list (imports/models/lists.py) is told in the list's own toast
         # and report: a 200-channel list does not toast 200 times.
+        events = [self.backfill_completed_event()] if self.since else []
         if self.list_rows.exists():
-            return []
-        return super()._finished_toast()
+            return events
+        return super()._finished_toast() + events
+
+    # Seed 002's events of a backfill since a date, JSON on the owner's stream (README, live
+    # events): `backfill:started` once it is listed, `backfill:completed` once it ended.
+
+    def backfill_started_event(self, listed: int) -> tuple[str, str]:
+        """`listed`: the videos listed as published since the date (give or take the week's
+        margin: some may be dropped by their exact date)."""
+        return live.json_event("backfill:started", {**self._backfill_json(), "totalVideos": listed})
+
+    def backfill_completed_event(self) -> tuple[str, str]:
+        return live.json_event(
+            "backfill:completed",
+            {
+                **self._backfill_json(),
+                "status": self.status,
+                "totalFound": self.total - self.dropped,  # published on or after the date
+                "totalEnqueued": self.total,
+                "imported": self.done,
+                "failed": self.failed,
+                "publishedBeforeSince": self.dropped,
+            },
+        )
+
+    def _backfill_json(self) -> dict[str, Any]:
+        since = self.since.isoformat() if self.since else None
+        return {"jobId": self.pk, "channelId": self.channel_id, "since": since}
 
     def as_json(self) -> dict[str, Any]:
         pause = self.pause
