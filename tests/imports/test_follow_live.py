@@ -109,9 +109,7 @@ def test_a_followed_channels_new_video_is_discovered_as_json(alice, bob, fake_yo
     assert events(bob, "video:discovered") == []  # a viewer, not a follower
 
 
-def test_a_backfill_tells_it_started_what_it_discovered_and_that_it_completed(
-    alice, fake_youtube
-):
+def test_a_backfill_tells_it_started_what_it_discovered_and_that_it_completed(alice, fake_youtube):
     now = datetime.now(UTC)
     fake_youtube.add_channel("daily", videos=40, newest=now, days_apart=1, page_size=10)
     since = now.date() - timedelta(days=5)
@@ -126,9 +124,7 @@ def test_a_backfill_tells_it_started_what_it_discovered_and_that_it_completed(
     assert completed["status"] == "completed" and completed["jobId"] == job.pk
     assert completed["totalFound"] == job.done == len(discovered) == job.total - job.dropped
     assert completed["publishedBeforeSince"] == job.dropped
-    assert all(
-        datetime.fromisoformat(d["publishedAt"]).date() >= since for d in discovered
-    )
+    assert all(datetime.fromisoformat(d["publishedAt"]).date() >= since for d in discovered)
     # An import without a date is no backfill.
     run_import(alice, "@daily")
     assert len(events(alice, "backfill:started")) == 1
