@@ -8,6 +8,7 @@ import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from django.test import Client
 
 from chirp import engine
 from imports import following
@@ -31,6 +32,14 @@ def imported(alice, fake_youtube):
     fake = fake_youtube.add_channel("watched", videos=3, title="Watched")
     run_import(alice, "@watched")
     return fake, Channel.objects.get()
+
+
+def client_of(user) -> Client:
+    """A client of its own (alice_client is the `client` fixture: logging it in as bob would
+    make it bob's)."""
+    client = Client()
+    client.force_login(user)
+    return client
 
 
 def events(user, name: str) -> list[str]:
@@ -67,7 +76,7 @@ def test_a_failed_check_shows_its_error_live(alice, fake_youtube, imported):
 
 
 def test_the_dashboard_shows_new_videos_from_followed_channels_live(
-    alice, bob, alice_client, client, fake_youtube, imported
+    alice, bob, alice_client, fake_youtube, imported
 ):
     fake, channel = imported
     Follow.start(alice, channel)
@@ -90,8 +99,7 @@ def test_the_dashboard_shows_new_videos_from_followed_channels_live(
     # Bob's page of the channel takes the card, his dashboard does not (he follows nothing).
     assert len(events(bob, f"{channel.dom_id}-video-created")) == 2
     assert events(bob, "dash-followed-video-created") == []
-    client.force_login(bob)
-    assert "New from channels you follow" not in client.get("/").content.decode()
+    assert "New from channels you follow" not in client_of(bob).get("/").content.decode()
 
 
 def test_a_followed_channels_new_video_is_discovered_as_json(alice, bob, fake_youtube, imported):
@@ -128,3 +136,34 @@ def test_a_backfill_tells_it_started_what_it_discovered_and_that_it_completed(al
     # An import without a date is no backfill.
     run_import(alice, "@daily")
     assert len(events(alice, "backfill:started")) == 1
+
+
+def test_the_channel_page_shows_the_follow_job_to_its_owner_only(
+    alice, bob, alice_client, fake_youtube, imported
+):
+    fake, channel = imported
+    Follow.start(alice, channel)
+    Follow.start(bob, channel)  # a second follower: the job is alice's (the earliest)
+    fake_youtube.upload(fake, 2)
+    following.poll_channel(channel)
+    job = ImportJob.objects.get(followed=True)
+
+    page = alice_client.get(channel.get_absolute_url()).content.decode()
+    # Active, in "Importing now" and in the (paginated) imports table; the stat cards count it.
+    assert "<h2>Importing now</h2>" in page and f'id="{job.dom_id}"' in page
+    assert f'id="{job.dom_id}-row"' in page
+    assert '<span class="value" data-stat="activeJobs">1</span>' in page
+    # Its row went on top of alice's channel page when it was created.
+    rows = events(alice, f"{channel.dom_id}-import-created")
+    assert any(f'id="{job.dom_id}-row"' in html for html in rows)
+
+    page = client_of(bob).get(channel.get_absolute_url()).content.decode()
+    assert f"{job.dom_id}" not in page and "<h2>Importing now</h2>" not in page
+    assert '<span class="value" data-stat="activeJobs">0</span>' in page
+    assert events(bob, f"{channel.dom_id}-import-created") == []
+
+    engine.run_lane("imports")
+    page = alice_client.get(channel.get_absolute_url()).content.decode()
+    job.refresh_from_db()
+    assert job.status == "completed", (job.status, job.step, job.error)
+    assert "<h2>Importing now</h2>" not in page and f'id="{job.dom_id}-row"' in page
