@@ -515,11 +515,16 @@ class ImportJob(Job):
 
     def created_fragments(self) -> list[tuple[str, str]]:
         """A new import of a channel its owner sees already goes on top of that channel's
-        imports (a channel they do not see yet has no page open to take it)."""
+        imports and its "Importing now" (a channel they do not see yet has no page open to
+        take it)."""
         if not self.channel_id:
             return []
-        html = render_to_string("imports/partials/job.html#job_row", {"job": self})
-        return [(f"{self.channel.dom_id}-import-created", html)]
+        row = render_to_string("imports/partials/job.html#job_row", {"job": self})
+        card = render_to_string("imports/partials/job.html#job_card", {"job": self})
+        return [
+            (f"{self.channel.dom_id}-import-created", row),
+            (f"{self.channel.dom_id}-active-created", card),  # "Importing now"
+        ]
 
     def live_fragments(self) -> list[tuple[str, str]]:
         fragments = [

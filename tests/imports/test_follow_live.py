@@ -138,32 +138,44 @@ def test_a_backfill_tells_it_started_what_it_discovered_and_that_it_completed(al
     assert len(events(alice, "backfill:started")) == 1
 
 
+def importing_now(page: str) -> str:
+    """The channel page's "Importing now" cards (the section is always there, shown by CSS
+    while it holds one)."""
+    start = page.index('<div class="active-jobs"')
+    return page[start : page.index("</section>", start)]
+
+
 def test_the_channel_page_shows_the_follow_job_to_its_owner_only(
     alice, bob, alice_client, fake_youtube, imported
 ):
     fake, channel = imported
     Follow.start(alice, channel)
     Follow.start(bob, channel)  # a second follower: the job is alice's (the earliest)
+    page = alice_client.get(channel.get_absolute_url()).content.decode()
+    # Open before the job exists, the page has where to take it live.
+    assert f'sse-swap="{channel.dom_id}-active-created" hx-swap="afterbegin"' in page
+    assert "import-job" not in importing_now(page)
     fake_youtube.upload(fake, 2)
     following.poll_channel(channel)
     job = ImportJob.objects.get(followed=True)
 
-    page = alice_client.get(channel.get_absolute_url()).content.decode()
-    # Active, in "Importing now" and in the (paginated) imports table; the stat cards count it.
-    assert "<h2>Importing now</h2>" in page and f'id="{job.dom_id}"' in page
-    assert f'id="{job.dom_id}-row"' in page
-    assert '<span class="value" data-stat="activeJobs">1</span>' in page
-    # Its row went on top of alice's channel page when it was created.
+    # Sent live: its card into "Importing now", its row on top of the imports table.
+    (card,) = events(alice, f"{channel.dom_id}-active-created")
+    assert f'id="{job.dom_id}"' in card and "import-job" in card
     rows = events(alice, f"{channel.dom_id}-import-created")
     assert any(f'id="{job.dom_id}-row"' in html for html in rows)
+    # On a reload: active, in the (paginated) imports table, counted by the stat cards.
+    page = alice_client.get(channel.get_absolute_url()).content.decode()
+    assert f'id="{job.dom_id}"' in importing_now(page)
+    assert f'id="{job.dom_id}-row"' in page
+    assert '<span class="value" data-stat="activeJobs">1</span>' in page
 
     page = client_of(bob).get(channel.get_absolute_url()).content.decode()
-    assert f"{job.dom_id}" not in page and "<h2>Importing now</h2>" not in page
+    assert job.dom_id not in page
     assert '<span class="value" data-stat="activeJobs">0</span>' in page
     assert events(bob, f"{channel.dom_id}-import-created") == []
+    assert events(bob, f"{channel.dom_id}-active-created") == []
 
     engine.run_lane("imports")
     page = alice_client.get(channel.get_absolute_url()).content.decode()
-    job.refresh_from_db()
-    assert job.status == "completed", (job.status, job.step, job.error)
-    assert "<h2>Importing now</h2>" not in page and f'id="{job.dom_id}-row"' in page
+    assert "import-job" not in importing_now(page) and f'id="{job.dom_id}-row"' in page
