@@ -29,7 +29,7 @@ def main() -> None:
 
     with FakeYouTube() as fake:
         setup_django(
-            bench_database_url(),
+            bench_database_url("chirp_bench_follow_poll"),
             CHIRP_YOUTUBE_TRANSPORT="tests.imports.fake_youtube.transport",
             CHIRP_YOUTUBE_SPACING="0",
             CHIRP_FOLLOW_POLL_MINUTES=str(POLL_MINUTES),
