@@ -21,6 +21,8 @@ from chirp.jobs import PENDING, TERMINAL, Job
 # How many ended jobs the dashboard shows, and how many waiting ones (the rest are counted).
 RECENT = 8
 WAITING_SHOWN = 20
+# How many of the newest videos of the channels a user follows it shows.
+FOLLOWED = 6
 # A job that starts moves everyone behind it up one place: their owners get the dashboard
 # again, up to this many of them (a long line of strangers must not stall the worker).
 LINE_WATCHERS = 50
@@ -52,8 +54,11 @@ def context_for(user: Any) -> dict[str, Any]:
     running.sort(key=lambda job: job.started or job.created)
     waiting.sort(key=lambda job: (job.enqueued, job.lane, job.pk))
     ended.sort(key=lambda job: job.finished, reverse=True)
-    anything = running or waiting or ended or any(n for _, n in totals)
+    followed = _followed_videos(user)
+    anything = running or waiting or ended or any(n for _, n in totals) or followed is not None
     return {
+        "followed": followed,
+        "followed_shown": FOLLOWED,
         "running": running,
         "waiting": waiting[:WAITING_SHOWN],
         "waiting_more": max(0, waiting_count - WAITING_SHOWN),
@@ -61,6 +66,13 @@ def context_for(user: Any) -> dict[str, Any]:
         "totals": totals,
         "empty": not anything,
     }
+
+
+def _followed_videos(user: Any) -> list | None:
+    """The newest videos of the channels `user` follows (None: they follow none)."""
+    from imports.following import new_videos_for
+
+    return new_videos_for(user, FOLLOWED)
 
 
 def totals_for(user: Any) -> list[tuple[str, int | str]]:

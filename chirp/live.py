@@ -86,6 +86,12 @@ def toast(message: str, level: str = "info", key: str = "") -> tuple[str, str]:
     return ("toast", render_to_string("includes/toast.html", context))
 
 
+def json_event(name: str, data: dict) -> tuple[str, str]:
+    """An event whose payload is JSON, not HTML: for scripts and API clients that listen to
+    the stream (the README's live events, e.g. `video:discovered`); no element swaps it."""
+    return (name, json.dumps(data, cls=DjangoJSONEncoder))
+
+
 class UserChannelManager(DefaultChannelManager):
     """A user reads only their own channel."""
 

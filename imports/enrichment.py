@@ -150,6 +150,7 @@ def list_channel(job: ImportJob, ctx: RunContext) -> list[ImportJobItem]:
     new = [pk for pk in videos if pk not in complete]
     if job.since is not None:
         ctx.set_step(_found_since(len(new), job, listing))
+        live.publish(job.owner_id, [job.backfill_started_event(len(new))])
     elif not new and (complete or listing.reached_known):
         ctx.set_step("Nothing new since the last import")
     elif job.is_reimport:
@@ -261,6 +262,8 @@ def enrich_item(job: ImportJob, item: ImportJobItem, ctx: RunContext) -> None:
                     raise ItemSkipped(job.dropped_reason)
                 thumbnail = _thumbnail(video, info, client, limiter, ctx)
                 stage(lambda: video.save_metadata(info, thumbnail))
+                if job.since is not None:  # kept by its exact date: a backfill found it
+                    live.publish(job.owner_id, [video.discovered_event()])
                 transcript = _transcript(video, client, limiter, ctx)
                 stage(lambda: video.save_transcript(transcript))
                 stage(lambda: video.save_chapters(info, download=wants_media))

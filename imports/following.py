@@ -24,10 +24,12 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.conf import settings
 from django.db import transaction
 from django.db.models import F
+from django.template.loader import render_to_string
 from django.utils import timezone
 
 from chirp import engine, live
@@ -116,7 +118,8 @@ def handle_entries(
             outcome.created = create_videos(channel, [_as_listing_entry(e) for e in new])
             _enqueue(channel, outcome.created)
     if outcome.created:
-        transaction.on_commit(lambda: _announce(channel, outcome.created))
+        published = {e.video_id: e.published for e in entries}
+        transaction.on_commit(lambda: _announce(channel, outcome.created, published))
     logger.info(
         "%s of %s: %d new, %d refreshed%s",
         method,
@@ -126,6 +129,19 @@ def handle_entries(
         " (gap listed)" if outcome.listed else "",
     )
     return outcome
+
+
+def new_videos_for(user: Any, limit: int) -> list[Video] | None:
+    """The dashboard's "New from channels you follow": the newest videos `user` (a user or
+    their id) got from the channels they follow, those created since each follow began;
+    None when they follow none (no section)."""
+    if not Follow.objects.filter(user=user).exists():
+        return None
+    # One join on the follows, filtered to this user: its `created` is their follow's.
+    videos = Video.objects.for_cards().filter(
+        channel__follows__user=user, created__gte=F("channel__follows__created")
+    )
+    return list(videos.order_by("-created", "-pk")[:limit])
 
 
 def _unique(entries: Sequence[FeedEntry]) -> list[FeedEntry]:
@@ -219,20 +235,30 @@ def _enqueue(channel: Channel, video_ids: list[int]) -> None:
     engine.wake_lane_on_commit(ImportJob.lane)
 
 
-def _announce(channel: Channel, video_ids: list[int]) -> None:
-    """The new cards to everyone who sees the channel, and a toast to each follower."""
+def _announce(
+    channel: Channel, video_ids: list[int], published: dict[str, datetime | None]
+) -> None:
+    """The new cards to everyone who sees the channel (its page, the Following page); to each
+    follower also their dashboard's "New from channels you follow", a toast, and
+    `video:discovered` (`published`: each video's date in the entry, by YouTube id)."""
     videos = list(Video.objects.for_cards().filter(pk__in=video_ids))
-    cards = [(f"{channel.dom_id}-video-created", video.card_html()) for video in reversed(videos)]
+    cards = [(video.card_html(), video) for video in reversed(videos)]
+    on_channel = [(f"{channel.dom_id}-video-created", html) for html, _ in cards]
+    on_dashboard = [("dash-followed-video-created", html) for html, _ in cards]
+    discovered = [video.discovered_event(published.get(video.youtube_id)) for _, video in cards]
+    toasts = [
+        live.toast(
+            f"New video from {channel}: {video.title or video.youtube_id}",
+            key=f"new-video-{video.pk}",
+        )
+        for _, video in cards
+    ]
     followers = set(Follow.objects.filter(channel=channel).values_list("user_id", flat=True))
     for user_id in set(Channel.viewer_ids(channel.pk)) | followers:
-        toasts = [
-            live.toast(
-                f"New video from {channel}: {video.title or video.youtube_id}",
-                key=f"new-video-{video.pk}",
-            )
-            for video in videos
-        ]
-        live.publish(user_id, cards + (toasts if user_id in followers else []))
+        if user_id in followers:
+            live.publish(user_id, on_channel + on_dashboard + discovered + toasts)
+        else:
+            live.publish(user_id, on_channel)
 
 
 def _list_gap(channel: Channel, exclude: set[str]) -> list[FeedEntry]:
@@ -287,9 +313,17 @@ def full_check(channel: Channel) -> Outcome | None:
 
 
 def record_check(channel: Channel, method: str, error: str = "") -> None:
-    Follow.objects.filter(channel=channel).update(
-        last_checked=timezone.now(), last_check_method=method, last_error=error[:2000]
-    )
+    """When and how the channel was checked, on its follows; each follower's Following page
+    shows it at once (its "last checked" line)."""
+    follows = Follow.objects.filter(channel=channel)
+    follows.update(last_checked=timezone.now(), last_check_method=method, last_error=error[:2000])
+    for follow in follows.select_related("channel"):
+        live.publish_on_commit(follow.user_id, lambda follow=follow: [_check_fragment(follow)])
+
+
+def _check_fragment(follow: Follow) -> tuple[str, str]:
+    html = render_to_string("imports/following.html#check_state", {"follow": follow})
+    return (f"{follow.channel.dom_id}-check", html)
 
 
 def _safely(check, channel: Channel, method: str) -> None:

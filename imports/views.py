@@ -575,6 +575,7 @@ def following(request: HttpRequest) -> HttpResponse:
         "follows": follows,
         "poll_minutes": settings.CHIRP_FOLLOW_POLL_MINUTES,
         "full_days": settings.CHIRP_FOLLOW_FULL_CHECK_DAYS,
+        "newest_shown": FOLLOWING_VIDEOS,
     }
     return render(request, "imports/following.html", context)
 

@@ -415,9 +415,36 @@ class ImportJob(Job):
     def _finished_toast(self) -> list[tuple[str, str]]:
         # A row of a channel list (imports/models/lists.py) is told in the list's own toast
         # and report: a 200-channel list does not toast 200 times.
+        events = [self.backfill_completed_event()] if self.since else []
         if self.list_rows.exists():
-            return []
-        return super()._finished_toast()
+            return events
+        return super()._finished_toast() + events
+
+    # Seed 002's events of a backfill since a date, JSON on the owner's stream (README, live
+    # events): `backfill:started` once it is listed, `backfill:completed` once it ended.
+
+    def backfill_started_event(self, listed: int) -> tuple[str, str]:
+        """`listed`: the videos listed as published since the date (give or take the week's
+        margin: some may be dropped by their exact date)."""
+        return live.json_event("backfill:started", {**self._backfill_json(), "totalVideos": listed})
+
+    def backfill_completed_event(self) -> tuple[str, str]:
+        return live.json_event(
+            "backfill:completed",
+            {
+                **self._backfill_json(),
+                "status": self.status,
+                "totalFound": self.total - self.dropped,  # published on or after the date
+                "totalEnqueued": self.total,
+                "imported": self.done,
+                "failed": self.failed,
+                "publishedBeforeSince": self.dropped,
+            },
+        )
+
+    def _backfill_json(self) -> dict[str, Any]:
+        since = self.since.isoformat() if self.since else None
+        return {"jobId": self.pk, "channelId": self.channel_id, "since": since}
 
     def as_json(self) -> dict[str, Any]:
         pause = self.pause
@@ -497,11 +524,16 @@ class ImportJob(Job):
 
     def created_fragments(self) -> list[tuple[str, str]]:
         """A new import of a channel its owner sees already goes on top of that channel's
-        imports (a channel they do not see yet has no page open to take it)."""
+        imports and its "Importing now" (a channel they do not see yet has no page open to
+        take it)."""
         if not self.channel_id:
             return []
-        html = render_to_string("imports/partials/job.html#job_row", {"job": self})
-        return [(f"{self.channel.dom_id}-import-created", html)]
+        row = render_to_string("imports/partials/job.html#job_row", {"job": self})
+        card = render_to_string("imports/partials/job.html#job_card", {"job": self})
+        return [
+            (f"{self.channel.dom_id}-import-created", row),
+            (f"{self.channel.dom_id}-active-created", card),  # "Importing now"
+        ]
 
     def live_fragments(self) -> list[tuple[str, str]]:
         fragments = [

@@ -390,6 +390,22 @@ class Video(models.Model):
     def card_html(self) -> str:
         return render_to_string("imports/channel_detail.html#video_card", {"video": self})
 
+    def discovered_event(self, published: datetime | None = None) -> tuple[str, str]:
+        """`video:discovered` (seed 002): a followed channel's new video, or one a backfill
+        found, just created. `published`: the feed's date, when the video has none yet."""
+        published = self.published or published
+        return live.json_event(
+            "video:discovered",
+            {
+                "id": self.pk,
+                "videoId": self.youtube_id,
+                "channelId": self.channel_id,
+                "title": self.title,
+                "publishedAt": published.isoformat() if published else None,
+                "url": self.get_absolute_url(),
+            },
+        )
+
     def publish_to(self, *user_ids: int) -> None:
         """Send this video's card (rendered once) to these users' streams now."""
         fragments = [(self.dom_id, self.card_html())]

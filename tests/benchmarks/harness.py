@@ -12,17 +12,18 @@ from statistics import quantiles
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def bench_database_url() -> str:
-    """A fresh, migrated database beside the configured one (never the configured one)."""
+def bench_database_url(name: str = "chirp_bench") -> str:
+    """A fresh, migrated database beside the configured one (never the configured one);
+    `name`: a benchmark of its own, run beside another, needs its own."""
     base = os.environ.get("DATABASE_URL", "")
     if base.startswith(("postgres://", "postgresql://")):
         import psycopg
 
         admin_url = base.rsplit("/", 1)[0] + "/postgres"
         with psycopg.connect(admin_url, autocommit=True) as conn:
-            conn.execute("DROP DATABASE IF EXISTS chirp_bench WITH (FORCE)")
-            conn.execute("CREATE DATABASE chirp_bench")
-        url = base.rsplit("/", 1)[0] + "/chirp_bench"
+            conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+            conn.execute(f"CREATE DATABASE {name}")
+        url = base.rsplit("/", 1)[0] + f"/{name}"
     else:
         url = f"sqlite:///{tempfile.mkdtemp(prefix='chirp-bench-')}/bench.sqlite3"
     env = {**os.environ, "DATABASE_URL": url, "DJANGO_SETTINGS_MODULE": "tests.settings"}

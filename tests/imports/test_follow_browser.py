@@ -51,3 +51,42 @@ def test_a_poll_brings_a_new_video_to_the_open_channel_page(
     expect(card).not_to_have_class(re.compile(r"\bimporting\b"))
     expect(page.locator(".video-card")).to_have_count(4)
     assert page.evaluate("window.notReloaded") is True
+
+
+def test_a_poll_brings_a_new_video_to_the_open_following_page_and_dashboard(
+    alice, browser_for, start_worker, fake_youtube, make_channel
+):
+    fake = fake_youtube.add_channel("weekly", videos=3, title="Weekly")
+    channel = make_channel(alice, videos=0, youtube_id=fake.channel_id, title="Weekly")
+    Video.objects.bulk_create(
+        Video(youtube_id=v.id, channel=channel, title=v.title, stage="complete", progress=100)
+        for v in fake.videos
+    )
+    Follow.start(alice, channel)
+    start_worker(CHIRP_YOUTUBE_CONCURRENCY="1")
+    page = browser_for(alice)
+    offline(page)
+    page.goto("/channels/following/")
+    page.evaluate("window.notReloaded = true")
+    followed = page.locator(f"#following-{channel.pk}")
+    expect(followed.locator(".video-card")).to_have_count(3)
+    expect(followed.locator(".check-state")).to_contain_text("Not checked yet")
+    home = page.context.new_page()  # the same browser (offline() is the context's)
+    home.goto("/")
+    expect(home.locator("#dash-followed")).to_contain_text("No new video yet")
+
+    (upload,) = fake_youtube.upload(fake, 1)
+    assert following.poll_channel(channel) is not None
+
+    video = Video.objects.get(youtube_id=upload.id)
+    card = followed.locator(f"#{video.dom_id}")
+    expect(card).to_be_visible(timeout=30_000)
+    expect(followed.locator(".video-card").first).to_have_id(video.dom_id)  # on top
+    expect(followed.locator(".check-state")).to_contain_text("by poll (rss)")
+    expect(card).to_have_attribute("data-stage", "complete", timeout=60_000)
+    expect(followed.locator(".video-card")).to_have_count(4)
+    assert page.evaluate("window.notReloaded") is True
+    # The dashboard took it too, and saw it complete.
+    dash_card = home.locator(f"#dash-followed #{video.dom_id}")
+    expect(dash_card).to_have_attribute("data-stage", "complete", timeout=30_000)
+    expect(home.locator("#dash-followed")).not_to_contain_text("No new video yet")
