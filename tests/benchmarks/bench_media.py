@@ -9,7 +9,8 @@ Targets:
    (`store_media`: yt-dlp into the scratch folder, then streamed into the storage and checked)
    at >= 80 % of a plain HTTP fetch of the same bytes to a file with local storage, >= 60 % with
    a loopback S3 (moto server). Runs are interleaved (plain, local, S3) ROUNDS times; the
-   median of each is compared.
+   median of each is compared. For scale, the time boto3 alone takes to upload the file to the
+   loopback S3 is printed too (s3_upload_alone_s: moto's own ceiling).
 2. Memory: the peak RSS growth of this process while `store_file` puts a 2 GB file into S3
    (the storage save and its check; the download before it is yt-dlp writing to disk) stays
    under 100 MB. Sampled every 20 ms from /proc/self/status. Skipped with a message when the
@@ -223,7 +224,11 @@ def timed_store(video, client) -> float:  # type: ignore[no-untyped-def]
     started = time.monotonic()
     media_file = store_media(video, "360", client)
     took = time.monotonic() - started
-    assert media_file.size == THROUGHPUT_BYTES, (media_file.size, media_file.container, media_file.height)
+    assert media_file.size == THROUGHPUT_BYTES, (
+        media_file.size,
+        media_file.container,
+        media_file.height,
+    )
     default_storage.delete(media_file.key)
     return took
 
@@ -256,6 +261,14 @@ def throughput(tmp: Path, s3_url: str) -> dict[str, float]:
         result[f"{name}_runs_s"] = [round(v, 2) for v in values]  # type: ignore[assignment]
     result["local_vs_plain"] = result["plain_s"] / result["local_s"]
     result["s3_vs_plain"] = result["plain_s"] / result["s3_s"]
+    # For scale, not a target: how fast the loopback S3 (moto, in Python) takes the same file
+    # from boto3 alone, with no download and no check: the ceiling of any store into it.
+    started = time.monotonic()
+    s3.bucket.upload_file(
+        str(clip), "ceiling.mp4", Config=s3.transfer_config_for(clip.stat().st_size)
+    )
+    result["s3_upload_alone_s"] = time.monotonic() - started
+    s3.delete("ceiling.mp4")
     return result
 
 
