@@ -391,7 +391,8 @@ def import_with_worker(user, tmp: Path, handle: str, quality: str) -> dict[str, 
         worker.wait(60)
         log.close()
         fake.close()
-    assert (job.status, job.done) == ("completed", VIDEOS), (job.status, job.done, job.error)
+    errors = set(job.channel.videos.values_list("error", flat=True)) if job.channel else set()
+    assert (job.status, job.done) == ("completed", VIDEOS), (job.status, job.error, errors)
     stored = MediaFile.objects.filter(video__channel=job.channel)
     assert stored.count() == (VIDEOS if quality else 0)
     return {"wall_s": took, "peak_rss_cluster_mb": peak, "clip_bytes": clip.stat().st_size}
@@ -401,6 +402,11 @@ def overhead(tmp: Path) -> dict[str, float]:
     from django.contrib.auth import get_user_model
 
     user = get_user_model().objects.create_user("bench-media", password="x")
+    # DEBUG is off, as in production: the worker's thumbnails' placeholder needs the manifest.
+    os.environ["CHIRP_STATIC_ROOT"] = str(tmp / "static")
+    subprocess.run(
+        [sys.executable, "manage.py", "collectstatic", "--noinput", "-v0"], cwd=ROOT, check=True
+    )
     plain = import_with_worker(user, tmp, "nomedia", "")
     media = import_with_worker(user, tmp, "withmedia", "360")
     return {
