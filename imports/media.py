@@ -260,6 +260,9 @@ def download(
         "ffmpeg_location": ffmpeg_location(settings.CHIRP_MEDIA_SCRATCH_DIR),
         "ratelimit": settings.CHIRP_MEDIA_RATE_LIMIT or None,
         "progress_hooks": [hook],
+        # Only the video extractor: a YoutubeDL loading all ~1,800 of yt-dlp's spends ~35 ms
+        # doing so, and one is built per download (tests/benchmarks/bench_media.py).
+        "allowed_extractors": ["youtube"],
         # The manifests' formats too: some clients' plain streams need a token theirs do not.
         "extractor_args": {},
     }
