@@ -84,6 +84,10 @@ def test_media_is_saved_to_and_read_from_the_configured_bucket(s3_endpoint, tmp_
 # -- a stored media file's check (imports/media.py store_file, chirp/storages.py) ---------------
 
 
+MB = 1024 * 1024
+GB = 1024 * MB
+
+
 @pytest.fixture
 def s3_media(s3_endpoint, settings, tmp_path):
     """The default storage is the loopback S3, in this process; a 12 MB file to store."""
@@ -171,6 +175,19 @@ def test_with_request_checksums_turned_off_the_s3_copy_is_read_back(s3_media, mo
 
     assert "GetObject" in [operation for operation, _ in sent]
     assert sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.mark.parametrize(
+    ("size", "part", "parts_in_memory"),
+    [(2 * GB, 8 * MB, 4), (200 * GB, 23 * MB, 2)],
+)
+def test_an_upload_holds_few_parts_in_memory(settings, size, part, parts_in_memory):
+    settings.CHIRP_S3_PART_SIZE = 8 * MB
+    config = S3Storage(bucket_name="chirp-media").transfer_config_for(size)
+
+    # boto3 reads each part into memory: 10 parts at once by default (80 MB, or 230 MB).
+    assert config.multipart_chunksize == part
+    assert config.max_in_memory_upload_chunks == config.max_concurrency == parts_in_memory
 
 
 class TruncatingS3Storage(S3Storage):
