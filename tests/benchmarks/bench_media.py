@@ -2,7 +2,8 @@
 going to S3, and Chirp's own cost per video on a whole channel.
 
     .venv/bin/python -m tests.benchmarks.bench_media
-    BENCH_MEDIA_VIDEOS=1000 .venv/bin/python -m tests.benchmarks.bench_media   # the full channel
+    .venv/bin/python -m tests.benchmarks.bench_media throughput memory   # some of them
+    BENCH_MEDIA_VIDEOS=200 .venv/bin/python -m tests.benchmarks.bench_media overhead
 
 Targets:
 1. Throughput: downloading and storing a 200 MB file from the fake media host over loopback
@@ -19,8 +20,10 @@ Targets:
    spacing through a real `manage.py qcluster`, once without media and once at "360": the
    difference per video is the download stage's cost (the bytes on the wire are a few KB per
    video, a fraction of a millisecond at the loopback speed measured in 1), target < 50 ms;
-   the whole cluster's peak RSS < 1 GB. BENCH_MEDIA_VIDEOS videos (default 200: the 2-core
-   benchmark machine takes minutes per thousand).
+   the whole cluster's peak RSS < 1 GB. BENCH_MEDIA_VIDEOS videos (default 1,000: about four
+   minutes for both imports on a 2-core machine). Also, for a figure without a worker's
+   scheduling: `store_media` called in this process on SERIAL_VIDEOS videos one after the
+   other, wall and CPU time per video (the fake answering in its own process).
 
 The media is real: a progressive 360p H.264/AAC MP4 made by ffmpeg (imageio-ffmpeg), padded to
 size with a top-level `free` box of random bytes at its end (a valid MP4 that players skip).
@@ -48,7 +51,8 @@ MB = 1024 * 1024
 THROUGHPUT_BYTES = 200 * MB
 BIG_BYTES = 2048 * MB
 ROUNDS = 3
-VIDEOS = int(os.environ.get("BENCH_MEDIA_VIDEOS", "200"))
+VIDEOS = int(os.environ.get("BENCH_MEDIA_VIDEOS", "1000"))
+SERIAL_VIDEOS = 50
 MEDIA_HOST = "rr1---sn-fake.googlevideo.com"
 MIME_18 = 'video/mp4; codecs="avc1.42001E, mp4a.40.2"'
 BUCKET = "chirp-bench-media"
@@ -398,6 +402,32 @@ def import_with_worker(user, tmp: Path, handle: str, quality: str) -> dict[str, 
     return {"wall_s": took, "peak_rss_cluster_mb": peak, "clip_bytes": clip.stat().st_size}
 
 
+def serial(tmp: Path) -> dict[str, float]:
+    from imports.media import store_media
+    from imports.youtube import YouTube
+    from tests.imports.fake_youtube import ENV_VAR
+
+    clip = tmp / "tiny.mp4"
+    if not clip.exists():
+        make_clip(clip, "160x90", 1)
+    fake, url, ids = start_fake(clip, "serial", SERIAL_VIDEOS + 1)
+    os.environ[ENV_VAR] = url
+    first, *videos = channel_videos("UCserial", ids)
+    try:
+        with YouTube(sleep_requests=0, retry_backoff=0) as client:
+            store_media(first, "360", client)  # imports, ffmpeg's link: not counted
+            started, cpu = time.monotonic(), time.process_time()
+            for video in videos:
+                store_media(video, "360", client)
+            took, cpu = time.monotonic() - started, time.process_time() - cpu
+    finally:
+        fake.close()
+    return {
+        "serial_ms_per_video": 1000 * took / len(videos),
+        "serial_cpu_ms_per_video": 1000 * cpu / len(videos),
+    }
+
+
 def overhead(tmp: Path) -> dict[str, float]:
     from django.contrib.auth import get_user_model
 
@@ -417,6 +447,7 @@ def overhead(tmp: Path) -> dict[str, float]:
         "download_stage_ms_per_video": 1000 * (media["wall_s"] - plain["wall_s"]) / VIDEOS,
         "peak_rss_cluster_mb_metadata_only": plain["peak_rss_cluster_mb"],
         "peak_rss_cluster_mb_with_media": media["peak_rss_cluster_mb"],
+        **serial(tmp),
     }
 
 
@@ -479,6 +510,8 @@ def main() -> int:
         moto.terminate()
         moto.wait(30)
         shutil.rmtree(tmp, ignore_errors=True)
+        if url.startswith("sqlite:///"):
+            shutil.rmtree(Path(url.removeprefix("sqlite:///")).parent, ignore_errors=True)
     for miss in failed:
         print("MISSED:", miss)
     return 1 if failed else 0
