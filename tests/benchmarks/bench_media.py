@@ -11,7 +11,10 @@ Targets:
    at >= 80 % of a plain HTTP fetch of the same bytes to a file with local storage, >= 60 % with
    a loopback S3 (moto server). Runs are interleaved (plain, local, S3) ROUNDS times; the
    median of each is compared. For scale, the time boto3 alone takes to upload the file to the
-   loopback S3 is printed too (s3_upload_alone_s: moto's own ceiling).
+   loopback S3 is printed too (s3_upload_alone_s: moto's own ceiling). (No run at a capped
+   bandwidth: the fake's cap sleeps after each slice it sends, the last one included, which a
+   client reading 10 MB ranges, as yt-dlp does, does not wait for: it would look faster than
+   the plain fetch.)
 2. Memory: the peak RSS growth of this process while `store_file` puts a 2 GB file into S3
    (the storage save and its check; the download before it is yt-dlp writing to disk) stays
    under 100 MB. Sampled every 20 ms from /proc/self/status. Skipped with a message when the
