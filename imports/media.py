@@ -11,7 +11,8 @@
    a lost connection) leaves its `.part` files there, and the next attempt continues them.
 2. The finished file is streamed into Django's default storage (the local media folder or S3,
    whichever is configured) under `media/<channel id>/<video id>/<uuid>.<ext>`, its SHA-256
-   computed as it is read; the stored copy is then read back and checked (size, SHA-256), the
+   computed as it is read; the stored copy is then checked (read back: size and SHA-256; on S3,
+   which verified each part's checksum as it arrived, its size: chirp/storages.py), the
    `MediaFile` recorded, and the scratch folder deleted.
 
 The file is stored once per (video, quality): a second request finds the `MediaFile`; two
@@ -43,6 +44,7 @@ from yt_dlp.networking.exceptions import HTTPError
 from yt_dlp.postprocessor.common import PostProcessor
 from yt_dlp.utils import DownloadCancelled, YoutubeDLError
 
+from chirp.storages import verified_on_upload
 from imports.models import MediaFile, Quality, Video
 from imports.youtube import YOUTUBE, Reason, YouTube, YouTubeError, _causes, classify_error
 
@@ -258,6 +260,9 @@ def download(
         "ffmpeg_location": ffmpeg_location(settings.CHIRP_MEDIA_SCRATCH_DIR),
         "ratelimit": settings.CHIRP_MEDIA_RATE_LIMIT or None,
         "progress_hooks": [hook],
+        # Only the video extractor: a YoutubeDL loading all ~1,800 of yt-dlp's spends ~35 ms
+        # doing so, and one is built per download (tests/benchmarks/bench_media.py).
+        "allowed_extractors": ["youtube"],
         # The manifests' formats too: some clients' plain streams need a token theirs do not.
         "extractor_args": {},
     }
@@ -352,8 +357,8 @@ def _sha256_of(read: Callable[[int], bytes]) -> tuple[str, int]:
 
 def store_file(video: Video, path: Path) -> tuple[str, int, str]:
     """`path` streamed into the default storage under a new key: (key, size, sha256), checked
-    against the stored copy. StorageError when the storage refuses; ChecksumMismatch (the
-    stored copy deleted) when what it holds is not what was sent."""
+    against the stored copy (see verified_on_upload). StorageError when the storage refuses;
+    ChecksumMismatch (the stored copy deleted) when what it holds is not what was sent."""
     size = path.stat().st_size
     key = MediaFile.new_key(video, path.suffix.lstrip(".") or "bin")
     with path.open("rb") as raw:
@@ -368,15 +373,22 @@ def store_file(video: Video, path: Path) -> tuple[str, int, str]:
     else:
         sha256 = hashing.sha256.hexdigest()
     try:
-        with default_storage.open(key, "rb") as stored:
-            stored_sha256, stored_size = _sha256_of(stored.read)
+        if verified_on_upload(default_storage):  # S3 checked each part's bytes: the size will do
+            stored_sha256, stored_size = sha256, default_storage.size(key)
+        else:
+            with default_storage.open(key, "rb") as stored:
+                stored_sha256, stored_size = _sha256_of(stored.read)
     except Exception as exc:
         raise StorageError(_storage_problem(exc)) from exc
     if (stored_sha256, stored_size) != (sha256, size):
         default_storage.delete(key)
+        difference = (
+            f"{stored_size} bytes instead of {size}"
+            if stored_size != size
+            else f"SHA-256 {stored_sha256[:12]}… instead of {sha256[:12]}…"
+        )
         raise ChecksumMismatch(
-            f"The stored file did not match the download (SHA-256 {stored_sha256[:12]}… "
-            f"instead of {sha256[:12]}…, {stored_size} bytes instead of {size}): it was deleted."
+            f"The stored file did not match the download ({difference}): it was deleted."
         )
     return key, size, sha256
 
