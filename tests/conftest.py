@@ -295,3 +295,41 @@ def browser_for(chromium, web_server):
     yield open_as
     for context in contexts:
         context.close()
+
+
+S3_BUCKET = "chirp-media"
+
+
+@pytest.fixture
+def s3(tmp_path):
+    """A loopback S3 (moto server) with an empty bucket S3_BUCKET: (endpoint URL, client)."""
+    import boto3
+
+    from tests.chirp.test_settings import CLEAN
+
+    port = free_port()
+    server = Process(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        CLEAN,
+        tmp_path / "moto.log",
+    )
+    url = f"http://127.0.0.1:{port}"
+    client = boto3.client(
+        "s3",
+        endpoint_url=url,
+        region_name="us-east-1",
+        aws_access_key_id="test",
+        aws_secret_access_key="test",
+    )
+
+    def up() -> bool:
+        try:
+            client.list_buckets()
+        except Exception:
+            return False
+        return True
+
+    wait_for(up, timeout=30)
+    client.create_bucket(Bucket=S3_BUCKET)
+    yield url, client
+    server.terminate(10)

@@ -26,6 +26,7 @@ import threading
 import time
 from pathlib import Path
 
+from tests.benchmarks import harness
 from tests.benchmarks.bench_imports import tree_rss_mb
 from tests.benchmarks.harness import ROOT, setup_django
 
@@ -36,20 +37,7 @@ TICKS = os.sysconf("SC_CLK_TCK")
 
 def bench_database_url() -> str:
     """A fresh, migrated database of its own (never the configured one, nor another bench's)."""
-    base = os.environ.get("DATABASE_URL", "")
-    if base.startswith(("postgres://", "postgresql://")):
-        import psycopg
-
-        admin_url = base.rsplit("/", 1)[0] + "/postgres"
-        with psycopg.connect(admin_url, autocommit=True) as conn:
-            conn.execute("DROP DATABASE IF EXISTS chirp_bench_list_batch WITH (FORCE)")
-            conn.execute("CREATE DATABASE chirp_bench_list_batch")
-        url = base.rsplit("/", 1)[0] + "/chirp_bench_list_batch"
-    else:
-        url = f"sqlite:///{tempfile.mkdtemp(prefix='chirp-bench-batch-')}/bench.sqlite3"
-    env = {**os.environ, "DATABASE_URL": url, "DJANGO_SETTINGS_MODULE": "tests.settings"}
-    subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=ROOT, env=env, check=True)
-    return url
+    return harness.bench_database_url("chirp_bench_list_batch")
 
 
 def tree_pids(pid: int) -> list[int]:

@@ -20,6 +20,7 @@ import tempfile
 import time
 from statistics import median
 
+from tests.benchmarks import harness
 from tests.benchmarks.harness import ROOT, percentile, setup_django
 
 ROWS = 10_000
@@ -29,20 +30,7 @@ RUNS = 5
 
 def bench_database_url() -> str:
     """A fresh, migrated database of its own (never the configured one, nor another bench's)."""
-    base = os.environ.get("DATABASE_URL", "")
-    if base.startswith(("postgres://", "postgresql://")):
-        import psycopg
-
-        admin_url = base.rsplit("/", 1)[0] + "/postgres"
-        with psycopg.connect(admin_url, autocommit=True) as conn:
-            conn.execute("DROP DATABASE IF EXISTS chirp_bench_lists WITH (FORCE)")
-            conn.execute("CREATE DATABASE chirp_bench_lists")
-        url = base.rsplit("/", 1)[0] + "/chirp_bench_lists"
-    else:
-        url = f"sqlite:///{tempfile.mkdtemp(prefix='chirp-bench-lists-')}/bench.sqlite3"
-    env = {**os.environ, "DATABASE_URL": url, "DJANGO_SETTINGS_MODULE": "tests.settings"}
-    subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=ROOT, env=env, check=True)
-    return url
+    return harness.bench_database_url("chirp_bench_lists")
 
 
 def the_list() -> bytes:

@@ -7,7 +7,6 @@ import os
 import subprocess
 import sys
 
-import boto3
 import pytest
 from django.core.files.storage import default_storage
 
@@ -15,41 +14,11 @@ from chirp.storages import S3Storage
 from imports.media import ChecksumMismatch, store_file
 from imports.models import Channel, Video
 from tests.chirp.test_settings import CLEAN
-from tests.conftest import ROOT, Process, free_port, wait_for
+from tests.conftest import ROOT
 
 
-@pytest.fixture
-def s3_endpoint(tmp_path):
-    port = free_port()
-    server = Process(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-        CLEAN,
-        tmp_path / "moto.log",
-    )
-    url = f"http://127.0.0.1:{port}"
-    client = boto3.client(
-        "s3",
-        endpoint_url=url,
-        region_name="us-east-1",
-        aws_access_key_id="test",
-        aws_secret_access_key="test",
-    )
-
-    def up() -> bool:
-        try:
-            client.list_buckets()
-        except Exception:
-            return False
-        return True
-
-    wait_for(up, timeout=30)
-    client.create_bucket(Bucket="chirp-media")
-    yield url, client
-    server.terminate(10)
-
-
-def test_media_is_saved_to_and_read_from_the_configured_bucket(s3_endpoint, tmp_path):
-    url, client = s3_endpoint
+def test_media_is_saved_to_and_read_from_the_configured_bucket(s3, tmp_path):
+    url, client = s3
     code = (
         "import django; django.setup()\n"
         "from django.core.files.base import ContentFile\n"
@@ -89,9 +58,9 @@ GB = 1024 * MB
 
 
 @pytest.fixture
-def s3_media(s3_endpoint, settings, tmp_path):
+def s3_media(s3, settings, tmp_path):
     """The default storage is the loopback S3, in this process; a 12 MB file to store."""
-    url, client = s3_endpoint
+    url, client = s3
     settings.STORAGES = {
         **settings.STORAGES,
         "default": {

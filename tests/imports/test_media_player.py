@@ -20,14 +20,13 @@ from django.urls import reverse
 from chirp import engine
 from imports.models import Channel, ImportJob, MediaFile, Video
 from imports.youtube import parse_channel_input
-from tests.imports import test_media, test_media_worker
-from tests.imports.test_media_worker import BUCKET
+from tests.conftest import S3_BUCKET as BUCKET
+from tests.imports import test_media
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-# Fixtures of the download tests: the fake YouTube serving real clips; a loopback S3.
+# The download tests' fixture: the fake YouTube serving real clips (`s3` is tests/conftest's).
 media = test_media.media
-s3 = test_media_worker.s3
 
 BYTES = bytes(i % 251 for i in range(1000))  # every offset has its own, known byte
 

@@ -6,21 +6,19 @@ from __future__ import annotations
 import hashlib
 import math
 import os
-import sys
 import time
 from pathlib import Path
 
-import boto3
 import pytest
 
 from imports.models import ImportJob, MediaFile, Video
 from imports.youtube import parse_channel_input
-from tests.conftest import Process, free_port, wait_for
+from tests.conftest import S3_BUCKET, wait_for
 from tests.imports.media_clips import probe
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
-BUCKET = "chirp-media"
+BUCKET = S3_BUCKET
 
 
 def start(owner, text: str, **options) -> ImportJob:
@@ -61,39 +59,6 @@ def test_an_import_at_720p_through_a_real_worker(
         assert [height for _, _, height in streams.video] == [720]
         assert hashlib.sha256(path.read_bytes()).hexdigest() == media_file.sha256
     assert set(Video.objects.values_list("stage", flat=True)) == {"complete"}
-
-
-@pytest.fixture
-def s3(tmp_path):
-    """A loopback S3 (moto server) with an empty bucket."""
-    from tests.chirp.test_settings import CLEAN
-
-    port = free_port()
-    server = Process(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-        CLEAN,
-        tmp_path / "moto.log",
-    )
-    url = f"http://127.0.0.1:{port}"
-    client = boto3.client(
-        "s3",
-        endpoint_url=url,
-        region_name="us-east-1",
-        aws_access_key_id="test",
-        aws_secret_access_key="test",
-    )
-
-    def up() -> bool:
-        try:
-            client.list_buckets()
-        except Exception:
-            return False
-        return True
-
-    wait_for(up, timeout=30)
-    client.create_bucket(Bucket=BUCKET)
-    yield url, client
-    server.terminate(10)
 
 
 def s3_env(url: str, bucket: str = BUCKET) -> dict[str, str]:
