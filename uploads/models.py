@@ -540,6 +540,14 @@ class ScrapeJob(Job):
             render_to_string("uploads/partials/summary_chips.html", context),
         )
 
+    def started_fragments(self) -> list[tuple[str, str]]:
+        # The Uploads page's chips count the owner's items processing, in all their jobs.
+        return [summary_fragment(self.owner_id)]
+
+    def totals_fragments(self) -> list[tuple[str, str]]:
+        # The Uploads page's and the gallery's counts of images, with and without faces.
+        return [gallery_counts_fragment(self.owner_id)]
+
     def live_fragments(self) -> list[tuple[str, str]]:
         fragments = [
             (self.dom_id, render_to_string("uploads/partials/job_row.html", {"job": self})),
