@@ -135,15 +135,14 @@ class Image(models.Model):
     height = models.PositiveIntegerField()
     format = models.CharField(max_length=10)
     byte_size = models.PositiveIntegerField()
+    # What the detector found, the same for everyone; what one user counts (less the boxes
+    # they said are not a face) is `own_face_count`, annotated by visible_to().
     face_count = models.PositiveSmallIntegerField(db_index=True)
     thumbnail = models.FileField(upload_to=_thumbnail_path, max_length=255)
     found_on = models.URLField("found on page", max_length=2048, db_index=True)
     first_seen = models.DateTimeField(default=timezone.now, db_index=True)
 
     objects = ImageQuerySet.as_manager()
-
-    # face_count is what the detector found, for everyone; what one user counts (less the
-    # boxes they said are not a face) is `own_face_count`, annotated by visible_to().
 
     class Meta:
         ordering = ["-first_seen", "-pk"]
