@@ -234,8 +234,9 @@ class Monitor(threading.Thread):
     """Beats the lease, notices cancellation, and sends the job's progress while it runs."""
 
     tick = 0.25
-    # The owner's dashboard totals count all they can see (a few aggregates): sent on the
-    # tick after the job's counters moved, but at most this often (seconds).
+    # The owner's totals count all they can see (a few aggregates: the dashboard's, and the
+    # job's own, e.g. the Uploads page's images and faces): sent on the tick after the job's
+    # counters moved, but at most this often (seconds).
     totals_every = 1.0
 
     def __init__(self, slot: LaneSlot, token: str) -> None:
@@ -292,45 +293,56 @@ class Monitor(threading.Thread):
                 ctx.stop_reason = ctx.stop_reason or "lost"
         if ctx is None:
             return
-        self.show_in_flight()
+        started = self.show_in_flight()
         with ctx.job.live_lock:
             job = type(ctx.job).objects.get(pk=ctx.job.pk)
             if job.status not in job.active_statuses():
                 ctx.stop_reason = ctx.stop_reason or "cancelled"
                 return
-            shown = (job.status, job.done, job.skipped, job.failed, job.cancelled, job.total)
-            shown += (job.step,)
+            counts = (job.status, job.done, job.skipped, job.failed, job.cancelled, job.total)
+            shown = (*counts, job.step)
             if shown != self._shown:
                 if self._shown is not None:
                     from chirp import live
 
                     live.publish(job.owner_id, job.all_fragments())
                 self._shown = shown
-            self.show_totals(job, shown, now)
+            elif started:
+                # Items started and nothing else moved: what counts them, once for all.
+                from chirp import live
+
+                live.publish(job.owner_id, job.started_fragments())
+            self.show_totals(job, counts, now)
         ctx.job.upkeep()
 
     def show_totals(self, job: Job, shown: tuple, now: float) -> None:
-        """Send the owner's dashboard totals if the job moved since they were last sent and
-        `totals_every` has passed (under the job's live lock, like its other updates, so
-        they are never sent after the dashboard its end sends)."""
+        """Send the owner's dashboard totals (and the job's own, `totals_fragments`) if the
+        job's counters moved since they were last sent and `totals_every` has passed (under
+        the job's live lock, like its other updates, so they are never sent after the
+        dashboard its end sends)."""
         if shown == self._totals_shown or now - self._totals_at < self.totals_every:
             return
         if self._totals_shown is not None:
             from chirp import dashboard, live
 
-            live.publish(job.owner_id, [dashboard.totals_fragment(job.owner_id)])
+            totals = [dashboard.totals_fragment(job.owner_id), *job.totals_fragments()]
+            live.publish(job.owner_id, totals)
         self._totals_shown, self._totals_at = shown, now
 
-    def show_in_flight(self) -> None:
+    def show_in_flight(self) -> int:
+        """Show each item still processing as such, once. Returns how many it showed."""
         from chirp import live
 
+        shown = 0
         for item in list(self.in_flight):
             if getattr(item, "shown_processing", False):
                 continue
             with item.live_lock:
                 if item.status == ItemStatus.PROCESSING:
                     live.publish(item.job.owner_id, item.live_fragments())
+                    shown += 1
                 item.shown_processing = True
+        return shown
 
 
 def process_one(job: Job, item: Item, ctx: RunContext) -> None:

@@ -249,6 +249,18 @@ class Job(models.Model):
         """(element id, HTML) pairs that show this job: sent live after every change."""
         return []
 
+    def started_fragments(self) -> list[tuple[str, str]]:
+        """What changes when items start, which moves no counter of the job (e.g. a count of
+        the owner's items processing): the monitor sends it on its tick after one or more
+        items were shown processing, once for all of them. Nothing by default."""
+        return []
+
+    def totals_fragments(self) -> list[tuple[str, str]]:
+        """Counts of all the owner has from this lane, on its own pages (aggregates over all
+        their work, like the dashboard's totals): the monitor sends them with those totals
+        while the job runs, at most once a second. Nothing by default."""
+        return []
+
     def created_fragments(self) -> list[tuple[str, str]]:
         """(event name, HTML) pairs that add this new job to its owner's open lists (their
         first pages take the row at the top). Nothing by default."""
@@ -562,6 +574,10 @@ class Item(models.Model):
         """Cancelled while queued, or while processing (its job was cancelled and the runner
         interrupted it)."""
         self._move(source, ItemStatus.CANCELLED, "cancelled", finished=timezone.now())
+        if source == ItemStatus.QUEUED:
+            # A person's cancel: the job may be waiting in line, with no monitor to send the
+            # counts it changed (its row, the owner's chips).
+            self.job.publish()
 
     def defer(self) -> None:
         """Back to the queue as if never started: its job was paused (JobPaused) before the

@@ -184,7 +184,13 @@ SCHEMAS: dict[str, Schema] = {
             "status": {"type": "string", "enum": ItemStatus.values},
             "error": TEXT,
             "image_id": {"type": ["integer", "null"], "description": "Once stored or known."},
-            "face_count": {"type": ["integer", "null"], "minimum": 0},
+            "face_count": {
+                "type": ["integer", "null"],
+                "minimum": 0,
+                "description": "The faces in the image as you count them: what the detector "
+                "found, less the boxes you marked “not a face” on the image's page (another "
+                "user's say does not count). Null until the image is stored or known.",
+            },
         }
     ),
     "ScrapeJobDetail": _object(

@@ -2,11 +2,12 @@ from __future__ import annotations
 
 from django.contrib import admin
 from django.http import HttpRequest
+from django.urls import reverse
 from django.utils.html import format_html
 from django.utils.text import Truncator
 
 from chirp.admin import JobAdminMixin
-from uploads.models import DetectedFace, Image, ScrapeJob, ScrapeJobItem, Sighting
+from uploads.models import DetectedFace, FaceVerdict, Image, ScrapeJob, ScrapeJobItem, Sighting
 
 
 class ScrapeJobItemInline(admin.TabularInline):
@@ -63,14 +64,49 @@ class ScrapeJobAdmin(JobAdminMixin, admin.ModelAdmin):
 
 
 class DetectedFaceInline(admin.TabularInline):
+    """The detector's boxes, and who said which is not a face (each user's say is theirs)."""
+
     model = DetectedFace
-    fields = ["x", "y", "w", "h", "confidence", "not_a_face"]
+    fields = ["x", "y", "w", "h", "confidence", "not_a_face_for"]
     readonly_fields = fields
     extra = 0
     can_delete = False
 
     def has_add_permission(self, request: HttpRequest, obj=None) -> bool:
         return False
+
+    def get_queryset(self, request: HttpRequest):
+        return super().get_queryset(request).prefetch_related("verdicts__user")
+
+    @admin.display(description="not a face for")
+    def not_a_face_for(self, face: DetectedFace) -> str:
+        users = sorted(str(verdict.user) for verdict in face.verdicts.all())
+        return ", ".join(users) or self.get_empty_value_display()
+
+
+@admin.register(FaceVerdict)
+class FaceVerdictAdmin(admin.ModelAdmin):
+    """Who said which box is not a face, and when: a record to read, not to edit."""
+
+    list_display = ["user", "face", "image_link", "created"]
+    list_filter = ["created", "user"]
+    search_fields = ["user__username", "face__image__source_url"]
+    date_hierarchy = "created"
+    list_select_related = ["user", "face__image"]
+    fields = ["user", "face", "image_link", "created"]
+    readonly_fields = fields
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+    @admin.display(description="image", ordering="face__image")
+    def image_link(self, verdict: FaceVerdict) -> str:
+        image = verdict.face.image
+        url = reverse("admin:uploads_image_change", args=[image.pk])
+        return format_html('<a href="{}">{}</a>', url, Truncator(image.source_url).chars(60))
 
 
 class SightingInline(admin.TabularInline):

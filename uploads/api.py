@@ -58,7 +58,8 @@ def item_json(item: ScrapeJobItem) -> dict[str, Any]:
         "status": item.status,
         "error": item.error,
         "image_id": item.image_id,
-        "face_count": item.image.face_count if item.image else None,
+        # As the job's owner counts them (less the boxes they said are not a face).
+        "face_count": item.own_face_count if item.image_id else None,
     }
 
 
@@ -102,7 +103,7 @@ def scrape_job(request: HttpRequest, pk: int) -> HttpResponse:
         if not job.delete_if_idle():
             return error("Cancel the job before deleting it (or let it finish).", 409)
         return HttpResponse(status=204)
-    items = job.items.select_related("image")
+    items = job.items.with_face_counts()
     return JsonResponse({**job_json(job), "items": [item_json(item) for item in items]})
 
 

@@ -94,7 +94,7 @@ class GalleryFilterForm(forms.Form):
         if data.get("sort") == "oldest":
             images = images.order_by("seen_by_user", "pk")
         elif data.get("sort") == "faces":
-            images = images.order_by("-face_count", "-seen_by_user", "-pk")
+            images = images.order_by(f"-{images.face_count_field}", "-seen_by_user", "-pk")
         return images
 
     def query(self) -> str:

@@ -5,7 +5,9 @@ whoever found it, so each picture is fetched and detected once for the whole ins
 Jobs come and go (see `ScrapeJob.delete_expired`); images stay.
 
 A user sees an image only through their own `Sighting`s of it (which outlive their jobs): the
-catalogue is shared, what each user scraped is not. Staff see everything in the admin.
+catalogue is shared, what each user scraped is not. Saying a detected box is not a face is one
+user's judgement too (`FaceVerdict`): it changes that user's counts only. Staff see everything in
+the admin.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from django.urls import reverse
 from django.utils import timezone
 from PIL import Image as PILImage
 
+from chirp import live
 from chirp.jobs import CANCELLED, COMPLETED, FAILED, PENDING, TERMINAL, Item, ItemStatus, Job
 from chirp.templatetags.chirp_time import ago
 
@@ -34,16 +37,32 @@ if TYPE_CHECKING:
     from chirp.engine import RunContext
 
 
+def _marked_not_a_face(user, image: OuterRef | F) -> Coalesce:
+    """How many of the image's boxes `user` (a user, their id or an outer reference) said are
+    not a face: one small count per image (the image's faces, each against its unique
+    (user, face) verdict)."""
+    verdicts = (
+        FaceVerdict.objects.filter(user=user, face__image=image)
+        .order_by()
+        .values("face__image")
+        .annotate(n=Count("pk"))
+        .values("n")
+    )
+    return Coalesce(Subquery(verdicts, output_field=models.IntegerField()), 0)
+
+
 class ImageQuerySet(models.QuerySet):
     def visible_to(self, user) -> ImageQuerySet:
         """The images the user's (a user or their id) own jobs found, newest to them first.
         Another user's images are not there at all: not their pages, not their URLs, not even
-        whether they exist."""
+        whether they exist. Each carries `own_face_count`: the detector's faces less those
+        this user said are not one (another user's judgement does not count here)."""
         sightings = Sighting.objects.filter(owner=user, image=OuterRef("pk"))
         return (
             self.filter(Exists(sightings))
             .annotate(
-                seen_by_user=Subquery(sightings.order_by("first_seen").values("first_seen")[:1])
+                seen_by_user=Subquery(sightings.order_by("first_seen").values("first_seen")[:1]),
+                own_face_count=F("face_count") - _marked_not_a_face(user, OuterRef("pk")),
             )
             .order_by("-seen_by_user", "-pk")
         )
@@ -77,17 +96,24 @@ class ImageQuerySet(models.QuerySet):
             ).exclude(Exists(ScrapeJobItem.objects.filter(image=OuterRef("pk")))).delete()
         return len(pks)
 
+    @property
+    def face_count_field(self) -> str:
+        """What "faces" means for these images: in a user's view (visible_to) the faces that
+        user counts, elsewhere (the admin) what the detector found."""
+        return "own_face_count" if "own_face_count" in self.query.annotations else "face_count"
+
     def with_faces(self) -> ImageQuerySet:
-        return self.filter(face_count__gt=0)
+        return self.filter(**{f"{self.face_count_field}__gt": 0})
 
     def without_faces(self) -> ImageQuerySet:
-        return self.filter(face_count=0)
+        return self.filter(**{self.face_count_field: 0})
 
     def counts(self) -> dict[str, int]:
+        field = self.face_count_field
         return self.aggregate(
             all=Count("pk"),
-            with_faces=Count("pk", filter=Q(face_count__gt=0)),
-            without_faces=Count("pk", filter=Q(face_count=0)),
+            with_faces=Count("pk", filter=Q(**{f"{field}__gt": 0})),
+            without_faces=Count("pk", filter=Q(**{field: 0})),
         )
 
 
@@ -109,6 +135,8 @@ class Image(models.Model):
     height = models.PositiveIntegerField()
     format = models.CharField(max_length=10)
     byte_size = models.PositiveIntegerField()
+    # What the detector found, the same for everyone; what one user counts (less the boxes
+    # they said are not a face) is `own_face_count`, annotated by visible_to().
     face_count = models.PositiveSmallIntegerField(db_index=True)
     thumbnail = models.FileField(upload_to=_thumbnail_path, max_length=255)
     found_on = models.URLField("found on page", max_length=2048, db_index=True)
@@ -238,9 +266,19 @@ class Sighting(models.Model):
             )
 
 
+class DetectedFaceQuerySet(models.QuerySet):
+    def judged_by(self, user) -> DetectedFaceQuerySet:
+        """Each box with `not_a_face`: whether this user said it is not a face (nobody else's
+        say counts)."""
+        return self.annotate(
+            not_a_face=Exists(FaceVerdict.objects.filter(user=user, face=OuterRef("pk")))
+        )
+
+
 class DetectedFace(models.Model):
-    """A face's box, in the original picture's pixels. A person may say it is not a face: the
-    box stays (struck through) and no longer counts in the image's `face_count`."""
+    """A face's box, in the original picture's pixels, as the detector found it. A user may say
+    it is not a face (a FaceVerdict): for them the box stays, struck through, and no longer
+    counts; for everyone else nothing changes."""
 
     image = models.ForeignKey(Image, on_delete=models.CASCADE, related_name="faces")
     x = models.PositiveIntegerField()
@@ -248,9 +286,8 @@ class DetectedFace(models.Model):
     w = models.PositiveIntegerField()
     h = models.PositiveIntegerField()
     confidence = models.FloatField()
-    not_a_face = models.BooleanField(
-        default=False, help_text="A person said the detector was wrong here."
-    )
+
+    objects = DetectedFaceQuerySet.as_manager()
 
     class Meta:
         ordering = ["image", "x", "y"]
@@ -258,18 +295,20 @@ class DetectedFace(models.Model):
     def __str__(self) -> str:
         return f"{self.w}x{self.h} at ({self.x}, {self.y})"
 
-    def mark_not_a_face(self, not_a_face: bool = True) -> bool:
-        """Say whether this box is a face; the image's `face_count` follows. Conditional, so
-        a double submit changes the count once. Returns whether anything changed."""
-        with transaction.atomic():
-            changed = DetectedFace.objects.filter(pk=self.pk, not_a_face=not not_a_face).update(
-                not_a_face=not_a_face
-            )
-            if changed:
-                step = -1 if not_a_face else 1
-                Image.objects.filter(pk=self.image_id).update(face_count=F("face_count") + step)
+    def mark_not_a_face(self, user, not_a_face: bool = True) -> bool:
+        """Record this user's say: not a face, or a face after all (their verdict goes). A
+        double submit changes nothing the second time (one verdict per user and box). Their
+        open pages' counts follow live; nobody else hears of it. Returns whether anything
+        changed."""
+        if not_a_face:
+            _, changed = FaceVerdict.objects.get_or_create(user=user, face=self)
+        else:
+            deleted, _ = FaceVerdict.objects.filter(user=user, face=self).delete()
+            changed = bool(deleted)
         self.not_a_face = not_a_face
-        return bool(changed)
+        if changed:
+            _publish_counts(user.pk)
+        return changed
 
     def percent_box(self) -> dict[str, float]:
         """The box as percentages of the picture, to draw over it at any displayed size."""
@@ -280,6 +319,28 @@ class DetectedFace(models.Model):
             "width": 100 * self.w / width,
             "height": 100 * self.h / height,
         }
+
+
+class FaceVerdict(models.Model):
+    """One user said this detected box is not a face. Theirs alone: it takes the box out of
+    their own counts and filters (`own_face_count`), nobody else's, and nobody else learns of
+    it. (A box without a verdict is a face, as the detector said.)"""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="face_verdicts"
+    )
+    face = models.ForeignKey(DetectedFace, on_delete=models.CASCADE, related_name="verdicts")
+    created = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created", "-pk"]
+        verbose_name = "“not a face” verdict"
+        constraints = [
+            models.UniqueConstraint(fields=["user", "face"], name="uploads_faceverdict_once")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} said {self.face} is not a face"
 
 
 class ScrapeJob(Job):
@@ -327,7 +388,7 @@ class ScrapeJob(Job):
     @classmethod
     def totals_for(cls, user) -> list[tuple[str, int]]:
         counts = Image.objects.visible_to(user).aggregate(
-            images=Count("pk"), faces=Coalesce(Sum("face_count"), 0)
+            images=Count("pk"), faces=Coalesce(Sum("own_face_count"), 0)
         )
         return [("Images", counts["images"]), ("Faces", counts["faces"])]
 
@@ -478,6 +539,14 @@ class ScrapeJob(Job):
             render_to_string("uploads/partials/summary_chips.html", context),
         )
 
+    def started_fragments(self) -> list[tuple[str, str]]:
+        # The Uploads page's chips count the owner's items processing, in all their jobs.
+        return [summary_fragment(self.owner_id)]
+
+    def totals_fragments(self) -> list[tuple[str, str]]:
+        # The Uploads page's and the gallery's counts of images, with and without faces.
+        return [gallery_counts_fragment(self.owner_id)]
+
     def live_fragments(self) -> list[tuple[str, str]]:
         fragments = [
             (self.dom_id, render_to_string("uploads/partials/job_row.html", {"job": self})),
@@ -489,12 +558,24 @@ class ScrapeJob(Job):
         return fragments
 
 
+class ScrapeJobItemQuerySet(models.QuerySet):
+    def with_face_counts(self) -> ScrapeJobItemQuerySet:
+        """Each item with its image and `own_face_count`: the image's faces as the job's owner
+        (the only user who sees the item) counts them."""
+        not_faces = _marked_not_a_face(OuterRef("job__owner"), OuterRef("image"))
+        return self.select_related("image").annotate(
+            own_face_count=F("image__face_count") - not_faces
+        )
+
+
 class ScrapeJobItem(Item):
     job = models.ForeignKey(ScrapeJob, on_delete=models.CASCADE, related_name="items")
     source_url = models.URLField(max_length=2048)
     image = models.ForeignKey(
         Image, null=True, blank=True, on_delete=models.SET_NULL, related_name="items"
     )
+
+    objects = ScrapeJobItemQuerySet.as_manager()
 
     class Meta(Item.Meta):
         verbose_name = "scrape job item"
@@ -512,9 +593,19 @@ class ScrapeJobItem(Item):
         counts.update((row["status"], row["n"]) for row in rows)
         return counts
 
+    def count_own_faces(self) -> None:
+        """Set `own_face_count` as with_face_counts() does, for an item read on its own."""
+        self.own_face_count = None
+        if self.image_id is not None:
+            not_faces = FaceVerdict.objects.filter(
+                user=self.job.owner_id, face__image=self.image_id
+            )
+            self.own_face_count = self.image.face_count - not_faces.count()
+
     def live_fragments(self) -> list[tuple[str, str]]:
         # The job page's chips go with every row: an item that starts processing moves no
         # counter of its job, so the job's own updates would leave "Processing" behind.
+        self.count_own_faces()
         html = render_to_string("uploads/partials/item_row.html", {"item": self})
         return [(self.dom_id, html), self.job.chips_fragment()]
 
@@ -527,3 +618,14 @@ def summary_fragment(owner_id: int) -> tuple[str, str]:
 def gallery_counts_fragment(owner_id: int) -> tuple[str, str]:
     context = {"counts": Image.objects.visible_to(owner_id).counts()}
     return ("gallery-counts", render_to_string("uploads/partials/gallery_counts.html", context))
+
+
+def _publish_counts(owner_id: int) -> None:
+    """The user's counts of images and faces, on every page of theirs that shows them (the
+    Uploads page and the gallery, the dashboard), once the transaction commits."""
+    from chirp import dashboard
+
+    def render() -> list[tuple[str, str]]:
+        return [gallery_counts_fragment(owner_id), dashboard.totals_fragment(owner_id)]
+
+    live.publish_on_commit(owner_id, render)

@@ -37,7 +37,9 @@ def _get_job_for_user(request: HttpRequest, pk: int) -> ScrapeJob:
 
 def _get_item_for_user(request: HttpRequest, pk: int) -> ScrapeJobItem:
     return get_object_or_404(
-        ScrapeJobItem.objects.select_related("job", "image"), pk=pk, job__owner=request.user
+        ScrapeJobItem.objects.with_face_counts().select_related("job"),
+        pk=pk,
+        job__owner=request.user,
     )
 
 
@@ -89,7 +91,7 @@ def job_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "uploads/job_detail.html",
         {
             "job": job,
-            "items": _page(request, job.items.select_related("image"), ITEMS_PER_PAGE),
+            "items": _page(request, job.items.with_face_counts(), ITEMS_PER_PAGE),
             "summary": job.item_summary(),
             "summary_id": job.summary_dom_id,
         },
@@ -103,7 +105,7 @@ def job_items(request: HttpRequest, pk: int) -> HttpResponse:
     return render(
         request,
         "uploads/partials/items_section.html",
-        {"job": job, "items": _page(request, job.items.select_related("image"), ITEMS_PER_PAGE)},
+        {"job": job, "items": _page(request, job.items.with_face_counts(), ITEMS_PER_PAGE)},
     )
 
 
@@ -264,7 +266,7 @@ def _render_image_detail(request: HttpRequest, image: Image) -> HttpResponse:
         "uploads/image_detail.html",
         {
             "image": image,
-            "faces": image.faces.all(),
+            "faces": image.faces.judged_by(request.user),
             "seen": image.sightings_by(request.user),
             "back_url": back_url,
             "back_label": back_label,
@@ -274,12 +276,13 @@ def _render_image_detail(request: HttpRequest, image: Image) -> HttpResponse:
 
 @require_POST
 def review_face(request: HttpRequest, pk: int) -> HttpResponse:
-    """Mark a detected face as not a face (or as a face again). HTMX swaps the review in
-    place (it picks `#image-review` out of the page); a plain form goes back to the image."""
+    """Say a detected face is not a face (or is one after all): the user's own say, which
+    changes their counts and nobody else's. HTMX swaps the review in place (it picks
+    `#image-review` out of the page); a plain form goes back to the image."""
     face = _get_face_for_user(request, pk)
     form = FaceReviewForm(request.POST)
     if form.is_valid():
-        face.mark_not_a_face(form.cleaned_data["not_a_face"])
+        face.mark_not_a_face(request.user, form.cleaned_data["not_a_face"])
     if request.htmx:
         return _render_image_detail(request, _get_image_for_user(request, face.image_id))
     return redirect(face.image)
