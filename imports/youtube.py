@@ -48,9 +48,10 @@ import yt_dlp
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.module_loading import import_string
+from yt_dlp.extractor.youtube import YoutubeTabIE
 from yt_dlp.networking.common import RequestHandler
 from yt_dlp.networking.exceptions import HTTPError, TransportError
-from yt_dlp.utils import YoutubeDLError
+from yt_dlp.utils import YoutubeDLError, traverse_obj
 
 from imports.chapters import Chapter, extract_chapters
 
@@ -61,6 +62,22 @@ MAX_INPUT_LENGTH = 2048
 LISTING_TABS = frozenset({"videos", "shorts", "streams"})
 # A listing since a date stops only this far past it: "3 weeks ago" is approximate.
 SINCE_MARGIN = timedelta(days=7)
+# A listing's relative date as YouTube words it in English (yt-dlp asks for hl=en): "3 weeks
+# ago", "Streamed 2 days ago", "Premiered 1 year ago".
+_RELATIVE_TIME_RE = re.compile(
+    r"\b(\d+)\s*(second|minute|hour|day|week|month|year)s?\s+ago\b", re.IGNORECASE
+)
+# YouTube rounds down ("5 weeks ago" is "1 month ago"): each unit at its shortest keeps the
+# moment read no older than the video.
+_RELATIVE_UNITS = {
+    "second": timedelta(seconds=1),
+    "minute": timedelta(minutes=1),
+    "hour": timedelta(hours=1),
+    "day": timedelta(days=1),
+    "week": timedelta(weeks=1),
+    "month": timedelta(days=28),
+    "year": timedelta(days=365),
+}
 
 # Tabs a channel URL may end with; anything after them is ignored, anything else is refused.
 _CHANNEL_TABS = frozenset(
@@ -696,6 +713,57 @@ def _banner(thumbnails: Sequence[Mapping[str, Any]] | None) -> str | None:
     return None
 
 
+# --- Listing dates ------------------------------------------------------------------------------
+
+
+def parse_relative_time(text: str, now: datetime) -> datetime | None:
+    """The moment a listing's "3 weeks ago" (or "Streamed 2 days ago") points to, counted back
+    from `now`; None for text that says no such thing."""
+    match = _RELATIVE_TIME_RE.search(text)
+    if match is None:
+        return None
+    try:
+        return now - int(match[1]) * _RELATIVE_UNITS[match[2].lower()]
+    except OverflowError:  # "99999999 years ago"
+        return None
+
+
+def lockup_timestamp(view_model: Mapping[str, Any], now: datetime) -> int | None:
+    """The timestamp of a lockup's relative date, from the last of its metadata parts that
+    reads as one (`metadataRows[].metadataParts[].text.content`: "1.2m views", "3 weeks ago");
+    None when none does."""
+    texts = traverse_obj(
+        view_model,
+        (
+            "metadata", "lockupMetadataViewModel", "metadata", "contentMetadataViewModel",
+            "metadataRows", ..., "metadataParts", ..., "text", "content", {str},
+        ),
+    )  # fmt: skip
+    for text in reversed(texts or ()):
+        moment = parse_relative_time(text, now)
+        if moment is not None:
+            return int(moment.timestamp())
+    return None
+
+
+class _ListingTabIE(YoutubeTabIE):
+    """yt-dlp's channel tab extractor, reading the date of each lockup (today's layout of a
+    channel's tabs) where yt-dlp does not: yt-dlp reads a lockup's "3 weeks ago" only from a
+    metadata row with an accessibility label, which YouTube's pages do not have (so up to
+    2026.10.26 at least; yt-dlp PR #14539). Only Chirp's listing client uses it
+    (YouTube._youtube_dl), in place of the stock one."""
+
+    @classmethod
+    def ie_key(cls) -> str:
+        return YoutubeTabIE.ie_key()  # so that it replaces the stock one, in its place
+
+    def _extract_lockup_view_model(self, view_model):  # type: ignore[no-untyped-def]
+        entry = super()._extract_lockup_view_model(view_model)
+        if entry and entry.get("timestamp") is None:
+            entry["timestamp"] = lockup_timestamp(view_model, datetime.now(UTC))
+        return entry
+
+
 # --- The client ---------------------------------------------------------------------------------
 
 
@@ -863,6 +931,8 @@ class YouTube:
         if self._ydl is None:
             handlers = self.transport.request_handlers if self.transport else ()
             self._ydl = _YoutubeDL(self._params(), handlers, self.gate)
+            # Listings get each lockup's approximate date (fetch_channel's `since`).
+            self._ydl.add_info_extractor(_ListingTabIE())
         return self._ydl
 
     def _extract(self, url: str, *, final_404: bool = False) -> dict[str, Any]:

@@ -212,18 +212,30 @@ class ImportJob(Job):
     def delete_dropped_videos(self) -> int:
         """The videos this backfill listed but whose exact date was before `since`: deleted
         when no other import has them (then they were created by this one's listing) and they
-        were never enriched. Their items go with them; the job's counts keep them."""
+        were never enriched. Their items go with them; the job's counts keep them. Their cards,
+        sent live as they were listed, leave the pages of everyone who saw them. Returns how
+        many videos were deleted."""
         if not self.since:
             return 0
         dropped = self.items.filter(status="skipped", error=self.dropped_reason)
         others = ImportJobItem.objects.exclude(job=self).values("video_id")
-        deleted, _ = (
+        doomed = (
             Video.objects.filter(pk__in=dropped.values("video_id"))
             .filter(stage__in=[Video.Stage.CREATED, Video.Stage.METADATA])
             .exclude(pk__in=others)
-            .delete()
         )
-        return deleted
+        videos = list(doomed.only("pk"))
+        if not videos:
+            return 0
+        pks = [video.pk for video in videos]
+        doomed.filter(pk__in=pks).delete()
+        # One another import took meanwhile was kept (the filters are checked again): its card
+        # stays.
+        kept = set(Video.objects.filter(pk__in=pks).values_list("pk", flat=True))
+        fragments = [video.removal_fragment() for video in videos if video.pk not in kept]
+        for user_id in self.audience():
+            live.publish(user_id, fragments)
+        return len(fragments)
 
     @classmethod
     def start_download(cls, owner, videos: list[Video], quality: str) -> tuple[ImportJob, bool]:

@@ -406,6 +406,14 @@ class Video(models.Model):
             },
         )
 
+    def removal_fragment(self) -> tuple[str, str]:
+        """The card's own event, taking it off every page that shows it (htmx's out-of-band
+        delete): for a video deleted after its card was sent (a backfill's dropped video)."""
+        return (
+            self.dom_id,
+            render_to_string("imports/channel_detail.html#video_card_gone", {"video": self}),
+        )
+
     def publish_to(self, *user_ids: int) -> None:
         """Send this video's card (rendered once) to these users' streams now."""
         fragments = [(self.dom_id, self.card_html())]

@@ -187,6 +187,7 @@ class FakeVideo:
     chapters: tuple[tuple[int, str], ...] = ()
     kind: str = "video"  # or "short", or "stream" (a past live stream)
     shape: str = "recorded"  # its channel's (SHAPES)
+    listed_date: bool = True  # whether listings say "3 weeks ago" (its channel's listed_dates)
 
     @property
     def members_only(self) -> bool:
@@ -219,6 +220,7 @@ class FakeChannel:
     shorts: list[FakeVideo] = field(default_factory=list)
     streams: list[FakeVideo] = field(default_factory=list)
     shape: str = "recorded"  # SHAPES
+    listed_dates: bool = True  # whether its tabs say "3 weeks ago" of each upload
 
     @property
     def path(self) -> str:
@@ -496,9 +498,6 @@ def _bottom_overlay(video: FakeVideo) -> dict[str, Any]:
 def _video_renderer(video: FakeVideo) -> dict[str, Any]:
     seconds = video.listed_duration
     clock, spoken = _clock(seconds), _spoken_duration(seconds)
-    published = _relative(video.published)
-    if video.kind == "stream":
-        published = f"Streamed {published}"
     renderer: dict[str, Any] = {
         "videoId": video.id,
         "thumbnail": {"thumbnails": _thumbnails(video.id)},
@@ -507,7 +506,7 @@ def _video_renderer(video: FakeVideo) -> dict[str, Any]:
             "accessibility": {"accessibilityData": {"label": f"{video.title} {spoken}"}},
         },
         "descriptionSnippet": _runs(video.description.splitlines()[0] if video.description else ""),
-        "publishedTimeText": _simple(published),
+        **({"publishedTimeText": _simple(_listed_time(video))} if video.listed_date else {}),
         "lengthText": {
             "accessibility": {"accessibilityData": {"label": spoken}},
             "simpleText": clock,
@@ -556,15 +555,24 @@ def _video_renderer(video: FakeVideo) -> dict[str, Any]:
     }
 
 
+def _listed_time(video: FakeVideo) -> str:
+    """What a listing says of a video's date: "3 weeks ago", "Streamed 2 days ago"."""
+    published = _relative(video.published)
+    return f"Streamed {published}" if video.kind == "stream" else published
+
+
 def _lockup_view_model(video: FakeVideo) -> dict[str, Any]:
-    # yt-dlp reads the view count (and date) only from a row whose last part has an
-    # accessibilityLabel: the classic shape has one, real pages (recorded) do not.
-    published: dict[str, Any] = {"text": {"content": _relative(video.published)}}
-    if not video.recorded:
-        published["accessibilityLabel"] = _relative(video.published)
-    rows: list[dict[str, Any]] = [
-        {"metadataParts": [{"text": {"content": _views(video)}}, published]}
-    ]
+    # One row, "1.2m views • 3 weeks ago", as a channel's tab shows it. yt-dlp reads the view
+    # count (and date) only from a row whose last part has an accessibilityLabel: the classic
+    # shape has one, real pages (recorded) do not (Chirp reads the date itself:
+    # imports.youtube.lockup_timestamp). A channel without listed dates shows the views only.
+    parts: list[dict[str, Any]] = [{"text": {"content": _views(video)}}]
+    if video.listed_date:
+        published: dict[str, Any] = {"text": {"content": _listed_time(video)}}
+        if not video.recorded:
+            published["accessibilityLabel"] = _listed_time(video)
+        parts.append(published)
+    rows: list[dict[str, Any]] = [{"metadataParts": parts}]
     if video.members_only:
         rows.append(
             {
@@ -1835,6 +1843,7 @@ class FakeYouTube:
         shape: str | None = None,
         newest: datetime | None = None,
         days_apart: int = 2,
+        listed_dates: bool = True,
     ) -> FakeChannel:
         """A channel with `videos` videos, newest first, generated from (seed, handle).
 
@@ -1847,7 +1856,8 @@ class FakeYouTube:
         every answer about the channel and its videos (by default the server's); `layout` is
         the Videos tab's renderer: by default lockupViewModel when recorded, videoRenderer when
         classic. The newest video is published a day before `newest` (NOW by default), each
-        older one `days_apart` days before the one after it (give or take 12 hours).
+        older one `days_apart` days before the one after it (give or take 12 hours). Without
+        `listed_dates`, its tabs say no "3 weeks ago" (nothing a listing can stop at).
         """
         if shorts_layout not in _SHORTS_LAYOUTS:
             raise ValueError(f"unknown shorts layout {shorts_layout!r}")
@@ -1872,6 +1882,7 @@ class FakeYouTube:
             shorts_layout=shorts_layout,
             page_size=page_size,
             shape=shape,
+            listed_dates=listed_dates,
         )
         errors = dict(errors or {})
         for state in errors.values():
@@ -1915,6 +1926,7 @@ class FakeYouTube:
                 captions=tracks,
                 chapters=video_chapters,
                 shape=shape,
+                listed_date=listed_dates,
             )
             channel.videos.append(video)
             self.videos[video.id] = video
@@ -1954,6 +1966,7 @@ class FakeYouTube:
             captions=CAPTION_PRESETS["auto"],
             kind=kind,
             shape=channel.shape,
+            listed_date=channel.listed_dates,
         )
         self.videos[video.id] = video
         return video
@@ -2011,6 +2024,7 @@ class FakeYouTube:
                 likes=rng.randint(0, 50_000),
                 tags=("fixtures", channel.handle, f"episode {number}"),
                 shape=channel.shape,
+                listed_date=channel.listed_dates,
             )
             new.append(video)
         with self._lock:

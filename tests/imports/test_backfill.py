@@ -4,6 +4,7 @@ stops a week past it (approximate dates), each video's exact date decides."""
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
@@ -31,10 +32,28 @@ def published_since(channel, since: date) -> set[str]:
     return {v.id for v in channel.videos if v.published.date() >= since}
 
 
+def last_card_events(user) -> dict[int, str]:
+    """The last event each video card (`video-<pk>`) got in `user`'s stream, by pk."""
+    return {
+        int(name.removeprefix("video-")): html
+        for name, html in stored_events(user)
+        if re.fullmatch(r"video-\d+", name)
+    }
+
+
+def removes_card(html: str, pk: int) -> bool:
+    """Whether an event's fragment deletes the card (htmx's out-of-band delete)."""
+    return f'id="video-{pk}"' in html and 'hx-swap-oob="delete"' in html
+
+
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize(
     ("fake_youtube_shape", "layout"),
-    [("classic", "videoRenderer"), ("classic", "lockupViewModel")],
+    [
+        ("recorded", "lockupViewModel"),  # today's YouTube: the lockup's row has no label
+        ("classic", "videoRenderer"),
+        ("classic", "lockupViewModel"),
+    ],
 )
 def test_a_backfill_imports_only_what_was_published_since_and_stops_listing_early(
     alice, client, fake_youtube, layout
@@ -48,6 +67,9 @@ def test_a_backfill_imports_only_what_was_published_since_and_stops_listing_earl
 
     job = backfill(alice, "daily", since)
 
+    # It stopped paging: 3 or 4 pages of the 30 (one continuation request a page after the
+    # first), not the 29 continuations of the whole channel.
+    assert fake_youtube.count("browse") <= 3 < FULL_PAGES - 1
     wanted = published_since(channel, since)
     assert 15 <= len(wanted) <= 21
     # Only those are created, and all of them completed.
@@ -59,8 +81,14 @@ def test_a_backfill_imports_only_what_was_published_since_and_stops_listing_earl
     assert job.dropped >= 1 and job.total == len(wanted) + job.dropped
     assert f"{job.dropped} published before" in job.progress_text
     assert "already there" not in job.progress_text
-    # It stopped paging: 3 or 4 pages of the 30 (one continuation request a page).
-    assert fake_youtube.count("browse") <= 3 < FULL_PAGES - 1
+    # The dropped videos' cards, shown while they were listed, leave the pages live: each
+    # one's last event deletes it; the kept ones' cards stay.
+    cards = last_card_events(alice)
+    kept = set(Video.objects.values_list("pk", flat=True))
+    gone = set(cards) - kept
+    assert len(gone) == job.dropped
+    assert all(removes_card(cards[pk], pk) for pk in gone)
+    assert not any(removes_card(cards[pk], pk) for pk in kept)
     day = f"{since.day} {since:%b %Y}"
     steps = " ".join(html for _, html in stored_events(alice, job.dom_id))
     assert f"Found {job.total} videos since {day} (listing stopped at " in steps
@@ -74,10 +102,12 @@ def test_a_backfill_imports_only_what_was_published_since_and_stops_listing_earl
 
 @pytest.mark.django_db(transaction=True)
 def test_without_dates_in_the_listing_the_exact_dates_still_decide(alice, fake_youtube):
-    # The recorded shape: YouTube's lockups as they were recorded carry no date yt-dlp reads,
-    # so nothing stops the listing; the metadata's exact dates still keep only what is recent.
+    # A listing that says no "3 weeks ago": nothing stops it; the metadata's exact dates
+    # still keep only what is recent.
     now = datetime.now(UTC)
-    channel = fake_youtube.add_channel("undated", videos=25, newest=now, days_apart=1)
+    channel = fake_youtube.add_channel(
+        "undated", videos=25, newest=now, days_apart=1, listed_dates=False
+    )
     since = now.date() - timedelta(days=10)
 
     job = backfill(alice, "undated", since)
@@ -107,6 +137,29 @@ def test_a_dropped_video_another_import_has_is_kept(alice, bob, fake_youtube):
     assert job.dropped == job.total - wanted >= 1
     assert f"{wanted} already there · {job.dropped} published before" in job.progress_text
     assert Video.objects.count() == 12
+    # Nothing was deleted, so no card is removed from either page.
+    for user in (alice, bob):
+        assert not any(removes_card(html, pk) for pk, html in last_card_events(user).items())
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_dropped_cards_leave_the_pages_of_everyone_who_sees_the_channel(
+    alice, bob, fake_youtube
+):
+    now = datetime.now(UTC)
+    fake_youtube.add_channel("watched", videos=40, newest=now, days_apart=1, page_size=10)
+    ImportJob.start(bob, parse_channel_input("@watched"), limit=2)
+    engine.run_lane("imports")  # bob sees the channel, and its two newest videos
+
+    job = backfill(alice, "watched", now.date() - timedelta(days=5))
+
+    # Bob's channel page showed alice's backfill's cards as they came (the catalog is
+    # shared): those it dropped and deleted leave his page too.
+    assert job.dropped >= 1
+    cards = last_card_events(bob)
+    gone = set(cards) - set(Video.objects.values_list("pk", flat=True))
+    assert len(gone) == job.dropped
+    assert all(removes_card(cards[pk], pk) for pk in gone)
 
 
 def api_post(client, url: str, data) -> object:

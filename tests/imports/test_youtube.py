@@ -7,6 +7,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,7 @@ from yt_dlp.utils import DownloadError, ExtractorError
 
 from imports.youtube import (
     LISTING_TABS,
+    SINCE_MARGIN,
     ChannelRef,
     InvalidChannelInput,
     Kind,
@@ -28,6 +30,7 @@ from imports.youtube import (
     classify_error,
     get_transport,
     parse_channel_input,
+    parse_relative_time,
 )
 from tests.imports.fake_youtube import ENV_VAR, SHAPES, UnexpectedHost
 
@@ -265,6 +268,57 @@ def test_only_new_videos_stops_at_the_first_known_one(fake_youtube, youtube):
     assert first.reached_known and not first.complete and first.video_count is None
     assert len(second.entries) == 40
     assert fake_youtube.count() == 2  # the page and one continuation, not four
+
+
+@pytest.mark.parametrize("layout", ["lockupViewModel", "videoRenderer"])
+def test_a_listing_since_a_date_stops_a_week_past_it(fake_youtube, youtube, layout):
+    now = datetime.now(UTC)
+    channel = fake_youtube.add_channel("dated", videos=95, newest=now, days_apart=1, layout=layout)
+    since = now.date() - timedelta(days=10)
+
+    listing = youtube.fetch_channel(parse_channel_input("@dated"), since=since)
+
+    # Every entry has the date its "N days ago" / "N weeks ago" says: never before the
+    # video's own day (YouTube rounds down), at most a week after it.
+    for entry, video in zip(listing.entries, channel.videos, strict=False):
+        day = video.published.date()
+        assert day <= entry.approximate_date <= day + timedelta(days=7)
+    # It stopped at the first entry dated more than a week before the date ("3 weeks ago"),
+    # keeping those inside the margin, on the first page: no continuation was asked for.
+    assert listing.stopped_at < since - SINCE_MARGIN <= listing.entries[-1].approximate_date
+    assert 14 <= len(listing.entries) <= 21
+    assert not listing.complete and [r.kind for r in fake_youtube.requests] == ["channel_page"]
+
+
+def test_a_listing_without_dates_is_read_to_its_end_since_a_date(fake_youtube, youtube):
+    now = datetime.now(UTC)
+    fake_youtube.add_channel("undated", videos=45, newest=now, days_apart=1, listed_dates=False)
+
+    listing = youtube.fetch_channel(parse_channel_input("@undated"), since=now.date())
+
+    assert {entry.approximate_date for entry in listing.entries} == {None}
+    assert listing.complete and len(listing.entries) == 45 and listing.stopped_at is None
+    assert fake_youtube.count("browse") == 1
+
+
+@pytest.mark.parametrize(
+    ("text", "back"),
+    [
+        ("3 weeks ago", timedelta(weeks=3)),
+        ("Streamed 2 days ago", timedelta(days=2)),
+        ("Premiered 1 year ago", timedelta(days=365)),
+        ("5 months ago", timedelta(days=5 * 28)),  # a month at its shortest: never too old
+        ("1 hour ago", timedelta(hours=1)),
+        ("1.2m views", None),
+        ("Scheduled for 6/5/25, 14:00", None),
+        ("vor 3 Wochen", None),
+        ("99999999999 years ago", None),
+    ],
+)
+def test_relative_times_read_as_english_listings_word_them(text, back):
+    now = datetime(2025, 6, 2, 12, 0, tzinfo=UTC)
+
+    assert parse_relative_time(text, now) == (None if back is None else now - back)
 
 
 def test_members_only_videos_are_marked_in_the_listing(fake_youtube, youtube):
