@@ -136,6 +136,14 @@ class ListBatch(Job):
 
     # -- pause, resume, cancel --------------------------------------------------------------------
 
+    @classmethod
+    def paused_statuses(cls) -> tuple[str, ...]:
+        return (PAUSED,)
+
+    @property
+    def resume_url(self) -> str:
+        return reverse("imports:resume_batch", args=[self.pk]) if self.can_resume else ""
+
     @property
     def can_pause(self) -> bool:
         return self.status == PENDING or self.is_active
@@ -290,7 +298,26 @@ class ListBatch(Job):
     def remaining_seconds(self) -> int | None:
         return round(self.remaining.total_seconds()) if self.remaining is not None else None
 
+    @property
+    def count_label(self) -> str:
+        if not self.prepared:
+            return "not started yet"
+        return f"{self.processed} of {self.total} channels"
+
+    @property
+    def progress_label(self) -> str:
+        """How many channels are done, and the one importing now (the step)."""
+        return " · ".join(part for part in (self.count_label, self.step) if part)
+
     def finished_summary(self) -> str:
+        """The toast's and the terminal's words: the list named, how it ended, and what it
+        brought in."""
+        verb = {CANCELLED: "cancelled", FAILED: "failed"}.get(self.status, "done")
+        return f"{self.title} {verb}: {self.ended_summary}"
+
+    @property
+    def ended_summary(self) -> str:
+        """What it brought in (the dashboard shows it under the list's title and status)."""
         totals = self.totals()
         parts = [f"{self.done} of {self.total} channels imported"]
         parts.append(f"{totals['imported']} videos")
@@ -303,8 +330,9 @@ class ListBatch(Job):
             parts.append(f"{self.failed} rows failed")
         if self.skipped:
             parts.append(f"{self.skipped} rows skipped")
-        verb = "cancelled" if self.status == CANCELLED else "done"
-        return f"{self.title} {verb}: " + ", ".join(parts)
+        if self.cancelled:
+            parts.append(f"{self.cancelled} rows cancelled")
+        return ", ".join(parts)
 
     def live_fragments(self) -> list[tuple[str, str]]:
         html = render_to_string("imports/batch_detail.html#batch_progress", {"batch": self})
