@@ -14,6 +14,7 @@ import contextlib
 from datetime import datetime, timedelta
 from typing import Any
 
+from django.conf import settings
 from django.db import models, transaction
 from django.db.models import Count, F, Q, Sum
 from django.db.models.functions import Coalesce
@@ -100,7 +101,7 @@ class ListBatch(Job):
     def draft(cls, owner: Any, text: str, format: str, name: str = "", **options: Any) -> ListBatch:
         """The batch a preview would start (not queued: a draft is never run)."""
         defaults = cls.options_from_settings(options.pop("settings", None) or {})
-        cls.objects.filter(owner=owner, status=DRAFT, created__lt=draft_age_limit()).delete()
+        cls.delete_old_drafts(owner)
         return cls.objects.create(
             owner=owner,
             status=DRAFT,
@@ -109,6 +110,16 @@ class ListBatch(Job):
             name=name[:255],
             **{**defaults, **options},
         )
+
+    @classmethod
+    def delete_old_drafts(cls, owner: Any = None) -> int:
+        """Delete the drafts (lists previewed, never started) older than CHIRP_LIST_DRAFT_HOURS,
+        `owner`'s or everyone's (the hourly task). Returns how many."""
+        drafts = cls.objects.filter(status=DRAFT, created__lt=draft_age_limit())
+        if owner is not None:
+            drafts = drafts.filter(owner=owner)
+        _, by_model = drafts.delete()
+        return by_model.get(cls._meta.label, 0)
 
     @staticmethod
     def options_from_settings(list_settings: dict[str, Any]) -> dict[str, Any]:
@@ -534,6 +545,6 @@ class ListBatchRow(Item):
 
 
 def draft_age_limit() -> datetime:
-    """Drafts (previews never started) older than a day are of no use: ListBatch.draft()
-    removes its owner's when it makes a new one."""
-    return timezone.now() - timedelta(days=1)
+    """Drafts (previews never started) created before this are of no use: an hourly task
+    removes them (imports.tasks.delete_old_list_drafts), and ListBatch.draft() its owner's."""
+    return timezone.now() - timedelta(hours=settings.CHIRP_LIST_DRAFT_HOURS)
