@@ -34,6 +34,11 @@ def _job_models() -> list[type[Job]]:
     return list(engine.lanes().values())
 
 
+def shows(job: Job) -> bool:
+    """Whether the dashboard has a place for `job` in its status (a draft has none)."""
+    return job.status in (PENDING, *TERMINAL, *job.active_statuses(), *job.paused_statuses())
+
+
 def context_for(user: Any) -> dict[str, Any]:
     """What the dashboard shows `user` (a user or their id): their own jobs only (staff too:
     the admin is where everything is), and totals of what they can see."""

@@ -1,6 +1,7 @@
 """Drafts: a list previewed and never started keeps its text on a draft ListBatch, removed by a
 periodic task once older than CHIRP_LIST_DRAFT_HOURS (whoever's it is); a started batch is
-never removed. alice and bob preview lists."""
+never removed. A draft is nobody's work yet: it does not redraw its owner's dashboard. alice
+and bob preview lists."""
 
 from __future__ import annotations
 
@@ -8,12 +9,14 @@ from datetime import timedelta
 
 import pytest
 from django.apps import apps
+from django.urls import reverse
 from django.utils import timezone
 from django_q.models import Schedule
 
 from chirp.signals import create_schedules
 from imports.models import ListBatch
 from imports.tasks import delete_old_list_drafts
+from tests.sse import stored_events
 
 pytestmark = pytest.mark.django_db
 
@@ -70,3 +73,17 @@ def test_the_hourly_schedule_is_created_once(db):
         60,
         -1,
     )
+
+
+def test_a_preview_does_not_redraw_the_dashboard_but_start_does(
+    alice_client, alice, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=True):
+        alice_client.post(reverse("imports:import_list"), {"text": "@first\n"})
+    assert stored_events(alice, "dashboard") == []
+
+    batch = ListBatch.objects.get()
+    with django_capture_on_commit_callbacks(execute=True):
+        alice_client.post(reverse("imports:start_batch", args=[batch.pk]))
+    [(_, html)] = stored_events(alice, "dashboard")
+    assert f'id="dash-{batch.dom_id}"' in html and "1st in line" in html
