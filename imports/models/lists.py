@@ -483,6 +483,14 @@ class ListBatchRow(Item):
     def can_retry(self) -> bool:
         return self.status == ItemStatus.FAILED and self.outcome != "invalid"
 
+    def videos_without_captions(self) -> int:
+        """Videos its import brought in without captions; from the report's annotation when
+        the row came with it (a page of 200 rows is not 200 more queries)."""
+        if not self.import_job_id:
+            return 0
+        annotated = getattr(self, "without_captions", None)
+        return annotated if annotated is not None else self.import_job.without_captions()
+
     def stored_media(self) -> dict[str, int]:
         """Videos of the row's channel with stored media, and their files' size (bytes); from
         the report's annotations when the row came with them."""
@@ -519,9 +527,6 @@ class ListBatchRow(Item):
 
     def report(self) -> dict[str, Any]:
         job = self.import_job
-        without = getattr(self, "without_captions", None)
-        if without is None:
-            without = job.without_captions() if job else 0
         media = self.stored_media()
         return {
             "row": self.number,
@@ -534,7 +539,7 @@ class ListBatchRow(Item):
             "message": self.error or self.message,
             "videos_imported": job.done if job else 0,
             "failed": job.failed if job else 0,
-            "without_captions": without if job else 0,
+            "without_captions": self.videos_without_captions(),
             "already_there": (job.known + job.skipped) if job else 0,
             "media_stored": media["videos"],
             "media_size": media["size"],

@@ -10,6 +10,8 @@ import json
 import re
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
@@ -213,3 +215,30 @@ def test_a_strangers_batch_is_a_404_everywhere(client, bob, alice):
         assert client.post(reverse(f"imports:{name}", args=args)).status_code == 404
     row.refresh_from_db()
     assert row.status == "failed"
+
+
+def test_the_batch_page_reads_its_rows_in_a_few_queries_however_many(alice_client, alice):
+    """A 200-channel list's page must not ask the database once per row."""
+    now = timezone.now()
+
+    def queries_for(rows: int) -> int:
+        batch = ListBatch.objects.create(
+            owner=alice, text="x", format="text", status="completed", prepared=True, total=rows
+        )
+        for n in range(rows):
+            job = ImportJob.objects.create(
+                owner=alice,
+                channel_url=f"https://www.youtube.com/@r{batch.pk}x{n}",
+                status="completed",
+                finished=now,
+            )
+            ListBatchRow.objects.create(
+                job=batch, number=n + 1, outcome="new", status="completed", import_job=job
+            )
+        with CaptureQueriesContext(connection) as queries:
+            page = alice_client.get(batch.get_absolute_url())
+        assert page.content.decode().count('<td data-count="without-captions">0<') == rows
+        return len(queries)
+
+    alice_client.get("/")  # (the first request of all asks whether Chirp is set up)
+    assert queries_for(40) == queries_for(4)
