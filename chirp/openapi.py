@@ -325,7 +325,8 @@ SCHEMAS: dict[str, Schema] = {
             "remainingSeconds": {
                 "type": ["integer", "null"],
                 "minimum": 0,
-                "description": "An estimate, at the pace so far (null before the first row).",
+                "description": "An estimate, at the pace of the rows done so far (their own "
+                "time: a pause does not count); null before the first row.",
             },
             "rows": {"type": "array", "items": _ref("ListBatchRow")},
         },

@@ -16,7 +16,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import models, transaction
-from django.db.models import Count, F, Q, Sum
+from django.db.models import Count, DurationField, ExpressionWrapper, F, Q, Sum
 from django.db.models.functions import Coalesce
 from django.template.defaultfilters import filesizeformat
 from django.template.loader import render_to_string
@@ -294,11 +294,17 @@ class ListBatch(Job):
 
     @property
     def remaining(self) -> timedelta | None:
-        """What is left, at the pace of the rows processed so far (None before the first)."""
-        elapsed = self.elapsed
-        if not self.is_open or elapsed is None or not self.processed or not self.total:
+        """What is left, at the pace of the rows processed so far (None before the first): the
+        rows' own time, from start to end, so a pause (a night, a week) does not count."""
+        if not self.is_open or not self.processed or not self.total:
             return None
-        per_row = elapsed / self.processed
+        spent = self.items.filter(started__isnull=False, finished__isnull=False).aggregate(
+            rows=Count("pk"),
+            time=Sum(ExpressionWrapper(F("finished") - F("started"), output_field=DurationField())),
+        )
+        if not spent["rows"]:
+            return None
+        per_row = max(timedelta(0), spent["time"] or timedelta(0)) / spent["rows"]
         return per_row * (self.total - self.processed)
 
     @property

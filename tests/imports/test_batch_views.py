@@ -8,6 +8,7 @@ import csv
 import io
 import json
 import re
+from datetime import timedelta
 
 import pytest
 from django.db import connection
@@ -242,3 +243,38 @@ def test_the_batch_page_reads_its_rows_in_a_few_queries_however_many(alice_clien
 
     alice_client.get("/")  # (the first request of all asks whether Chirp is set up)
     assert queries_for(40) == queries_for(4)
+
+
+def test_the_estimate_of_what_is_left_goes_by_the_rows_own_time_not_the_pauses(alice_client, alice):
+    """Ten rows; started ten hours ago, paused overnight: two rows took a minute each, so the
+    eight left take about eight minutes, not forty hours."""
+    now = timezone.now()
+    batch = ListBatch.objects.create(
+        owner=alice,
+        text="x",
+        format="text",
+        status="running",
+        prepared=True,
+        total=10,
+        done=2,
+        started=now - timedelta(hours=10),
+        worker="w",
+        heartbeat=now,
+    )
+    for n in range(10):
+        ended = n < 2
+        ListBatchRow.objects.create(
+            job=batch,
+            number=n + 1,
+            outcome="new",
+            status="completed" if ended else "queued",
+            started=now - timedelta(hours=9 - n, minutes=1) if ended else None,
+            finished=now - timedelta(hours=9 - n) if ended else None,
+        )
+
+    page = alice_client.get(batch.get_absolute_url()).content.decode()
+    api = alice_client.get(f"/api/channels/lists/{batch.pk}").json()
+
+    assert api["remainingSeconds"] == 8 * 60
+    assert api["elapsedSeconds"] == pytest.approx(10 * 3600, abs=5)
+    assert '<span data-time="remaining">8:00</span> left' in page
