@@ -5,7 +5,9 @@ a time: for each row it starts that channel's ordinary import (ImportJob, with t
 options, owned by the batch's owner) and waits for it to end before it starts the next. So the
 imports lane never holds more than one import of a batch at once, and another user's import
 queued meanwhile takes its turn (first come, first served, by `enqueued`) between two rows of
-the batch rather than after all of them. The work is in imports/batch.py.
+the batch rather than after all of them. Batches take turns in the lists lane a slice each
+(ListBatch.release), so a second list is not held behind the whole first one either. The work
+is in imports/batch.py.
 """
 
 from __future__ import annotations
@@ -203,6 +205,15 @@ class ListBatch(Job):
 
     prepare_with = "imports.batch.prepare_rows"
     process_item_with = "imports.batch.run_row"
+
+    def release(self, token: str) -> None:
+        """Hand the batch back (end of a slice, pause, shutdown) at the back of the lists
+        lane's line: lists take turns a slice each, so another user's list queued behind a
+        500-channel one starts its rows within a slice, not after all 500 channels."""
+        type(self).objects.filter(pk=self.pk, worker=token).update(
+            worker="", enqueued=timezone.now()
+        )
+        self.worker = ""
 
     def mark_prepared(self, items: list[Item], token: str) -> None:
         super().mark_prepared(items, token)

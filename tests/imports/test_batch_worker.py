@@ -196,6 +196,33 @@ def test_another_users_import_runs_between_two_rows_of_a_batch(
     assert batch.finished > bobs.finished
 
 
+def test_a_second_users_list_is_not_held_behind_the_whole_first_one(
+    alice, bob, fake_youtube, start_worker
+):
+    """One lists-lane slot: the lists take turns a slice each, so bob's one-channel list runs
+    its row between two rows of alice's long list, not after all of them."""
+    for n in range(1, 7):
+        fake_youtube.add_channel(f"long{n}", videos=6)
+    fake_youtube.add_channel("bobs", videos=2)
+    fake_youtube.add_fault(kinds={"watch"}, delay=0.1)
+    alices = ListBatch.draft(alice, "\n".join(f"@long{n}" for n in range(1, 7)), "text")
+    alices.start()
+    start_worker(CHIRP_SLICE_SECONDS="2")
+    wait_for(lambda: ImportJob.objects.filter(owner=alice).exists(), timeout=60, interval=0.05)
+
+    bobs = ListBatch.draft(bob, "@bobs\n", "text")
+    bobs.start()
+    wait_for(lambda: fresh(bobs).is_terminal, timeout=180)
+
+    assert (bobs.status, bobs.done) == ("completed", 1)
+    assert not fresh(alices).is_terminal
+    bobs_import = ImportJob.objects.get(owner=bob)
+    before = ImportJob.objects.filter(owner=alice, started__lt=bobs_import.started).count()
+    assert before <= 2
+    wait_for(lambda: fresh(alices).is_terminal, timeout=300)
+    assert (alices.status, alices.done) == ("completed", 6)
+
+
 def test_the_cli_runs_a_text_list_and_prints_the_report(
     alice, fake_youtube, start_worker, tmp_path
 ):
