@@ -16,7 +16,8 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
-from imports.models import ImportJob, ListBatch, ListBatchRow
+from chirp import dashboard
+from imports.models import Channel, ImportJob, ListBatch, ListBatchRow
 
 pytestmark = pytest.mark.django_db
 
@@ -278,3 +279,67 @@ def test_the_estimate_of_what_is_left_goes_by_the_rows_own_time_not_the_pauses(a
     assert api["remainingSeconds"] == 8 * 60
     assert api["elapsedSeconds"] == pytest.approx(10 * 3600, abs=5)
     assert '<span data-time="remaining">8:00</span> left' in page
+
+
+SCRIPT = "<script>alert(1)</script>"
+IMG = '"><img src=x onerror=alert(2)>'
+
+
+def test_names_and_emails_are_escaped_in_every_live_fragment_and_the_page(alice_client, alice):
+    """Bait in a list's file name, a person's name and email, and a channel's title: shown as
+    text on the batch page, in each live fragment (the progress, the rows, a row, the
+    dashboard's row and the whole dashboard) and in the toast."""
+    now = timezone.now()
+    channel = Channel.objects.create(youtube_id="UC" + "b" * 22, title=f"Chan {SCRIPT}")
+    batch = ListBatch.objects.create(
+        owner=alice,
+        name=f"{IMG}.csv",
+        text="x",
+        format="csv",
+        status="running",
+        prepared=True,
+        total=2,
+        started=now,
+        worker="w",
+        heartbeat=now,
+        step=f"Importing Chan {SCRIPT}: Listing",
+    )
+    job = ImportJob.objects.create(
+        owner=alice,
+        channel=channel,
+        channel_url=channel.youtube_url,
+        status="listing",
+        started=now,
+    )
+    row = ListBatchRow.objects.create(
+        job=batch,
+        number=2,
+        outcome="new",
+        channel_url=channel.youtube_url,
+        input=IMG,
+        name=SCRIPT,
+        email=f"{IMG}@x.com",
+        type=SCRIPT,
+        status="processing",
+        import_job=job,
+        channel=channel,
+    )
+    ListBatchRow.objects.create(
+        job=batch, number=3, outcome="invalid", input=SCRIPT, message=f"bad: {IMG}", name=IMG
+    )
+
+    shown = {"page": alice_client.get(batch.get_absolute_url()).content.decode()}
+    shown.update(batch.all_fragments())
+    shown.update(batch._rows_fragment())
+    shown.update(row.live_fragments())
+    shown["dashboard"] = dashboard.fragment(alice.pk)[1]
+    ListBatch.objects.filter(pk=batch.pk).update(status="completed", finished=now)
+    batch.refresh_from_db()
+    shown["toast"] = batch._finished_toast()[0][1]
+
+    for where, html in shown.items():
+        assert SCRIPT not in html and "<img src=x" not in html, where
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in shown[f"{batch.dom_id}-progress"]
+    assert "&lt;img src=x onerror=alert(2)&gt;" in shown[f"dash-{batch.dom_id}"]
+    assert "&lt;img src=x onerror=alert(2)&gt;" in shown["toast"]
+    assert "&lt;script&gt;" in shown[row.dom_id] and "&lt;script&gt;" in shown["page"]
