@@ -201,6 +201,36 @@ def test_another_users_import_runs_between_two_rows_of_a_batch(
     assert batch.finished > bobs.finished
 
 
+def test_a_failed_row_retried_from_the_batch_page_imports_its_channel(
+    alice, alice_client, fake_youtube, start_worker
+):
+    fake_youtube.add_channel("early", videos=2, title="Early")
+    start_worker()
+    batch = preview_and_start(alice_client, "@early\n@late\n")
+    wait_for(lambda: fresh(batch).is_terminal, timeout=120)
+    assert (batch.status, batch.done, batch.failed) == ("completed", 1, 1)
+    late = ListBatchRow.objects.get(job=batch, number=2)
+    page = alice_client.get(batch.get_absolute_url()).content.decode()
+    retry = reverse("imports:retry_batch_row", args=[batch.pk, late.pk])
+    assert f'action="{retry}"' in page
+
+    fake_youtube.add_channel("late", videos=3, title="Late")  # it exists now
+    answer = alice_client.post(retry)
+
+    assert answer.status_code == 302
+    wait_for(lambda: fresh(batch).is_terminal, timeout=120)
+    assert (batch.status, batch.done, batch.failed) == ("completed", 2, 0)
+    report = {row["row"]: row for row in batch.report()}
+    assert (report[2]["status"], report[2]["channel"], report[2]["videos_imported"]) == (
+        "completed",
+        "Late",
+        3,
+    )
+    assert ImportJob.objects.filter(owner=alice).count() == 3  # the failed import stays
+    page = alice_client.get(batch.get_absolute_url()).content.decode()
+    assert f'action="{retry}"' not in page
+
+
 def test_a_second_users_list_is_not_held_behind_the_whole_first_one(
     alice, bob, fake_youtube, start_worker
 ):
