@@ -20,7 +20,7 @@ from django.conf import settings
 from django.db import models, transaction
 from django.db.models import Count, DurationField, ExpressionWrapper, F, Q, Sum
 from django.db.models.functions import Coalesce
-from django.template.defaultfilters import filesizeformat
+from django.template.defaultfilters import filesizeformat, pluralize
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
@@ -347,19 +347,18 @@ class ListBatch(Job):
     def ended_summary(self) -> str:
         """What it brought in (the dashboard shows it under the list's title and status)."""
         totals = self.totals()
-        parts = [f"{self.done} of {self.total} channels imported"]
-        parts.append(f"{totals['imported']} videos")
+        parts = [f"{self.done} of {_count(self.total, 'channel')} imported"]
+        parts.append(_count(totals["imported"], "video"))
         if totals["without_captions"]:
             parts.append(f"{totals['without_captions']} without captions")
         if totals["media_stored"]:
             size = filesizeformat(totals["media_size"]).replace("\xa0", " ")
-            parts.append(f"media of {totals['media_stored']} videos stored ({size})")
-        if self.failed:
-            parts.append(f"{self.failed} rows failed")
-        if self.skipped:
-            parts.append(f"{self.skipped} rows skipped")
+            parts.append(f"media of {_count(totals['media_stored'], 'video')} stored ({size})")
+        for count, what in ((self.failed, "failed"), (self.skipped, "skipped")):
+            if count:
+                parts.append(f"{_count(count, 'row')} {what}")
         if self.cancelled:
-            parts.append(f"{self.cancelled} rows cancelled")
+            parts.append(f"{_count(self.cancelled, 'row')} cancelled")
         return ", ".join(parts)
 
     def live_fragments(self) -> list[tuple[str, str]]:
@@ -442,6 +441,11 @@ class ListBatch(Job):
         if rows:
             data["rows"] = [_camel(entry) for entry in self.report()]
         return data
+
+
+def _count(n: int, noun: str) -> str:
+    """3 channels, 1 channel, 0 videos."""
+    return f"{n} {noun}{pluralize(n)}"
 
 
 def _camel(entry: dict[str, Any]) -> dict[str, Any]:

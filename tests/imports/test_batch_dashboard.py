@@ -176,3 +176,14 @@ def test_ended_batches_read_like_ended_imports(alice_client, alice):
         assert rows[batch.dom_id].count(batch.name) == 1
     assert rows[failed.dom_id].count("Nothing could be processed.") == 1
     assert rows[gone.dom_id].count("This channel does not exist.") == 1
+
+
+def test_a_summary_counts_one_as_one(alice_client, alice):
+    batch = batch_of(alice, "completed", total=3, done=1, failed=1, skipped=1)
+
+    ended = section(alice_client.get("/").content.decode(), "dash-ended")
+
+    assert "1 of 3 channels imported, 0 videos, 1 row failed, 1 row skipped" in text_of(ended)
+    one = batch_of(alice, "cancelled", total=1, cancelled=1)
+    assert one.ended_summary == "0 of 1 channel imported, 0 videos, 1 row cancelled"
+    assert batch.finished_summary().startswith("List people.csv done: 1 of 3 channels")
