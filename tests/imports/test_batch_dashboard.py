@@ -175,6 +175,13 @@ def test_ended_batches_read_like_ended_imports(alice_client, alice):
     for batch in (completed, failed, cancelled):
         assert rows[batch.dom_id].count(batch.name) == 1
     assert rows[failed.dom_id].count("Nothing could be processed.") == 1
+    # The toast names the list and says how it ended.
+    toasts = {
+        batch.status: batch._finished_toast()[0][1] for batch in (completed, failed, cancelled)
+    }
+    assert "List people.csv done: 195 of 200 channels imported" in toasts["completed"]
+    assert "List bad.csv failed: 0 of 200 channels imported" in toasts["failed"]
+    assert "List stop.csv cancelled: 30 of 200 channels imported" in toasts["cancelled"]
     assert rows[gone.dom_id].count("This channel does not exist.") == 1
 
 
