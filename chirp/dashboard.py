@@ -1,10 +1,10 @@
-"""The home page's dashboard: one user's jobs of every lane (running, waiting in line, ended),
-the totals of what they can see, and the live fragment that redraws it all.
+"""The home page's dashboard: one user's jobs of every lane (running, paused, waiting in line,
+ended), the totals of what they can see, and the live fragment that redraws it all.
 
 Each job row is `chirp/partials/dashboard_job.html` under its own id (`dash-<job dom_id>`): it
 goes out with the job's own fragments after every change (Job.all_fragments), so progress moves
 on the dashboard as it does on the app pages. A job that moves between sections (created,
-started, ended, sent back in line) sends the whole dashboard once (`dashboard` event).
+started, paused, ended, sent back in line) sends the whole dashboard once (`dashboard` event).
 """
 
 from __future__ import annotations
@@ -34,10 +34,16 @@ def _job_models() -> list[type[Job]]:
     return list(engine.lanes().values())
 
 
+def shows(job: Job) -> bool:
+    """Whether the dashboard has a place for `job` in its status (a draft has none)."""
+    return job.status in (PENDING, *TERMINAL, *job.active_statuses(), *job.paused_statuses())
+
+
 def context_for(user: Any) -> dict[str, Any]:
     """What the dashboard shows `user` (a user or their id): their own jobs only (staff too:
     the admin is where everything is), and totals of what they can see."""
     running: list[Job] = []
+    paused: list[Job] = []
     waiting: list[Job] = []
     ended: list[Job] = []
     waiting_count = 0
@@ -45,6 +51,10 @@ def context_for(user: Any) -> dict[str, Any]:
     for model in _job_models():
         mine = model.objects.filter(owner=user)
         running += mine.filter(status__in=model.active_statuses())
+        if model.paused_statuses():
+            paused += mine.filter(status__in=model.paused_statuses()).order_by("-updated")[
+                :WAITING_SHOWN
+            ]
         queued = mine.filter(status=PENDING).order_by("enqueued", "pk")
         waiting += queued[:WAITING_SHOWN]
         waiting_count += queued.count()
@@ -52,14 +62,18 @@ def context_for(user: Any) -> dict[str, Any]:
             "-finished", "-pk"
         )[:RECENT]
     running.sort(key=lambda job: job.started or job.created)
+    paused.sort(key=lambda job: job.updated, reverse=True)
     waiting.sort(key=lambda job: (job.enqueued, job.lane, job.pk))
     ended.sort(key=lambda job: job.finished, reverse=True)
     followed = _followed_videos(user)
-    anything = running or waiting or ended or any(n for _, n in totals) or followed is not None
+    anything = (
+        running or paused or waiting or ended or any(n for _, n in totals) or followed is not None
+    )
     return {
         "followed": followed,
         "followed_shown": FOLLOWED,
         "running": running,
+        "paused": paused[:WAITING_SHOWN],
         "waiting": waiting[:WAITING_SHOWN],
         "waiting_more": max(0, waiting_count - WAITING_SHOWN),
         "ended": ended[:RECENT],

@@ -136,9 +136,24 @@ class Job(models.Model):
     def active_statuses(cls) -> tuple[str, str]:
         return (cls.PREPARING, cls.PROCESSING)
 
+    @classmethod
+    def paused_statuses(cls) -> tuple[str, ...]:
+        """Statuses of a job its owner paused: neither running, nor in line, nor ended (the
+        dashboard shows it apart, with its `resume_url`). None by default."""
+        return ()
+
     @property
     def is_active(self) -> bool:
         return self.status in self.active_statuses()
+
+    @property
+    def is_paused(self) -> bool:
+        return self.status in self.paused_statuses()
+
+    @property
+    def resume_url(self) -> str:
+        """Where a paused job's Resume posts (empty: it cannot be resumed from the dashboard)."""
+        return ""
 
     @property
     def is_terminal(self) -> bool:
@@ -271,6 +286,22 @@ class Job(models.Model):
         row = render_to_string("chirp/partials/dashboard_job.html", {"job": self})
         return [*self.live_fragments(), (f"dash-{self.dom_id}", row)]
 
+    @property
+    def count_label(self) -> str:
+        """How far the job is, in its items ("4 of 10 done")."""
+        return f"{self.processed} of {self.total} done"
+
+    @property
+    def progress_label(self) -> str:
+        """What the dashboard says of the job while it works: its step, or how far it is."""
+        return self.step or self.count_label
+
+    @property
+    def ended_summary(self) -> str:
+        """What the dashboard says under an ended job's title and status: the toast's
+        finished_summary() by default (a job whose toast names it says it without the name)."""
+        return self.finished_summary()
+
     def finished_summary(self) -> str:
         parts = [f"{self.done} done"]
         if self.skipped:
@@ -290,9 +321,10 @@ class Job(models.Model):
         for field, value in changes.items():
             if not hasattr(value, "resolve_expression"):
                 setattr(self, field, value)
-        # Into the line or out of the running: the job changes section on the dashboard (a
-        # job starts running only through engine.claim_job, which run_job publishes).
-        self.publish(moved=changes.get("status") in (PENDING, *TERMINAL), line_moved=left_line)
+        # Into the line, paused or out of the running: the job changes section on the dashboard
+        # (a job starts running only through engine.claim_job, which run_job publishes).
+        moved = changes.get("status") in (PENDING, *TERMINAL, *self.paused_statuses())
+        self.publish(moved=moved, line_moved=left_line)
 
     def publish(self, moved: bool = False, line_moved: bool = False) -> None:
         """Send this job's fragments to its owner once the transaction commits. `moved`: its

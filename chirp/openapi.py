@@ -301,7 +301,11 @@ SCHEMAS: dict[str, Schema] = {
             "format": {"type": "string", "enum": ["csv", "takeout", "json", "text", "opml"]},
             "options": _object(
                 {
-                    "limit": {"type": ["integer", "null"]},
+                    "limit": {
+                        "type": ["integer", "null"],
+                        "description": "At most this many videos a new channel (a channel you "
+                        "have already is checked for all its new videos).",
+                    },
                     "since": {"type": ["string", "null"], "format": "date"},
                     "skipExisting": {"type": "boolean"},
                     "quality": {"type": "string", "enum": list(QUALITIES)},
@@ -331,7 +335,8 @@ SCHEMAS: dict[str, Schema] = {
             "remainingSeconds": {
                 "type": ["integer", "null"],
                 "minimum": 0,
-                "description": "An estimate, at the pace so far (null before the first row).",
+                "description": "An estimate, at the pace of the rows done so far (their own "
+                "time: a pause does not count); null before the first row.",
             },
             "rows": {"type": "array", "items": _ref("ListBatchRow")},
         },
@@ -931,7 +936,11 @@ PATHS: dict[str, dict[str, Any]] = {
                                 "settings": {"type": "object"},
                                 "list": TEXT,
                                 "format": TEXT,
-                                "limit": {"type": "integer", "minimum": 1},
+                                "limit": {
+                                    "type": "integer",
+                                    "minimum": 1,
+                                    "description": "At most this many videos a new channel.",
+                                },
                                 "since": {"type": "string", "format": "date"},
                                 "skipExisting": {"type": "boolean"},
                                 "quality": {"type": "string", "enum": list(QUALITIES)},

@@ -515,6 +515,9 @@ CHIRP_IMPORT_FIRST_LIMIT = env_int("CHIRP_IMPORT_FIRST_LIMIT", 0, minimum=0)
 # Channel lists (imports/lists.py): the most rows and bytes one list may have.
 CHIRP_LIST_MAX_ROWS = env_int("CHIRP_LIST_MAX_ROWS", 10_000, minimum=1)
 CHIRP_LIST_MAX_BYTES = env_int("CHIRP_LIST_MAX_BYTES", 2 * 1024 * 1024, minimum=1024)
+# A list previewed and never started (its draft keeps the list's text) is removed this many
+# hours after the preview, by an hourly task.
+CHIRP_LIST_DRAFT_HOURS = env_int("CHIRP_LIST_DRAFT_HOURS", 24, minimum=1)
 # Speech to text when YouTube has no captions (off unless the URL is set): an OpenAI-compatible
 # API's base URL (e.g. https://api.groq.com/openai/v1), its key and model.
 CHIRP_WHISPER_URL = env_str("CHIRP_WHISPER_URL") or None

@@ -57,10 +57,12 @@ def say_signed_out(sender, request=None, **kwargs) -> None:
 @receiver(post_save)
 def show_new_job_on_dashboard(sender, instance, created: bool = False, **kwargs) -> None:
     """A new job of any lane joins its owner's dashboard, in line (whoever created it: a
-    page, the API, the admin)."""
+    page, the API, the admin). Not one created where the dashboard shows none (a channel
+    list's draft, made by every preview: it joins once started)."""
     from chirp.jobs import Job
 
     if created and isinstance(instance, Job):
         from chirp import dashboard
 
-        dashboard.publish_on_commit(instance)
+        if dashboard.shows(instance):
+            dashboard.publish_on_commit(instance)

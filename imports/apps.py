@@ -39,3 +39,7 @@ class ImportsConfig(AppConfig):
         # Every minute: WebSub requests whose time has come (first tries, retries after a
         # backoff, renewals at ~80 % of their lease) and notifications whose task was lost.
         schedules.register("WebSub subscriptions", "imports.tasks.run_websub_due", minutes=1)
+        # Every hour: channel lists previewed and never started, past CHIRP_LIST_DRAFT_HOURS.
+        schedules.register(
+            "Delete list previews never started", "imports.tasks.delete_old_list_drafts", minutes=60
+        )

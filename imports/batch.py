@@ -26,7 +26,7 @@ from chirp.jobs import (
     JobError,
 )
 from imports import lists
-from imports.models import Follow, ImportJob, Person
+from imports.models import Channel, Follow, ImportJob, Person
 from imports.models.lists import ListBatch, ListBatchRow
 from imports.youtube import InvalidChannelInput, parse_channel_input
 
@@ -100,8 +100,12 @@ def _import_of(batch: ListBatch, row: ListBatchRow) -> ImportJob:
         ref = parse_channel_input(row.channel_url)
     except InvalidChannelInput as exc:
         raise ItemError(str(exc)) from None
+    # The cap is "at most this many videos a new channel": a channel the owner has already is
+    # checked in full (its new videos past the cap would never come: the next check stops at
+    # the newest one it knows).
+    limit = None if Channel.known_for(ref, ref.url, batch.owner) else batch.limit
     with transaction.atomic():
-        job, created = ImportJob.start(batch.owner, ref, limit=batch.limit, only_new=batch.only_new)
+        job, created = ImportJob.start(batch.owner, ref, limit=limit, only_new=batch.only_new)
         extra = _import_options(batch)
         if created and extra:
             ImportJob.objects.filter(pk=job.pk).update(**extra)

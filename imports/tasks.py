@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import logging
+
+logger = logging.getLogger(__name__)
+
 
 def poll_followed_channels() -> dict[str, int]:
     from imports import following
@@ -25,3 +29,12 @@ def run_websub_due() -> dict[str, int]:
     from imports import websub
 
     return websub.run_due()
+
+
+def delete_old_list_drafts() -> int:
+    from imports.models import ListBatch
+
+    deleted = ListBatch.delete_old_drafts()
+    if deleted:
+        logger.info("Deleted %d channel list preview(s) never started", deleted)
+    return deleted

@@ -15,9 +15,11 @@ from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.defaultfilters import pluralize
 from django.utils import timezone
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from chirp import dashboard
 from chirp.jobs import IllegalTransition
 from imports import artwork as artworks
 from imports import playback, websub
@@ -422,10 +424,18 @@ def batch_detail(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 def _batch_answer(request: HttpRequest, batch: ListBatch) -> HttpResponse:
-    """The progress block in place (htmx), or the batch's page."""
+    """The progress block in place (htmx), the dashboard when the button was on it (htmx), or
+    the page the plain form came from (`next`, on this site), else the batch's page."""
+    if request.htmx and request.htmx.target == "dashboard":
+        return render(request, "chirp/home.html#dashboard", dashboard.context_for(request.user))
     if request.htmx:
         batch.refresh_from_db()
         return render(request, "imports/batch_detail.html#batch_progress", {"batch": batch})
+    back = request.POST.get("next", "")
+    if back and url_has_allowed_host_and_scheme(
+        back, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        return redirect(back)
     return redirect(batch)
 
 

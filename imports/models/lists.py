@@ -5,7 +5,9 @@ a time: for each row it starts that channel's ordinary import (ImportJob, with t
 options, owned by the batch's owner) and waits for it to end before it starts the next. So the
 imports lane never holds more than one import of a batch at once, and another user's import
 queued meanwhile takes its turn (first come, first served, by `enqueued`) between two rows of
-the batch rather than after all of them. The work is in imports/batch.py.
+the batch rather than after all of them. Batches take turns in the lists lane a slice each
+(ListBatch.release), so a second list is not held behind the whole first one either. The work
+is in imports/batch.py.
 """
 
 from __future__ import annotations
@@ -14,10 +16,11 @@ import contextlib
 from datetime import datetime, timedelta
 from typing import Any
 
+from django.conf import settings
 from django.db import models, transaction
-from django.db.models import Count, F, Q, Sum
+from django.db.models import Count, DurationField, ExpressionWrapper, F, Q, Sum
 from django.db.models.functions import Coalesce
-from django.template.defaultfilters import filesizeformat
+from django.template.defaultfilters import filesizeformat, pluralize
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
@@ -100,7 +103,7 @@ class ListBatch(Job):
     def draft(cls, owner: Any, text: str, format: str, name: str = "", **options: Any) -> ListBatch:
         """The batch a preview would start (not queued: a draft is never run)."""
         defaults = cls.options_from_settings(options.pop("settings", None) or {})
-        cls.objects.filter(owner=owner, status=DRAFT, created__lt=draft_age_limit()).delete()
+        cls.delete_old_drafts(owner)
         return cls.objects.create(
             owner=owner,
             status=DRAFT,
@@ -109,6 +112,16 @@ class ListBatch(Job):
             name=name[:255],
             **{**defaults, **options},
         )
+
+    @classmethod
+    def delete_old_drafts(cls, owner: Any = None) -> int:
+        """Delete the drafts (lists previewed, never started) older than CHIRP_LIST_DRAFT_HOURS,
+        `owner`'s or everyone's (the hourly task). Returns how many."""
+        drafts = cls.objects.filter(status=DRAFT, created__lt=draft_age_limit())
+        if owner is not None:
+            drafts = drafts.filter(owner=owner)
+        _, by_model = drafts.delete()
+        return by_model.get(cls._meta.label, 0)
 
     @staticmethod
     def options_from_settings(list_settings: dict[str, Any]) -> dict[str, Any]:
@@ -135,6 +148,14 @@ class ListBatch(Job):
     OPTION_FIELDS = ("limit", "since", "only_new", "quality", "follow")
 
     # -- pause, resume, cancel --------------------------------------------------------------------
+
+    @classmethod
+    def paused_statuses(cls) -> tuple[str, ...]:
+        return (PAUSED,)
+
+    @property
+    def resume_url(self) -> str:
+        return reverse("imports:resume_batch", args=[self.pk]) if self.can_resume else ""
 
     @property
     def can_pause(self) -> bool:
@@ -184,6 +205,15 @@ class ListBatch(Job):
 
     prepare_with = "imports.batch.prepare_rows"
     process_item_with = "imports.batch.run_row"
+
+    def release(self, token: str) -> None:
+        """Hand the batch back (end of a slice, pause, shutdown) at the back of the lists
+        lane's line: lists take turns a slice each, so another user's list queued behind a
+        500-channel one starts its rows within a slice, not after all 500 channels."""
+        type(self).objects.filter(pk=self.pk, worker=token).update(
+            worker="", enqueued=timezone.now()
+        )
+        self.worker = ""
 
     def mark_prepared(self, items: list[Item], token: str) -> None:
         super().mark_prepared(items, token)
@@ -275,11 +305,17 @@ class ListBatch(Job):
 
     @property
     def remaining(self) -> timedelta | None:
-        """What is left, at the pace of the rows processed so far (None before the first)."""
-        elapsed = self.elapsed
-        if not self.is_open or elapsed is None or not self.processed or not self.total:
+        """What is left, at the pace of the rows processed so far (None before the first): the
+        rows' own time, from start to end, so a pause (a night, a week) does not count."""
+        if not self.is_open or not self.processed or not self.total:
             return None
-        per_row = elapsed / self.processed
+        spent = self.items.filter(started__isnull=False, finished__isnull=False).aggregate(
+            rows=Count("pk"),
+            time=Sum(ExpressionWrapper(F("finished") - F("started"), output_field=DurationField())),
+        )
+        if not spent["rows"]:
+            return None
+        per_row = max(timedelta(0), spent["time"] or timedelta(0)) / spent["rows"]
         return per_row * (self.total - self.processed)
 
     @property
@@ -290,21 +326,40 @@ class ListBatch(Job):
     def remaining_seconds(self) -> int | None:
         return round(self.remaining.total_seconds()) if self.remaining is not None else None
 
+    @property
+    def count_label(self) -> str:
+        if not self.prepared:
+            return "not started yet"
+        return f"{self.processed} of {self.total} channels"
+
+    @property
+    def progress_label(self) -> str:
+        """How many channels are done, and the one importing now (the step)."""
+        return " · ".join(part for part in (self.count_label, self.step) if part)
+
     def finished_summary(self) -> str:
+        """The toast's and the terminal's words: the list named, how it ended, and what it
+        brought in."""
+        verb = {CANCELLED: "cancelled", FAILED: "failed"}.get(self.status, "done")
+        return f"{self.title} {verb}: {self.ended_summary}"
+
+    @property
+    def ended_summary(self) -> str:
+        """What it brought in (the dashboard shows it under the list's title and status)."""
         totals = self.totals()
-        parts = [f"{self.done} of {self.total} channels imported"]
-        parts.append(f"{totals['imported']} videos")
+        parts = [f"{self.done} of {_count(self.total, 'channel')} imported"]
+        parts.append(_count(totals["imported"], "video"))
         if totals["without_captions"]:
             parts.append(f"{totals['without_captions']} without captions")
         if totals["media_stored"]:
             size = filesizeformat(totals["media_size"]).replace("\xa0", " ")
-            parts.append(f"media of {totals['media_stored']} videos stored ({size})")
-        if self.failed:
-            parts.append(f"{self.failed} rows failed")
-        if self.skipped:
-            parts.append(f"{self.skipped} rows skipped")
-        verb = "cancelled" if self.status == CANCELLED else "done"
-        return f"{self.title} {verb}: " + ", ".join(parts)
+            parts.append(f"media of {_count(totals['media_stored'], 'video')} stored ({size})")
+        for count, what in ((self.failed, "failed"), (self.skipped, "skipped")):
+            if count:
+                parts.append(f"{_count(count, 'row')} {what}")
+        if self.cancelled:
+            parts.append(f"{_count(self.cancelled, 'row')} cancelled")
+        return ", ".join(parts)
 
     def live_fragments(self) -> list[tuple[str, str]]:
         html = render_to_string("imports/batch_detail.html#batch_progress", {"batch": self})
@@ -388,6 +443,11 @@ class ListBatch(Job):
         return data
 
 
+def _count(n: int, noun: str) -> str:
+    """3 channels, 1 channel, 0 videos."""
+    return f"{n} {noun}{pluralize(n)}"
+
+
 def _camel(entry: dict[str, Any]) -> dict[str, Any]:
     def camel(key: str) -> str:
         head, *rest = key.split("_")
@@ -444,6 +504,14 @@ class ListBatchRow(Item):
     def can_retry(self) -> bool:
         return self.status == ItemStatus.FAILED and self.outcome != "invalid"
 
+    def videos_without_captions(self) -> int:
+        """Videos its import brought in without captions; from the report's annotation when
+        the row came with it (a page of 200 rows is not 200 more queries)."""
+        if not self.import_job_id:
+            return 0
+        annotated = getattr(self, "without_captions", None)
+        return annotated if annotated is not None else self.import_job.without_captions()
+
     def stored_media(self) -> dict[str, int]:
         """Videos of the row's channel with stored media, and their files' size (bytes); from
         the report's annotations when the row came with them."""
@@ -480,9 +548,6 @@ class ListBatchRow(Item):
 
     def report(self) -> dict[str, Any]:
         job = self.import_job
-        without = getattr(self, "without_captions", None)
-        if without is None:
-            without = job.without_captions() if job else 0
         media = self.stored_media()
         return {
             "row": self.number,
@@ -495,7 +560,7 @@ class ListBatchRow(Item):
             "message": self.error or self.message,
             "videos_imported": job.done if job else 0,
             "failed": job.failed if job else 0,
-            "without_captions": without if job else 0,
+            "without_captions": self.videos_without_captions(),
             "already_there": (job.known + job.skipped) if job else 0,
             "media_stored": media["videos"],
             "media_size": media["size"],
@@ -506,6 +571,6 @@ class ListBatchRow(Item):
 
 
 def draft_age_limit() -> datetime:
-    """Drafts (previews never started) older than a day are of no use: ListBatch.draft()
-    removes its owner's when it makes a new one."""
-    return timezone.now() - timedelta(days=1)
+    """Drafts (previews never started) created before this are of no use: an hourly task
+    removes them (imports.tasks.delete_old_list_drafts), and ListBatch.draft() its owner's."""
+    return timezone.now() - timedelta(hours=settings.CHIRP_LIST_DRAFT_HOURS)

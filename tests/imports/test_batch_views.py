@@ -8,12 +8,16 @@ import csv
 import io
 import json
 import re
+from datetime import timedelta
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
-from imports.models import ImportJob, ListBatch, ListBatchRow
+from chirp import dashboard
+from imports.models import Channel, ImportJob, ListBatch, ListBatchRow
 
 pytestmark = pytest.mark.django_db
 
@@ -213,3 +217,129 @@ def test_a_strangers_batch_is_a_404_everywhere(client, bob, alice):
         assert client.post(reverse(f"imports:{name}", args=args)).status_code == 404
     row.refresh_from_db()
     assert row.status == "failed"
+
+
+def test_the_batch_page_reads_its_rows_in_a_few_queries_however_many(alice_client, alice):
+    """A 200-channel list's page must not ask the database once per row."""
+    now = timezone.now()
+
+    def queries_for(rows: int) -> int:
+        batch = ListBatch.objects.create(
+            owner=alice, text="x", format="text", status="completed", prepared=True, total=rows
+        )
+        for n in range(rows):
+            job = ImportJob.objects.create(
+                owner=alice,
+                channel_url=f"https://www.youtube.com/@r{batch.pk}x{n}",
+                status="completed",
+                finished=now,
+            )
+            ListBatchRow.objects.create(
+                job=batch, number=n + 1, outcome="new", status="completed", import_job=job
+            )
+        with CaptureQueriesContext(connection) as queries:
+            page = alice_client.get(batch.get_absolute_url())
+        assert page.content.decode().count('<td data-count="without-captions">0<') == rows
+        return len(queries)
+
+    alice_client.get("/")  # (the first request of all asks whether Chirp is set up)
+    assert queries_for(40) == queries_for(4)
+
+
+def test_the_estimate_of_what_is_left_goes_by_the_rows_own_time_not_the_pauses(alice_client, alice):
+    """Ten rows; started ten hours ago, paused overnight: two rows took a minute each, so the
+    eight left take about eight minutes, not forty hours."""
+    now = timezone.now()
+    batch = ListBatch.objects.create(
+        owner=alice,
+        text="x",
+        format="text",
+        status="running",
+        prepared=True,
+        total=10,
+        done=2,
+        started=now - timedelta(hours=10),
+        worker="w",
+        heartbeat=now,
+    )
+    for n in range(10):
+        ended = n < 2
+        ListBatchRow.objects.create(
+            job=batch,
+            number=n + 1,
+            outcome="new",
+            status="completed" if ended else "queued",
+            started=now - timedelta(hours=9 - n, minutes=1) if ended else None,
+            finished=now - timedelta(hours=9 - n) if ended else None,
+        )
+
+    page = alice_client.get(batch.get_absolute_url()).content.decode()
+    api = alice_client.get(f"/api/channels/lists/{batch.pk}").json()
+
+    assert api["remainingSeconds"] == 8 * 60
+    assert api["elapsedSeconds"] == pytest.approx(10 * 3600, abs=5)
+    assert '<span data-time="remaining">8:00</span> left' in page
+
+
+SCRIPT = "<script>alert(1)</script>"
+IMG = '"><img src=x onerror=alert(2)>'
+
+
+def test_names_and_emails_are_escaped_in_every_live_fragment_and_the_page(alice_client, alice):
+    """Bait in a list's file name, a person's name and email, and a channel's title: shown as
+    text on the batch page, in each live fragment (the progress, the rows, a row, the
+    dashboard's row and the whole dashboard) and in the toast."""
+    now = timezone.now()
+    channel = Channel.objects.create(youtube_id="UC" + "b" * 22, title=f"Chan {SCRIPT}")
+    batch = ListBatch.objects.create(
+        owner=alice,
+        name=f"{IMG}.csv",
+        text="x",
+        format="csv",
+        status="running",
+        prepared=True,
+        total=2,
+        started=now,
+        worker="w",
+        heartbeat=now,
+        step=f"Importing Chan {SCRIPT}: Listing",
+    )
+    job = ImportJob.objects.create(
+        owner=alice,
+        channel=channel,
+        channel_url=channel.youtube_url,
+        status="listing",
+        started=now,
+    )
+    row = ListBatchRow.objects.create(
+        job=batch,
+        number=2,
+        outcome="new",
+        channel_url=channel.youtube_url,
+        input=IMG,
+        name=SCRIPT,
+        email=f"{IMG}@x.com",
+        type=SCRIPT,
+        status="processing",
+        import_job=job,
+        channel=channel,
+    )
+    ListBatchRow.objects.create(
+        job=batch, number=3, outcome="invalid", input=SCRIPT, message=f"bad: {IMG}", name=IMG
+    )
+
+    shown = {"page": alice_client.get(batch.get_absolute_url()).content.decode()}
+    shown.update(batch.all_fragments())
+    shown.update(batch._rows_fragment())
+    shown.update(row.live_fragments())
+    shown["dashboard"] = dashboard.fragment(alice.pk)[1]
+    ListBatch.objects.filter(pk=batch.pk).update(status="completed", finished=now)
+    batch.refresh_from_db()
+    shown["toast"] = batch._finished_toast()[0][1]
+
+    for where, html in shown.items():
+        assert SCRIPT not in html and "<img src=x" not in html, where
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in shown[f"{batch.dom_id}-progress"]
+    assert "&lt;img src=x onerror=alert(2)&gt;" in shown[f"dash-{batch.dom_id}"]
+    assert "&lt;img src=x onerror=alert(2)&gt;" in shown["toast"]
+    assert "&lt;script&gt;" in shown[row.dom_id] and "&lt;script&gt;" in shown["page"]

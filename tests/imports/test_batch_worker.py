@@ -7,13 +7,18 @@ from __future__ import annotations
 
 import csv
 import io
+import os
+import pty
 import re
+import select
+import signal
 import subprocess
 import sys
 import time
 
 import pytest
 from django.urls import reverse
+from django.utils import timezone
 
 from imports.models import Channel, ImportJob, ListBatch, ListBatchRow, Person, PersonChannel, Video
 from imports.youtube import parse_channel_input
@@ -196,6 +201,63 @@ def test_another_users_import_runs_between_two_rows_of_a_batch(
     assert batch.finished > bobs.finished
 
 
+def test_a_failed_row_retried_from_the_batch_page_imports_its_channel(
+    alice, alice_client, fake_youtube, start_worker
+):
+    fake_youtube.add_channel("early", videos=2, title="Early")
+    start_worker()
+    batch = preview_and_start(alice_client, "@early\n@late\n")
+    wait_for(lambda: fresh(batch).is_terminal, timeout=120)
+    assert (batch.status, batch.done, batch.failed) == ("completed", 1, 1)
+    late = ListBatchRow.objects.get(job=batch, number=2)
+    page = alice_client.get(batch.get_absolute_url()).content.decode()
+    retry = reverse("imports:retry_batch_row", args=[batch.pk, late.pk])
+    assert f'action="{retry}"' in page
+
+    fake_youtube.add_channel("late", videos=3, title="Late")  # it exists now
+    answer = alice_client.post(retry)
+
+    assert answer.status_code == 302
+    wait_for(lambda: fresh(batch).is_terminal, timeout=120)
+    assert (batch.status, batch.done, batch.failed) == ("completed", 2, 0)
+    report = {row["row"]: row for row in batch.report()}
+    assert (report[2]["status"], report[2]["channel"], report[2]["videos_imported"]) == (
+        "completed",
+        "Late",
+        3,
+    )
+    assert ImportJob.objects.filter(owner=alice).count() == 3  # the failed import stays
+    page = alice_client.get(batch.get_absolute_url()).content.decode()
+    assert f'action="{retry}"' not in page
+
+
+def test_a_second_users_list_is_not_held_behind_the_whole_first_one(
+    alice, bob, fake_youtube, start_worker
+):
+    """One lists-lane slot: the lists take turns a slice each, so bob's one-channel list runs
+    its row between two rows of alice's long list, not after all of them."""
+    for n in range(1, 7):
+        fake_youtube.add_channel(f"long{n}", videos=6)
+    fake_youtube.add_channel("bobs", videos=2)
+    fake_youtube.add_fault(kinds={"watch"}, delay=0.1)
+    alices = ListBatch.draft(alice, "\n".join(f"@long{n}" for n in range(1, 7)), "text")
+    alices.start()
+    start_worker(CHIRP_SLICE_SECONDS="2")
+    wait_for(lambda: ImportJob.objects.filter(owner=alice).exists(), timeout=60, interval=0.05)
+
+    bobs = ListBatch.draft(bob, "@bobs\n", "text")
+    bobs.start()
+    wait_for(lambda: fresh(bobs).is_terminal, timeout=180)
+
+    assert (bobs.status, bobs.done) == ("completed", 1)
+    assert not fresh(alices).is_terminal
+    bobs_import = ImportJob.objects.get(owner=bob)
+    before = ImportJob.objects.filter(owner=alice, started__lt=bobs_import.started).count()
+    assert before <= 2
+    wait_for(lambda: fresh(alices).is_terminal, timeout=300)
+    assert (alices.status, alices.done) == ("completed", 6)
+
+
 def test_the_cli_runs_a_text_list_and_prints_the_report(
     alice, fake_youtube, start_worker, tmp_path
 ):
@@ -247,3 +309,99 @@ def test_the_cli_exits_non_zero_when_the_batch_fails(alice, fake_youtube, start_
     assert done.returncode != 0
     assert "The batch failed" in done.stderr
     assert "failed" in done.stdout and "@nobodyhere" in done.stdout
+
+
+def test_the_cli_exits_non_zero_when_a_row_failed_and_says_how_to_retry(
+    alice, fake_youtube, start_worker, tmp_path
+):
+    fake_youtube.add_channel("fine", videos=2, title="Fine")
+    listing = tmp_path / "channels.txt"
+    listing.write_text("@fine\n@nobodyhere\n")
+    start_worker()
+
+    done = subprocess.run(
+        [sys.executable, "manage.py", "import_channels", str(listing), "--user", alice.username],
+        cwd=ROOT,
+        env=server_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+    batch = ListBatch.objects.get(owner=alice)
+    assert (batch.status, batch.done, batch.failed) == ("completed", 1, 1)
+    assert done.returncode == 1
+    assert "1 of 2 channels imported" in done.stdout and "@nobodyhere" in done.stdout
+    assert f"1 row failed: retry it from {batch.get_absolute_url()}" in done.stderr
+
+
+def test_the_cli_interrupted_leaves_the_batch_to_the_workers(alice, tmp_path):
+    """No worker runs: the batch waits in line; Ctrl-C stops the watching, not the batch."""
+    listing = tmp_path / "channels.txt"
+    listing.write_text("@one\n@two\n")
+    command = subprocess.Popen(
+        [sys.executable, "manage.py", "import_channels", str(listing), "--user", alice.username],
+        cwd=ROOT,
+        env=server_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        lines = []
+        while not any("channels ·" in line for line in lines):
+            lines.append(command.stdout.readline())
+            assert lines[-1], "the command ended before it drew its progress"
+        command.send_signal(signal.SIGINT)
+        _out, err = command.communicate(timeout=30)
+    finally:
+        command.kill()
+
+    batch = ListBatch.objects.get(owner=alice)
+    assert command.returncode == 130
+    assert batch.status == "pending"
+    assert "Traceback" not in err
+    assert f"The batch goes on in the workers: {batch.get_absolute_url()}" in err
+
+
+def test_the_cli_redraws_its_bar_in_place_on_a_terminal(alice, tmp_path):
+    """On a terminal the bar is drawn over itself, a shorter line padded over a longer one.
+    (No worker: the test moves the batch along.)"""
+    listing = tmp_path / "channels.txt"
+    listing.write_text("@one\n@two\n")
+    leader, follower = pty.openpty()
+    command = subprocess.Popen(
+        [sys.executable, "manage.py", "import_channels", str(listing), "--user", alice.username],
+        cwd=ROOT,
+        env=server_env(),
+        stdout=follower,
+        stderr=subprocess.DEVNULL,
+    )
+    os.close(follower)
+    seen = bytearray()
+
+    def shows(text: str) -> bool:
+        while select.select([leader], [], [], 0.05)[0]:
+            try:
+                seen.extend(os.read(leader, 4096))
+            except OSError:  # the command ended and closed the terminal
+                break
+        return text.encode() in seen
+
+    try:
+        wait_for(lambda: shows("· pending"), timeout=60)
+        batch = ListBatch.objects.get(owner=alice)
+        for status in ("preparing", "running"):
+            ListBatch.objects.filter(pk=batch.pk).update(status=status, worker="elsewhere")
+            wait_for(lambda status=status: shows(f"· {status}"), timeout=30)
+        ListBatch.objects.filter(pk=batch.pk).update(status="cancelled", finished=timezone.now())
+        assert command.wait(timeout=30) == 1
+        shows("")
+    finally:
+        command.kill()
+        os.close(leader)
+
+    bar = "[..............................] 0/0 channels · 0 videos · 0 failed · "
+    drawn = seen.decode().replace("\r\n", "\n").split("\r")  # (a terminal ends lines in CRLF)
+    assert drawn[1:4] == [bar + "pending", bar + "preparing", bar + "running  "]
+    assert drawn[4].startswith(bar + "cancelled\n")

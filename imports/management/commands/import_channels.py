@@ -2,7 +2,9 @@
 in the terminal (--dry-run), or the list run as a batch: queued for the workers (`manage.py
 qcluster` must be running), followed with a progress bar, and its per-row report printed at the
 end. The same parser, preview and batch as the page and the API (imports/lists.py,
-imports/models/lists.py). Exits non-zero when the batch failed or was cancelled."""
+imports/models/lists.py). Exits 1 when the batch failed or was cancelled, or a row's import
+failed (the report says which; the batch page retries them), and 130 when interrupted while
+it watches (the batch goes on in the workers)."""
 
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.template.defaultfilters import pluralize
 
 from imports import lists
 from imports.forms import BatchOptionsForm
@@ -66,10 +69,23 @@ class Command(BaseCommand):
         self.stdout.write(f"Batch {batch.pk}: {batch.get_absolute_url()}")
         if options["no_wait"]:
             return
-        batch = self._follow(batch)
+        try:
+            batch = self._follow(batch)
+        except KeyboardInterrupt:
+            self.stdout.write("")
+            raise CommandError(
+                f"Stopped watching. The batch goes on in the workers: {batch.get_absolute_url()}",
+                returncode=130,
+            ) from None
         self._report(batch)
         if batch.status != "completed":
             raise CommandError(f"The batch {batch.get_status_display().lower()}.")
+        if batch.failed:
+            rows = pluralize(batch.failed, "row,rows")
+            raise CommandError(
+                f"{batch.failed} {rows} failed: retry {pluralize(batch.failed, 'it,them')} "
+                f"from {batch.get_absolute_url()}"
+            )
 
     def _start(self, user, data: bytes, preview: lists.Preview, options: dict) -> ListBatch:
         defaults = {"only_new": True, **ListBatch.options_from_settings(preview.settings)}
@@ -100,14 +116,16 @@ class Command(BaseCommand):
         while True:
             batch.refresh_from_db()
             totals = batch.totals()
-            filled = round(BAR_WIDTH * batch.percent / 100)
+            filled = round(BAR_WIDTH * batch.bar_percent / 100)
             line = (
                 f"[{'#' * filled}{'.' * (BAR_WIDTH - filled)}] {batch.processed}/{batch.total} "
                 f"channels · {totals['imported']} videos · {batch.failed} failed"
                 f" · {batch.get_status_display().lower()}"
             )
             if line != shown:
-                self.stdout.write(("\r" + line) if live else line, ending="" if live else "\n")
+                # In place on a terminal, padded over the end of a longer line drawn before.
+                drawn = f"\r{line:<{len(shown or '')}}" if live else line
+                self.stdout.write(drawn, ending="" if live else "\n")
                 self.stdout.flush()
                 shown = line
             if batch.is_terminal:
