@@ -531,5 +531,8 @@ CHIRP_MEDIA_SCRATCH_DIR = env_path("CHIRP_MEDIA_SCRATCH_DIR", DATA_DIR / "scratc
 CHIRP_MEDIA_MAX_BYTES = env_int("CHIRP_MEDIA_MAX_BYTES", 0, minimum=0)
 # Bytes per second for each download (yt-dlp's ratelimit; 0: as fast as YouTube sends).
 CHIRP_MEDIA_RATE_LIMIT = env_int("CHIRP_MEDIA_RATE_LIMIT", 0, minimum=0)
+# Media downloads at once across the installation (every worker and thread); the others wait
+# for a slot ("Waiting for a download slot"). A killed worker's slot lapses within minutes.
+CHIRP_MEDIA_CONCURRENCY = env_int("CHIRP_MEDIA_CONCURRENCY", 2, minimum=1)
 # ffmpeg for merging video and audio: this binary, or imageio-ffmpeg's (from PyPI) when unset.
 CHIRP_FFMPEG = env_str("CHIRP_FFMPEG") or None

@@ -61,6 +61,9 @@ logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
+# A video's card while its download waits for one of the CHIRP_MEDIA_CONCURRENCY slots.
+WAITING_FOR_SLOT = "Waiting for a download slot"
+
 
 def youtube_client(limiter: Limiter) -> YouTube:
     """A yt-dlp session whose every request goes through the shared limiter."""
@@ -312,13 +315,26 @@ def _download(
 ) -> None:
     """The video's media, stored (imports/media.py); its progress on the video's card, live."""
 
-    def show(progress: media.Progress) -> None:
+    def show(progress: media.Progress | str) -> None:
         video.download_progress = progress
         video.publish_to(*job.audience())
 
+    def wait() -> None:
+        # Every download slot is taken: a wait of minutes maybe, so this video's request to
+        # YouTube is over for the limiter (its in-flight slot is another thread's meanwhile).
+        limiter.release()
+        show(WAITING_FOR_SLOT)
+
     def attempt() -> None:
         try:
-            media.store_media(video, quality, client, on_progress=show, interrupted=ctx.interrupted)
+            media.store_media(
+                video,
+                quality,
+                client,
+                on_progress=show,
+                interrupted=ctx.interrupted,
+                on_wait=wait,
+            )
         except media.DownloadInterrupted as exc:  # the .part files stay for the next attempt
             raise Interrupted("download interrupted") from exc
 

@@ -17,7 +17,9 @@
 
 The file is stored once per (video, quality): a second request finds the `MediaFile`; two
 downloads of it at once on one machine take turns (a lock beside the scratch folder), and on two
-machines both store, and the one that records second deletes its copy.
+machines both store, and the one that records second deletes its copy. At most
+CHIRP_MEDIA_CONCURRENCY downloads run at once across the installation (imports.limiter's
+DownloadSlot); the others wait for a slot.
 `enqueue_download` queues downloads outside an import (a video's button, "download all at").
 """
 
@@ -45,6 +47,7 @@ from yt_dlp.postprocessor.common import PostProcessor
 from yt_dlp.utils import DownloadCancelled, YoutubeDLError
 
 from chirp.storages import verified_on_upload
+from imports.limiter import DownloadSlot
 from imports.models import MediaFile, Quality, Video
 from imports.youtube import YOUTUBE, Reason, YouTube, YouTubeError, _causes, classify_error
 
@@ -422,9 +425,12 @@ def store_media(
     *,
     on_progress: Callable[[Progress], None] | None = None,
     interrupted: Callable[[], bool] | None = None,
+    on_wait: Callable[[], None] | None = None,
 ) -> MediaFile:
     """`video`'s media at `quality`, downloaded and stored, or the one stored already (by
-    whichever download of it ran first: they take turns, see _one_at_a_time)."""
+    whichever download of it ran first: they take turns, see _one_at_a_time). The download
+    waits for one of the installation's CHIRP_MEDIA_CONCURRENCY slots (calling `on_wait` if
+    it has to), held until the file is stored."""
     existing = MediaFile.objects.filter(video=video, quality=quality).first()
     if existing is not None:
         return existing
@@ -432,7 +438,19 @@ def store_media(
         existing = MediaFile.objects.filter(video=video, quality=quality).first()
         if existing is not None:
             return existing
-        return _download_and_store(video, quality, client, on_progress, interrupted)
+        with DownloadSlot(sleep=_sleep_unless(interrupted), on_wait=on_wait):
+            return _download_and_store(video, quality, client, on_progress, interrupted)
+
+
+def _sleep_unless(interrupted: Callable[[], bool] | None) -> Callable[[float], None]:
+    """time.sleep, but told to stop (a shutdown, a cancel) it raises DownloadInterrupted."""
+
+    def sleep(seconds: float) -> None:
+        if interrupted is not None and interrupted():
+            raise DownloadInterrupted()
+        time.sleep(seconds)
+
+    return sleep
 
 
 @contextlib.contextmanager
