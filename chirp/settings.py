@@ -534,5 +534,8 @@ CHIRP_MEDIA_RATE_LIMIT = env_int("CHIRP_MEDIA_RATE_LIMIT", 0, minimum=0)
 # Media downloads at once across the installation (every worker and thread); the others wait
 # for a slot ("Waiting for a download slot"). A killed worker's slot lapses within minutes.
 CHIRP_MEDIA_CONCURRENCY = env_int("CHIRP_MEDIA_CONCURRENCY", 2, minimum=1)
+# Scratch files of downloads nobody will resume (cancelled or deleted imports...) are swept
+# every hour once they are this old; those of a cancelled or deleted import at once.
+CHIRP_MEDIA_SCRATCH_GRACE_HOURS = env_float("CHIRP_MEDIA_SCRATCH_GRACE_HOURS", 24.0, minimum=0)
 # ffmpeg for merging video and audio: this binary, or imageio-ffmpeg's (from PyPI) when unset.
 CHIRP_FFMPEG = env_str("CHIRP_FFMPEG") or None

@@ -20,16 +20,31 @@ def resume_websub_at_start(sender, **kwargs) -> None:
         connections.close_all()
 
 
+def sweep_deleted_import(sender, instance, **kwargs) -> None:
+    """An import is deleted (the admin, its owner's account): the partial files of its media
+    downloads that no other import will resume are removed (imports/scratch.py)."""
+    from imports import scratch
+
+    try:
+        scratch.sweep_when_deleted(instance)
+    except Exception:  # the scratch folder is beside the deletion: it never stops it
+        logger.exception("Could not sweep the downloads of %s", instance)
+
+
 class ImportsConfig(AppConfig):
     name = "imports"
     verbose_name = "Channels"
 
     def ready(self) -> None:
+        from django.db.models.signals import pre_delete
         from django_q.signals import post_spawn
 
         from chirp import schedules
 
         post_spawn.connect(resume_websub_at_start, dispatch_uid="imports.resume_websub")
+        pre_delete.connect(
+            sweep_deleted_import, sender="imports.ImportJob", dispatch_uid="imports.sweep_deleted"
+        )
 
         # Every minute: the followed channels whose poll (or full check) is due. The channels
         # are spread over CHIRP_FOLLOW_POLL_MINUTES, so each minute polls about as many.
@@ -39,3 +54,8 @@ class ImportsConfig(AppConfig):
         # Every minute: WebSub requests whose time has come (first tries, retries after a
         # backoff, renewals at ~80 % of their lease) and notifications whose task was lost.
         schedules.register("WebSub subscriptions", "imports.tasks.run_websub_due", minutes=1)
+        # Every hour: the scratch files of media downloads nobody will resume (cancelled or
+        # deleted imports, deleted videos), once older than CHIRP_MEDIA_SCRATCH_GRACE_HOURS.
+        schedules.register(
+            "Sweep abandoned media downloads", "imports.tasks.sweep_media_scratch", minutes=60
+        )

@@ -38,7 +38,7 @@ from django.utils import timezone
 
 from chirp import live
 from chirp.jobs import Interrupted, ItemError, ItemSkipped, JobError
-from imports import artwork, media, speech
+from imports import artwork, media, scratch, speech
 from imports.limiter import BLOCKING_REASONS, Limiter, YouTubePaused
 from imports.models import Channel, ImportJob, ImportJobItem, Video
 from imports.models.jobs import format_day
@@ -276,6 +276,8 @@ def enrich_item(job: ImportJob, item: ImportJobItem, ctx: RunContext) -> None:
                 stage(video.save_download)
     except (YouTubePaused, Interrupted):  # the video goes back to the queue untouched
         stage(video.restart)
+        if wants_media and ctx.stop_reason == "cancelled":  # nobody resumes its download
+            scratch.sweep({(video.youtube_id, quality)})
         raise
     except ItemSkipped:
         raise

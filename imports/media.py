@@ -453,6 +453,41 @@ def _sleep_unless(interrupted: Callable[[], bool] | None) -> Callable[[float], N
     return sleep
 
 
+def lock_path(youtube_id: str, quality: str) -> Path:
+    return settings.CHIRP_MEDIA_SCRATCH_DIR / f"{youtube_id}.{quality}.lock"
+
+
+@contextlib.contextmanager
+def unless_downloading(youtube_id: str, quality: str) -> Iterator[bool]:
+    """The lock of this download, if nobody holds it (True): its scratch files can be removed
+    (imports/scratch.py), a download of it waiting meanwhile. False while one runs."""
+    path = lock_path(youtube_id, quality)
+    try:
+        fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o600)
+    except FileNotFoundError:  # no scratch folder at all
+        yield True
+        return
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            current = os.stat(path).st_ino == os.fstat(fd).st_ino
+        except FileNotFoundError:
+            current = False
+        if not current:  # a download released it and another took a new one meanwhile
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            path.unlink(missing_ok=True)
+    finally:
+        os.close(fd)
+
+
 @contextlib.contextmanager
 def _one_at_a_time(
     video: Video, quality: str, interrupted: Callable[[], bool] | None
@@ -463,7 +498,7 @@ def _one_at_a_time(
     and a waiter that locked a removed file tries again with the new one."""
     root = settings.CHIRP_MEDIA_SCRATCH_DIR
     root.mkdir(parents=True, exist_ok=True)
-    path = root / f"{video.youtube_id}.{quality}.lock"
+    path = lock_path(video.youtube_id, quality)
     while True:
         fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o600)
         try:

@@ -25,3 +25,9 @@ def run_websub_due() -> dict[str, int]:
     from imports import websub
 
     return websub.run_due()
+
+
+def sweep_media_scratch() -> int:
+    from imports import scratch
+
+    return scratch.sweep_abandoned()
