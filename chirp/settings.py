@@ -537,5 +537,8 @@ CHIRP_MEDIA_CONCURRENCY = env_int("CHIRP_MEDIA_CONCURRENCY", 2, minimum=1)
 # Scratch files of downloads nobody will resume (cancelled or deleted imports...) are swept
 # every hour once they are this old; those of a cancelled or deleted import at once.
 CHIRP_MEDIA_SCRATCH_GRACE_HOURS = env_float("CHIRP_MEDIA_SCRATCH_GRACE_HOURS", 24.0, minimum=0)
+# Pictures (avatars, banners, thumbnails) a run of the artwork backfill fetches at most, every 10
+# minutes, for what was imported before Chirp kept artwork (0: no backfill).
+CHIRP_ARTWORK_BACKFILL_BATCH = env_int("CHIRP_ARTWORK_BACKFILL_BATCH", 30, minimum=0)
 # ffmpeg for merging video and audio: this binary, or imageio-ffmpeg's (from PyPI) when unset.
 CHIRP_FFMPEG = env_str("CHIRP_FFMPEG") or None

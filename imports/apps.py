@@ -59,3 +59,8 @@ class ImportsConfig(AppConfig):
         schedules.register(
             "Sweep abandoned media downloads", "imports.tasks.sweep_media_scratch", minutes=60
         )
+        # Every 10 minutes: a batch of the pictures missing from what was imported before
+        # Chirp kept artwork (imports/artwork.py's backfill, through the YouTube limiter).
+        schedules.register(
+            "Fetch missing artwork", "imports.tasks.fetch_missing_artwork", minutes=10
+        )
