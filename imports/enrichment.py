@@ -275,9 +275,12 @@ def enrich_item(job: ImportJob, item: ImportJobItem, ctx: RunContext) -> None:
                 _download(job, video, quality, client, limiter, ctx)
                 stage(video.save_download)
     except (YouTubePaused, Interrupted):  # the video goes back to the queue untouched
-        stage(video.restart)
         if wants_media and ctx.stop_reason == "cancelled":  # nobody resumes its download
             scratch.sweep({(video.youtube_id, quality)})
+            if video.has_metadata:  # what was stored stays: imported, without media
+                stage(video.cancel_download)
+                raise
+        stage(video.restart)
         raise
     except ItemSkipped:
         raise

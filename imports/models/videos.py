@@ -353,6 +353,11 @@ class Video(models.Model):
         """The media is stored: the video is complete."""
         self._save_stage(self.Stage.COMPLETE)
 
+    def cancel_download(self) -> None:
+        """Its download was cancelled: the metadata, transcript and chapters stored stay, and
+        the video is complete without media (as it was before a download was asked for)."""
+        self._save_stage(self.Stage.COMPLETE, error="", error_reason="")
+
     def has_media(self, quality: str) -> bool:
         return self.media_files.filter(quality=quality).exists()
 

@@ -5,8 +5,10 @@ and the download's stages then reach the card live. Strangers get a 404."""
 from __future__ import annotations
 
 import re
+import threading
 
 import pytest
+from django.db import connections
 from django.test import Client
 from django.urls import reverse
 from playwright.sync_api import expect
@@ -14,7 +16,7 @@ from playwright.sync_api import expect
 from chirp import engine
 from imports.models import Channel, ImportJob, MediaFile, Video
 from imports.youtube import parse_channel_input
-from tests.conftest import start_web_server
+from tests.conftest import start_web_server, wait_for
 from tests.imports import test_media
 from tests.imports.test_browser import offline
 from tests.sse import stored_events
@@ -118,6 +120,44 @@ def test_a_bad_quality_is_said_on_the_card(alice, media):
     choices = "Audio only, 360p, 480p, 720p, 1080p, Best"
     assert f"Choose a quality: {choices}." in card_in(card, video)
     assert not ImportJob.objects.filter(media_quality__gt="").exists()
+
+
+def test_a_cancelled_download_leaves_the_video_as_it_was(alice, alice_client, media, media_clips):
+    """Cancelled mid-download, a video that was imported is complete again (its metadata and
+    transcript were never undone), its card's menu back, nothing left in the scratch folder."""
+    media.add_channel("changed", videos=1)
+    video = imported(alice, "changed").videos.get()
+    media.serve_media(media_clips, bandwidth=500_000)  # about nine seconds for the 720p stream
+    client, headers = htmx_client(alice)
+    client.post(
+        reverse("imports:download_video", args=[video.pk]),
+        {"quality": "720"},
+        HTTP_HX_TARGET=video.dom_id,
+        **headers,
+    )
+    job = ImportJob.objects.get(media_quality="720")
+    runner = threading.Thread(target=run_lane)
+    runner.start()
+    wait_for(lambda: media.media_bytes_sent > 500_000, timeout=60)
+
+    alice_client.post(reverse("imports:cancel_job", args=[job.pk]))
+    runner.join(30)
+
+    assert not runner.is_alive()
+    video.refresh_from_db()
+    assert (video.stage, video.progress) == ("complete", 100)
+    assert video.transcript and not video.media_files.exists()
+    page = alice_client.get(video.channel.get_absolute_url()).content.decode()
+    assert "<summary>Download</summary>" in card_in(page, video)
+    cards = [html for _, html in stored_events(alice, video.dom_id)]
+    assert 'data-stage="complete"' in cards[-1]  # the open pages were told too
+
+
+def run_lane() -> None:
+    try:
+        engine.run_lane("imports")
+    finally:
+        connections.close_all()
 
 
 @pytest.fixture
