@@ -534,5 +534,14 @@ CHIRP_MEDIA_SCRATCH_DIR = env_path("CHIRP_MEDIA_SCRATCH_DIR", DATA_DIR / "scratc
 CHIRP_MEDIA_MAX_BYTES = env_int("CHIRP_MEDIA_MAX_BYTES", 0, minimum=0)
 # Bytes per second for each download (yt-dlp's ratelimit; 0: as fast as YouTube sends).
 CHIRP_MEDIA_RATE_LIMIT = env_int("CHIRP_MEDIA_RATE_LIMIT", 0, minimum=0)
+# Media downloads at once across the installation (every worker and thread); the others wait
+# for a slot ("Waiting for a download slot"). A killed worker's slot lapses within minutes.
+CHIRP_MEDIA_CONCURRENCY = env_int("CHIRP_MEDIA_CONCURRENCY", 2, minimum=1)
+# Scratch files of downloads nobody will resume (cancelled or deleted imports...) are swept
+# every hour once they are this old; those of a cancelled or deleted import at once.
+CHIRP_MEDIA_SCRATCH_GRACE_HOURS = env_float("CHIRP_MEDIA_SCRATCH_GRACE_HOURS", 24.0, minimum=0)
+# Pictures (avatars, banners, thumbnails) a run of the artwork backfill fetches at most, every 10
+# minutes, for what was imported before Chirp kept artwork (0: no backfill).
+CHIRP_ARTWORK_BACKFILL_BATCH = env_int("CHIRP_ARTWORK_BACKFILL_BATCH", 30, minimum=0)
 # ffmpeg for merging video and audio: this binary, or imageio-ffmpeg's (from PyPI) when unset.
 CHIRP_FFMPEG = env_str("CHIRP_FFMPEG") or None

@@ -20,16 +20,31 @@ def resume_websub_at_start(sender, **kwargs) -> None:
         connections.close_all()
 
 
+def sweep_deleted_import(sender, instance, **kwargs) -> None:
+    """An import is deleted (the admin, its owner's account): the partial files of its media
+    downloads that no other import will resume are removed (imports/scratch.py)."""
+    from imports import scratch
+
+    try:
+        scratch.sweep_when_deleted(instance)
+    except Exception:  # the scratch folder is beside the deletion: it never stops it
+        logger.exception("Could not sweep the downloads of %s", instance)
+
+
 class ImportsConfig(AppConfig):
     name = "imports"
     verbose_name = "Channels"
 
     def ready(self) -> None:
+        from django.db.models.signals import pre_delete
         from django_q.signals import post_spawn
 
         from chirp import schedules
 
         post_spawn.connect(resume_websub_at_start, dispatch_uid="imports.resume_websub")
+        pre_delete.connect(
+            sweep_deleted_import, sender="imports.ImportJob", dispatch_uid="imports.sweep_deleted"
+        )
 
         # Every minute: the followed channels whose poll (or full check) is due. The channels
         # are spread over CHIRP_FOLLOW_POLL_MINUTES, so each minute polls about as many.
@@ -42,4 +57,14 @@ class ImportsConfig(AppConfig):
         # Every hour: channel lists previewed and never started, past CHIRP_LIST_DRAFT_HOURS.
         schedules.register(
             "Delete list previews never started", "imports.tasks.delete_old_list_drafts", minutes=60
+        )
+        # Every hour: the scratch files of media downloads nobody will resume (cancelled or
+        # deleted imports, deleted videos), once older than CHIRP_MEDIA_SCRATCH_GRACE_HOURS.
+        schedules.register(
+            "Sweep abandoned media downloads", "imports.tasks.sweep_media_scratch", minutes=60
+        )
+        # Every 10 minutes: a batch of the pictures missing from what was imported before
+        # Chirp kept artwork (imports/artwork.py's backfill, through the YouTube limiter).
+        schedules.register(
+            "Fetch missing artwork", "imports.tasks.fetch_missing_artwork", minutes=10
         )

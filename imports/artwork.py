@@ -9,20 +9,37 @@ stored once by content in Django's default storage (local folder or S3, whicheve
 A picture that cannot be had is logged and left out: the page shows a placeholder, and the
 video or the listing goes on. Only a 429 is raised (as a YouTubeError), so that the limiter
 slows down as it does for every other request.
+
+Videos and channels imported before Chirp kept artwork have none: `backfill` fetches what is
+missing, a bounded batch at a time, every request through the shared limiter, for the channels
+someone sees (the "Fetch missing artwork" schedule every 10 minutes, CHIRP_ARTWORK_BACKFILL_BATCH
+pictures a run; `manage.py fetch_artwork [--channel ID]` for all at once). Each one is tried
+once, then again after RETRY_AFTER if it could not be had.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import requests
+from django.conf import settings
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
+from django.db.models import F, Q
+from django.utils import timezone
 
 from imports.youtube import Reason, YouTubeError
 from uploads.images import ImageError, decode_image, make_thumbnail
+
+if TYPE_CHECKING:
+    from imports.limiter import Pause
 
 logger = logging.getLogger(__name__)
 
@@ -36,6 +53,8 @@ MAX_BYTES = 4 * 1024 * 1024
 MAX_PIXELS = 16_000_000
 # Where YouTube keeps its pictures: nothing else is fetched, whatever a page claims.
 HOSTS = ("ytimg.com", "ggpht.com", "googleusercontent.com")
+# A picture the backfill could not have is asked for again this much later (it may be back).
+RETRY_AFTER = timedelta(days=7)
 
 
 class Unavailable(Exception):
@@ -100,3 +119,123 @@ def _download(session: requests.Session, url: str) -> bytes:
     except requests.RequestException as exc:
         raise Unavailable(f"{exc.__class__.__name__}: {exc}") from None
     return b"".join(chunks)
+
+
+# -- backfill ------------------------------------------------------------------------------------
+
+
+@dataclass
+class Backfill:
+    """What a backfill run did: pictures stored by kind ("thumbnail", "avatar", "banner"), those
+    YouTube did not have, and the pause that stopped it (YouTube asked Chirp to wait)."""
+
+    stored: Counter[str] = field(default_factory=Counter)
+    missing: int = 0
+    pause: Pause | None = None
+
+    @property
+    def tried(self) -> int:
+        return sum(self.stored.values()) + self.missing
+
+    def __str__(self) -> str:
+        kinds = ", ".join(f"{n} {kind}{'s' if n != 1 else ''}" for kind, n in self.stored.items())
+        words = f"Stored {kinds}" if kinds else "Stored no picture"
+        if self.missing:
+            words += f"; {self.missing} could not be had"
+        if self.pause is not None:
+            words += f". {self.pause.message}"
+        return words + "."
+
+
+@dataclass(frozen=True)
+class _Wanted:
+    model: Any  # Channel or Video
+    pk: int
+    kind: str  # the field: avatar, banner or thumbnail
+    url: str
+
+
+_SIDES = {"avatar": AVATAR_SIDE, "banner": BANNER_SIDE, "thumbnail": THUMBNAIL_SIDE}
+
+
+def backfill(
+    limit: int,
+    *,
+    channel_id: int | None = None,
+    tried_before: datetime | None = None,
+    on_stored: Callable[[Backfill], None] | None = None,
+) -> Backfill:
+    """Fetch and store up to `limit` missing pictures (channels' avatars and banners first, then
+    videos' thumbnails; of `channel_id` only, when given) of the channels someone sees, not
+    tried since `tried_before` (default: RETRY_AFTER ago). Every request waits its turn at the
+    shared limiter; a 429 slows it down and pauses it, and a pause ends the run (`pause`)."""
+    from imports.limiter import Limiter, YouTubePaused
+    from imports.youtube import new_http_session
+
+    report = Backfill()
+    tried_before = tried_before or timezone.now() - RETRY_AFTER
+    with Limiter() as limiter:
+        report.pause = limiter.current_pause()
+        if report.pause is not None:
+            return report
+        session = new_http_session(gate=limiter.wait_turn, timeout=settings.CHIRP_YOUTUBE_TIMEOUT)
+        with session:
+            for wanted in _missing(limit, channel_id, tried_before):
+                try:
+                    name = fetch(session, wanted.url, _SIDES[wanted.kind])
+                except YouTubeError as exc:  # a 429: slow down, pause, and stop here
+                    report.pause = limiter.throttled(exc.reason)
+                    break
+                except YouTubePaused as paused:
+                    report.pause = paused.pause
+                    break
+                _record(wanted, name)
+                if name:
+                    limiter.succeeded()
+                    report.stored[wanted.kind] += 1
+                else:
+                    report.missing += 1
+                if on_stored is not None:
+                    on_stored(report)
+    return report
+
+
+def _missing(limit: int, channel_id: int | None, tried_before: datetime) -> Iterator[_Wanted]:
+    """Up to `limit` missing pictures: each with the URL YouTube gave (a video's default
+    thumbnail when Chirp never had one)."""
+    from imports.models import Channel, Video
+
+    channels = Channel.objects.seen_by_someone()
+    if channel_id is not None:
+        channels = channels.filter(pk=channel_id)
+    not_lately = Q(artwork_tried__isnull=True) | Q(artwork_tried__lt=tried_before)
+    oldest_try_first = (F("artwork_tried").asc(nulls_first=True), "pk")
+    left = limit
+    pictures = (Q(avatar="") & ~Q(avatar_url="")) | (Q(banner="") & ~Q(banner_url=""))
+    rows = channels.filter(pictures).filter(not_lately).order_by(*oldest_try_first)
+    for row in rows.values("pk", "avatar", "avatar_url", "banner", "banner_url")[:left]:
+        for kind in ("avatar", "banner"):
+            if not row[kind] and row[f"{kind}_url"] and left > 0:
+                left -= 1
+                yield _Wanted(Channel, row["pk"], kind, row[f"{kind}_url"])
+    if left <= 0:
+        return
+    videos = (
+        Video.objects.filter(channel__in=channels.values("pk"), thumbnail="")
+        .filter(stage__in=[Video.Stage.COMPLETE, Video.Stage.ERROR])  # not while importing
+        .filter(not_lately)
+        .order_by(*oldest_try_first)
+    )
+    for row in videos.values("pk", "youtube_id", "thumbnail_url")[:left]:
+        url = row["thumbnail_url"] or f"https://i.ytimg.com/vi/{row['youtube_id']}/hqdefault.jpg"
+        yield _Wanted(Video, row["pk"], "thumbnail", url)
+
+
+def _record(wanted: _Wanted, name: str | None) -> None:
+    """The picture stored (if it was had), and that it was tried: not asked for again before
+    RETRY_AFTER. A picture stored meanwhile (an import) is kept."""
+    model = wanted.model
+    now = timezone.now()
+    model.objects.filter(pk=wanted.pk).update(artwork_tried=now)
+    if name:
+        model.objects.filter(pk=wanted.pk, **{wanted.kind: ""}).update(**{wanted.kind: name})

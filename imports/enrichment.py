@@ -38,7 +38,7 @@ from django.utils import timezone
 
 from chirp import live
 from chirp.jobs import Interrupted, ItemError, ItemSkipped, JobError
-from imports import artwork, media, speech
+from imports import artwork, media, scratch, speech
 from imports.limiter import BLOCKING_REASONS, Limiter, YouTubePaused
 from imports.models import Channel, ImportJob, ImportJobItem, Video
 from imports.models.jobs import format_day
@@ -60,6 +60,9 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
+
+# A video's card while its download waits for one of the CHIRP_MEDIA_CONCURRENCY slots.
+WAITING_FOR_SLOT = "Waiting for a download slot"
 
 
 def youtube_client(limiter: Limiter) -> YouTube:
@@ -272,6 +275,11 @@ def enrich_item(job: ImportJob, item: ImportJobItem, ctx: RunContext) -> None:
                 _download(job, video, quality, client, limiter, ctx)
                 stage(video.save_download)
     except (YouTubePaused, Interrupted):  # the video goes back to the queue untouched
+        if wants_media and ctx.stop_reason == "cancelled":  # nobody resumes its download
+            scratch.sweep({(video.youtube_id, quality)})
+            if video.has_metadata:  # what was stored stays: imported, without media
+                stage(video.cancel_download)
+                raise
         stage(video.restart)
         raise
     except ItemSkipped:
@@ -312,13 +320,26 @@ def _download(
 ) -> None:
     """The video's media, stored (imports/media.py); its progress on the video's card, live."""
 
-    def show(progress: media.Progress) -> None:
+    def show(progress: media.Progress | str) -> None:
         video.download_progress = progress
         video.publish_to(*job.audience())
 
+    def wait() -> None:
+        # Every download slot is taken: a wait of minutes maybe, so this video's request to
+        # YouTube is over for the limiter (its in-flight slot is another thread's meanwhile).
+        limiter.release()
+        show(WAITING_FOR_SLOT)
+
     def attempt() -> None:
         try:
-            media.store_media(video, quality, client, on_progress=show, interrupted=ctx.interrupted)
+            media.store_media(
+                video,
+                quality,
+                client,
+                on_progress=show,
+                interrupted=ctx.interrupted,
+                on_wait=wait,
+            )
         except media.DownloadInterrupted as exc:  # the .part files stay for the next attempt
             raise Interrupted("download interrupted") from exc
 

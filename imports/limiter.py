@@ -27,12 +27,18 @@ does four things:
   counts as in flight too. That errs on the safe side: it can only lower concurrency. A slot
   whose holder never comes back (a worker that died) lapses when its lease ends (see
   `Limiter.lease`); a turn renews the lease when less than half of it is left.
+
+The same in-flight slots, under a key of their own and with no spacing, bound the media
+downloads running at once (`DownloadSlot`, CHIRP_MEDIA_CONCURRENCY): a download holds one from
+its start until its file is stored, a thread beside it renewing the lease, so a worker killed
+mid-download gives its slot back when the lease ends.
 """
 
 from __future__ import annotations
 
 import logging
 import random
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -40,7 +46,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connections, transaction
 from django.db.models import F
 from django.utils import timezone
 from django.utils.formats import time_format
@@ -52,6 +58,8 @@ from imports.youtube import Reason
 logger = logging.getLogger(__name__)
 
 KEY = "youtube"
+# The media downloads in flight (DownloadSlot): slots only, never spaced nor paused.
+DOWNLOADS_KEY = "downloads"
 # What YouTube does when it wants Chirp to slow down or stop: these pause the lane.
 BLOCKING_REASONS = frozenset({Reason.RATE_LIMITED, Reason.BOT_CHECK, Reason.IP_BLOCKED})
 # Successes divide the extra spacing by this; within 5 % of the base it is the base again.
@@ -61,6 +69,8 @@ MIN_THROTTLED_SPACING = 0.5
 FULL_RETRY = (0.05, 0.1)
 # Seconds a request keeps its in-flight slot at least when its holder never comes back.
 MIN_COVER = 60.0
+# Seconds between asks for a download slot while every one is held (downloads take minutes).
+SLOT_RETRY = (0.2, 0.4)
 
 _WHY = {
     Reason.RATE_LIMITED: "YouTube is rate-limiting",
@@ -341,10 +351,10 @@ def _relaxed(spacing: float, base: float) -> float:
     return base if relaxed <= base * 1.05 else relaxed
 
 
-def default_store() -> DatabaseStore | RedisStore:
+def default_store(key: str = KEY) -> DatabaseStore | RedisStore:
     if settings.REDIS_URL:
-        return RedisStore(settings.REDIS_URL)
-    return DatabaseStore()
+        return RedisStore(settings.REDIS_URL, key)
+    return DatabaseStore(key)
 
 
 # -- the limiter -----------------------------------------------------------------------------------
@@ -468,3 +478,92 @@ class Limiter:
 
     def reset(self) -> None:
         self.store.reset()
+
+
+# -- media downloads ---------------------------------------------------------------------------
+
+
+class DownloadSlot:
+    """One of the CHIRP_MEDIA_CONCURRENCY media downloads allowed at once across the
+    installation (every worker, every thread), held from `acquire()` to `release()` (or as a
+    context manager). While every slot is held, `acquire` calls `on_wait` once (the card says
+    "Waiting for a download slot") and asks again every 0.2-0.4 s, waiting with `sleep`: one
+    that raises when the work is told to stop (a shutdown, a cancel) ends the wait.
+
+    The slots are the limiter's in-flight slots (a holder and the end of its lease, in the
+    RateLimit row or a Redis sorted set) under their own key, with no spacing. A download
+    lasts longer than any lease worth having, so a thread renews it while the slot is held
+    (it asks every sixth of a lease; the lease is renewed once less than half is left): a
+    worker that dies stops renewing, and its slot lapses within a lease (`lease()`)."""
+
+    def __init__(
+        self,
+        store: DatabaseStore | RedisStore | None = None,
+        *,
+        sleep: Callable[[float], None] = time.sleep,
+        on_wait: Callable[[], None] | None = None,
+    ) -> None:
+        self.store = store or default_store(DOWNLOADS_KEY)
+        self.sleep = sleep
+        self.on_wait = on_wait
+        self.holder = uuid.uuid4().hex
+        self._released = threading.Event()
+        self._renewer: threading.Thread | None = None
+
+    def __enter__(self) -> DownloadSlot:
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.release()
+
+    @staticmethod
+    def lease() -> float:
+        """As long as a limiter's (two minutes by default): the slot of a worker that died
+        comes back within it."""
+        return Limiter.lease()
+
+    def _take(self) -> bool:
+        """Take (or keep, renewing its lease) this holder's slot; False when all are held."""
+        turn = self.store.reserve(
+            time.time(),
+            0.0,
+            0.0,
+            holder=self.holder,
+            cap=settings.CHIRP_MEDIA_CONCURRENCY,
+            lease=self.lease(),
+        )
+        return not turn.full
+
+    def acquire(self) -> None:
+        waited = False
+        while not self._take():
+            if not waited and self.on_wait is not None:
+                self.on_wait()
+            waited = True
+            self.sleep(random.uniform(*SLOT_RETRY))
+        self._released.clear()
+        self._renewer = threading.Thread(
+            target=self._renew, name=f"chirp-download-slot-{self.holder[:8]}", daemon=True
+        )
+        self._renewer.start()
+
+    def _renew(self) -> None:
+        try:
+            while not self._released.wait(self.lease() / 6):
+                try:
+                    if not self._take():
+                        logger.warning("A download lost its slot: its lease lapsed")
+                except Exception:  # the store is unreachable for now: again next time
+                    logger.exception("Could not renew a download slot")
+        finally:
+            connections.close_all()  # this thread's own connections
+
+    def release(self) -> None:
+        """Give the slot back now (one round trip), not when its lease ends."""
+        if self._renewer is None:
+            return
+        self._released.set()
+        self._renewer.join()
+        self._renewer = None
+        self.store.release(self.holder)

@@ -17,7 +17,9 @@
 
 The file is stored once per (video, quality): a second request finds the `MediaFile`; two
 downloads of it at once on one machine take turns (a lock beside the scratch folder), and on two
-machines both store, and the one that records second deletes its copy.
+machines both store, and the one that records second deletes its copy. At most
+CHIRP_MEDIA_CONCURRENCY downloads run at once across the installation (imports.limiter's
+DownloadSlot); the others wait for a slot.
 `enqueue_download` queues downloads outside an import (a video's button, "download all at").
 """
 
@@ -45,6 +47,7 @@ from yt_dlp.postprocessor.common import PostProcessor
 from yt_dlp.utils import DownloadCancelled, YoutubeDLError
 
 from chirp.storages import verified_on_upload
+from imports.limiter import DownloadSlot
 from imports.models import MediaFile, Quality, Video
 from imports.youtube import YOUTUBE, Reason, YouTube, YouTubeError, _causes, classify_error
 
@@ -422,9 +425,12 @@ def store_media(
     *,
     on_progress: Callable[[Progress], None] | None = None,
     interrupted: Callable[[], bool] | None = None,
+    on_wait: Callable[[], None] | None = None,
 ) -> MediaFile:
     """`video`'s media at `quality`, downloaded and stored, or the one stored already (by
-    whichever download of it ran first: they take turns, see _one_at_a_time)."""
+    whichever download of it ran first: they take turns, see _one_at_a_time). The download
+    waits for one of the installation's CHIRP_MEDIA_CONCURRENCY slots (calling `on_wait` if
+    it has to), held until the file is stored."""
     existing = MediaFile.objects.filter(video=video, quality=quality).first()
     if existing is not None:
         return existing
@@ -432,7 +438,54 @@ def store_media(
         existing = MediaFile.objects.filter(video=video, quality=quality).first()
         if existing is not None:
             return existing
-        return _download_and_store(video, quality, client, on_progress, interrupted)
+        with DownloadSlot(sleep=_sleep_unless(interrupted), on_wait=on_wait):
+            return _download_and_store(video, quality, client, on_progress, interrupted)
+
+
+def _sleep_unless(interrupted: Callable[[], bool] | None) -> Callable[[float], None]:
+    """time.sleep, but told to stop (a shutdown, a cancel) it raises DownloadInterrupted."""
+
+    def sleep(seconds: float) -> None:
+        if interrupted is not None and interrupted():
+            raise DownloadInterrupted()
+        time.sleep(seconds)
+
+    return sleep
+
+
+def lock_path(youtube_id: str, quality: str) -> Path:
+    return settings.CHIRP_MEDIA_SCRATCH_DIR / f"{youtube_id}.{quality}.lock"
+
+
+@contextlib.contextmanager
+def unless_downloading(youtube_id: str, quality: str) -> Iterator[bool]:
+    """The lock of this download, if nobody holds it (True): its scratch files can be removed
+    (imports/scratch.py), a download of it waiting meanwhile. False while one runs."""
+    path = lock_path(youtube_id, quality)
+    try:
+        fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o600)
+    except FileNotFoundError:  # no scratch folder at all
+        yield True
+        return
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            current = os.stat(path).st_ino == os.fstat(fd).st_ino
+        except FileNotFoundError:
+            current = False
+        if not current:  # a download released it and another took a new one meanwhile
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            path.unlink(missing_ok=True)
+    finally:
+        os.close(fd)
 
 
 @contextlib.contextmanager
@@ -445,7 +498,7 @@ def _one_at_a_time(
     and a waiter that locked a removed file tries again with the new one."""
     root = settings.CHIRP_MEDIA_SCRATCH_DIR
     root.mkdir(parents=True, exist_ok=True)
-    path = root / f"{video.youtube_id}.{quality}.lock"
+    path = lock_path(video.youtube_id, quality)
     while True:
         fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o600)
         try:

@@ -38,3 +38,19 @@ def delete_old_list_drafts() -> int:
     if deleted:
         logger.info("Deleted %d channel list preview(s) never started", deleted)
     return deleted
+
+
+def sweep_media_scratch() -> int:
+    from imports import scratch
+
+    return scratch.sweep_abandoned()
+
+
+def fetch_missing_artwork() -> str:
+    from django.conf import settings
+
+    from imports import artwork
+
+    if not settings.CHIRP_ARTWORK_BACKFILL_BATCH:
+        return "Off (CHIRP_ARTWORK_BACKFILL_BATCH is 0)."
+    return str(artwork.backfill(settings.CHIRP_ARTWORK_BACKFILL_BATCH))

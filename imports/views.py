@@ -252,6 +252,15 @@ def _start_download(request: HttpRequest, videos: list[Video], what: str) -> Htt
     """Queue `videos` at the posted quality; a message says what happened. Returns the answer
     to an htmx request (the message, in place of the form's status), None for a plain form
     (the caller redirects)."""
+    job = _queue_download(request, videos, what)
+    if request.htmx:
+        return render(request, "imports/partials/download_answer.html", {"job": job})
+    return None
+
+
+def _queue_download(request: HttpRequest, videos: list[Video], what: str) -> ImportJob | None:
+    """Queue `videos` at the posted quality, a message saying what happened: the download's
+    job (or the open import that holds the channel), None when nothing was queued."""
     form = DownloadForm(request.POST)
     job = None
     if not form.is_valid():
@@ -273,14 +282,18 @@ def _start_download(request: HttpRequest, videos: list[Video], what: str) -> Htt
                 messages.info(
                     request, "An import of this channel is running: download when it ends."
                 )
-    if request.htmx:
-        return render(request, "imports/partials/download_answer.html", {"job": job})
-    return None
+    return job
 
 
 @require_POST
 def download_video(request: HttpRequest, pk: int) -> HttpResponse:
+    """The video page's "Download", and a card's: a card's answer is the card itself, saying
+    what happened (its download's stages then arrive live)."""
     video = _get_video_for_user(request, pk)
+    if request.htmx and request.htmx.target == video.dom_id:
+        job = _queue_download(request, [video], "this video")
+        context = {"video": video, "download_answer": True, "job": job}
+        return render(request, "imports/channel_detail.html#video_card", context)
     return _start_download(request, [video], "this video") or redirect(video)
 
 

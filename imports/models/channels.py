@@ -28,6 +28,14 @@ class ChannelQuerySet(models.QuerySet):
         """The channels `user` sees (Channel.seen): what their pages, searches and API show."""
         return self.filter(Channel.seen(user, OuterRef("pk")))
 
+    def seen_by_someone(self) -> ChannelQuerySet:
+        """The channels at least one user sees (Channel.seen: an import of theirs listed it,
+        or they follow it)."""
+        return self.filter(
+            Exists(ImportJob.objects.filter(channel=OuterRef("pk")))
+            | Exists(Follow.objects.filter(channel=OuterRef("pk")))
+        )
+
 
 class Channel(models.Model):
     """A YouTube channel, upserted by its channel ID whoever imports it. The catalog is shared
@@ -43,6 +51,8 @@ class Channel(models.Model):
     avatar = models.FileField(upload_to=ARTWORK_FOLDER, max_length=255, blank=True)
     banner_url = models.URLField(max_length=2048, blank=True)
     banner = models.FileField(upload_to=ARTWORK_FOLDER, max_length=255, blank=True)
+    # When the artwork backfill last tried to fetch its missing pictures (imports/artwork.py).
+    artwork_tried = models.DateTimeField(null=True, blank=True, editable=False)
     subscriber_count = models.PositiveBigIntegerField(null=True, blank=True)
     # As YouTube lists them: known after a complete listing (a capped one does not tell).
     video_count = models.PositiveIntegerField(null=True, blank=True)

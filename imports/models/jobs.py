@@ -18,6 +18,7 @@ from django.db.models.functions import Coalesce
 from django.template.defaultfilters import filesizeformat
 from django.template.loader import render_to_string
 from django.urls import reverse
+from django.utils.module_loading import import_string
 
 from chirp import live
 from chirp.jobs import (
@@ -193,6 +194,17 @@ class ImportJob(Job):
             return existing, False
         engine.wake_lane_on_commit(cls.lane)
         return job, True
+
+    # The partial files of its downloads that nobody will resume, swept when it is cancelled.
+    sweep_with = "imports.scratch.sweep_job"
+
+    def cancel(self) -> None:
+        """Stop the import; once that is committed, the scratch files of its media downloads
+        go (imports/scratch.py: unless another open import wants them, or one runs still: its
+        worker sweeps when it stops)."""
+        super().cancel()
+        if self.media_quality:
+            transaction.on_commit(lambda: import_string(self.sweep_with)(self), robust=True)
 
     # -- since a date ---------------------------------------------------------------------------
 

@@ -137,6 +137,8 @@ class Video(models.Model):
     title = models.CharField(max_length=500, blank=True)
     thumbnail_url = models.URLField(max_length=2048, blank=True)
     thumbnail = models.FileField(upload_to=ARTWORK_FOLDER, max_length=255, blank=True)
+    # When the artwork backfill last tried to fetch its missing thumbnail (imports/artwork.py).
+    artwork_tried = models.DateTimeField(null=True, blank=True, editable=False)
     stage = models.CharField(max_length=20, choices=Stage.choices, default=Stage.CREATED)
     progress = models.PositiveSmallIntegerField(default=0)
     error_reason = models.CharField(max_length=30, choices=ERROR_REASONS, blank=True)
@@ -350,6 +352,11 @@ class Video(models.Model):
     def save_download(self) -> None:
         """The media is stored: the video is complete."""
         self._save_stage(self.Stage.COMPLETE)
+
+    def cancel_download(self) -> None:
+        """Its download was cancelled: the metadata, transcript and chapters stored stay, and
+        the video is complete without media (as it was before a download was asked for)."""
+        self._save_stage(self.Stage.COMPLETE, error="", error_reason="")
 
     def has_media(self, quality: str) -> bool:
         return self.media_files.filter(quality=quality).exists()

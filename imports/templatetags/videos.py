@@ -2,7 +2,15 @@ from __future__ import annotations
 
 from django import template
 
+from imports.models import Quality
+
 register = template.Library()
+
+
+@register.simple_tag
+def download_qualities() -> list[tuple[str, str]]:
+    """What a card's "Download" menu offers: the same choices as the video page's."""
+    return Quality.choices
 
 
 @register.filter

@@ -50,14 +50,17 @@ def media_root(settings, tmp_path, monkeypatch):
 
 @pytest.fixture(autouse=True)
 def fresh_limiter(settings):
-    """The limiter's state outlives a test in Redis (the database is flushed anyway)."""
-    from imports.limiter import default_store
+    """The limiter's state and the download slots outlive a test in Redis (the database is
+    flushed anyway): a worker killed by a test holds its slot until its lease ends."""
+    from imports.limiter import DOWNLOADS_KEY, KEY, default_store
 
     if settings.REDIS_URL:
-        default_store().reset()
+        for key in (KEY, DOWNLOADS_KEY):
+            default_store(key).reset()
     yield
     if settings.REDIS_URL:
-        default_store().reset()
+        for key in (KEY, DOWNLOADS_KEY):
+            default_store(key).reset()
 
 
 @pytest.fixture

@@ -1759,6 +1759,9 @@ class FakeYouTube:
         self.clips: dict[int, Clip] | None = None
         self.media_bandwidth: float | None = None  # bytes per second, per response
         self.media_bytes_sent = 0  # clips' bytes written to clients, in total
+        # Clips' responses being sent now, and the most that were at once.
+        self.media_in_flight = 0
+        self.media_most_in_flight = 0
         self._lock = threading.Lock()
         self._ids: set[str] = set()
         self._httpd: ThreadingHTTPServer | None = None
@@ -1815,6 +1818,11 @@ class FakeYouTube:
     def _count_media_bytes(self, sent: int) -> None:
         with self._lock:
             self.media_bytes_sent += sent
+
+    def _media_response(self, change: int) -> None:
+        with self._lock:
+            self.media_in_flight += change
+            self.media_most_in_flight = max(self.media_most_in_flight, self.media_in_flight)
 
     def _new_id(self, rng: random.Random, prefix: str, length: int) -> str:
         while True:
@@ -2312,16 +2320,21 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _send_media(self, body: bytes) -> None:
         """In slices of a tenth of a second at the fake's bandwidth, each one counted once
-        written (a client killed mid-download has received only what was counted)."""
+        written (a client killed mid-download has received only what was counted). In flight
+        (media_in_flight) until the last slice is written."""
         bandwidth = self.fake.media_bandwidth
         step = max(1, int(bandwidth / 10)) if bandwidth else 64 * 1024
-        for offset in range(0, len(body), step):
-            piece = body[offset : offset + step]
-            self.wfile.write(piece)
-            self.wfile.flush()
-            self.fake._count_media_bytes(len(piece))
-            if bandwidth:
-                time.sleep(len(piece) / bandwidth)
+        self.fake._media_response(+1)
+        try:
+            for offset in range(0, len(body), step):
+                piece = body[offset : offset + step]
+                if bandwidth and offset:  # the time the slice before took (none after the last)
+                    time.sleep(step / bandwidth)
+                self.wfile.write(piece)
+                self.wfile.flush()
+                self.fake._count_media_bytes(len(piece))
+        finally:
+            self.fake._media_response(-1)
 
     do_GET = do_POST = do_HEAD = _serve
 
