@@ -393,6 +393,8 @@ class ItemFeed:
                     queued = model.objects.filter(job=self.job, status=ItemStatus.QUEUED)
                     if model.work_related:  # (select_related() alone would follow every key)
                         queued = queued.select_related(*model.work_related)
+                    if model.work_prefetched:
+                        queued = queued.prefetch_related(*model.work_prefetched)
                     self.buffer.extend(queued.order_by("pk")[: self.batch])
                     if not self.buffer:
                         return None

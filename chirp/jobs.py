@@ -499,8 +499,10 @@ class Item(models.Model):
     updated = models.DateTimeField(auto_now=True)
 
     job_id: int
-    # Related rows the item's work reads, fetched with each batch the runner takes.
+    # Related rows the item's work reads, fetched with each batch the runner takes: joined
+    # (`work_related`, single rows) or prefetched (`work_prefetched`, one query a batch).
     work_related: ClassVar[tuple[str, ...]] = ()
+    work_prefetched: ClassVar[tuple[str, ...]] = ()
 
     class Meta:
         abstract = True

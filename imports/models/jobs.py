@@ -637,6 +637,8 @@ class ImportJobItem(Item):
     video = models.ForeignKey(Video, on_delete=models.CASCADE, related_name="import_items")
 
     work_related = ("video",)
+    # The stored media its card shows at every stage: read with the batch, not per stage.
+    work_prefetched = ("video__media_files",)
 
     class Meta(Item.Meta):
         verbose_name = "import job item"

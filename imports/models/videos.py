@@ -350,7 +350,9 @@ class Video(models.Model):
         self._save_stage(self.Stage.DOWNLOAD, error="", error_reason="")
 
     def save_download(self) -> None:
-        """The media is stored: the video is complete."""
+        """The media is stored: the video is complete. Its card reads its stored media again
+        (the runner read them with the video, before the download)."""
+        getattr(self, "_prefetched_objects_cache", {}).pop("media_files", None)
         self._save_stage(self.Stage.COMPLETE)
 
     def cancel_download(self) -> None:

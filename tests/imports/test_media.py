@@ -224,6 +224,36 @@ def test_progress_is_shown_live_on_the_video_card(alice, media, settings):
     assert len(downloading) <= 12  # throttled: about two a second
 
 
+def media_badges(user, video: Video) -> list[str]:
+    """The stored-media badge of each card of `video` sent live to `user` ("" for none)."""
+    return [
+        html.split('class="media-badge"')[1].split(">")[1].split("<")[0]
+        if 'class="media-badge"' in html
+        else ""
+        for _, html in stored_events(user, video.dom_id)
+    ]
+
+
+def test_the_cards_sent_live_show_the_stored_media_and_the_new_file_at_the_end(alice, media):
+    """A card sent at any stage shows what is stored of the video (the runner reads it with
+    its batch of items, not at every stage), and the one sent once the download is stored
+    shows the new file."""
+    media.add_channel("badges", videos=1)
+    run_import(alice, "@badges", media_quality="audio")
+    video = Video.objects.get()
+    badges = media_badges(alice, video)
+    assert badges[-1] == "Audio" and set(badges[:-1]) == {""}
+
+    sent = len(badges)
+    assert enqueue_download(alice, [video], "360")[1]
+    engine.run_lane("imports")
+
+    height = MediaFile.objects.get(video=video, quality="360").height
+    badges = media_badges(alice, video)[sent:]
+    assert len(badges) >= 2  # the download's stages
+    assert set(badges[:-1]) == {"Audio"} and badges[-1] == f"{height}p"  # a video before audio
+
+
 def test_the_import_form_and_api_validate_the_quality(alice, client):
     client.force_login(alice)
     response = client.post(

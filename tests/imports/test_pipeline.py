@@ -6,6 +6,8 @@ import dataclasses
 import re
 import threading
 import time
+import traceback
+from collections import Counter
 from collections.abc import Callable
 
 import pytest
@@ -676,3 +678,55 @@ def test_the_search_vectors_are_built_beside_the_import_and_all_by_its_end(alice
     video = Video.objects.first()
     word = max((w.strip(".,!?") for w in video.transcript.split()), key=len)
     assert video in Video.objects.search(word)
+
+
+def statements_of(work: Callable[[], object]) -> list[str]:
+    """The SQL statements `work` sends on this thread's connection (the runner's: with one
+    video at a time, the videos' work runs on its thread too). Not those of the limiter's
+    store nor of the live events' store: in the database without Redis, in Redis with it (as
+    in production)."""
+    sent: list[str] = []
+
+    def record(execute, sql, params, many, context):
+        stack = traceback.extract_stack()
+        if not any(
+            "imports/limiter.py" in frame.filename or "django_eventstream" in frame.filename
+            for frame in stack
+        ):
+            sent.append(sql)
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(record):
+        work()
+    return sent
+
+
+def test_the_statements_per_video_of_a_plain_import(
+    alice, bob, fake_youtube, monkeypatch, settings
+):
+    """Chirp's own SQL per video of an import without media, pinned so that a query added to
+    every video shows here and not only in the benchmark (bench_imports: `overhead_runs`).
+
+    Per video: claim its item, one UPDATE per stage (metadata, captions, chapters, complete),
+    and complete the item with its job's counter (one statement on PostgreSQL; on SQLite a
+    BEGIN and an UPDATE of each). What the video's card shows (its stored media too) is read
+    with the batch of items, not at every stage. Counted as the difference between a 12-video
+    import and a 2-video one (each the only import of its owner), so what every import does
+    once (listing, finishing, live job rows) cancels out. Who else sees the channel is read by
+    the clock (once a second), not per video: here once, so the count does not depend on the
+    machine's speed."""
+    settings.CHIRP_YOUTUBE_CONCURRENCY = 1  # the videos' work on the runner's thread
+    monkeypatch.setattr("imports.models.jobs.WATCHERS_SECONDS", 3600)
+    fake_youtube.add_channel("twovideos", videos=2)
+    fake_youtube.add_channel("twelvevideos", videos=12)
+    engine.run_lane("imports")  # no job yet: the lane's slot is created, once
+
+    few = statements_of(lambda: run_import(alice, "@twovideos"))
+    many = statements_of(lambda: run_import(bob, "@twelvevideos"))
+
+    per_video = (len(many) - len(few)) / 10
+    expected = 6 if connection.vendor == "postgresql" else 8
+    # Exact: nothing counted here depends on timing (see above). The tolerance leaves room for
+    # a statement or two that one import may come to make once; one more statement for every
+    # video (+1.0) still fails.
+    assert per_video == pytest.approx(expected, abs=0.3), Counter(many).most_common(8)
