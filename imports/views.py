@@ -9,12 +9,11 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_not_required
 from django.core.files.storage import default_storage
 from django.core.paginator import Page, Paginator
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError
 from django.db.models import Q, QuerySet
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.defaultfilters import pluralize
-from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -609,46 +608,48 @@ def following(request: HttpRequest) -> HttpResponse:
 @login_not_required  # the hub signs in with the token and the signature, not a session
 @csrf_exempt  # the hub posts from outside, with no CSRF token; nothing else is exempt
 @require_http_methods(["GET", "POST"])
-def websub_callback(request: HttpRequest, token: str) -> HttpResponse:
+async def websub_callback(request: HttpRequest, token: str) -> HttpResponse:
     """The hub's verifications (GET) and notifications (POST) of one subscription. Unknown
-    token: 404. A notification is answered at once; the worker handles it (imports/websub.py)."""
-    sub = get_object_or_404(WebSubSubscription.objects.select_related("channel"), token=token)
+    token: 404. A notification is answered at once; the worker handles it (imports/websub.py).
+    Asynchronous, with its database work in the store threads (imports/websub.py says why)."""
     if request.method == "GET":
-        return _verify_websub(request, sub)
+        return await websub.in_store_thread(_verify_websub, request, token)
+    sub = websub.cached_subscriber(token) or await websub.in_store_thread(
+        websub.load_subscriber, token
+    )
+    if sub is None:
+        raise Http404("No such subscription.")
     cap = settings.CHIRP_WEBSUB_MAX_BODY_BYTES
     declared = request.META.get("CONTENT_LENGTH") or "0"
     if not declared.isdigit() or int(declared) > cap:
         return HttpResponse("Too large.", status=413, content_type="text/plain")
-    body = request.read(cap + 1)
+    body = request.read(cap + 1)  # in memory already (chirp/bodylimit.py caps what Django reads)
     if len(body) > cap:
         return HttpResponse("Too large.", status=413, content_type="text/plain")
     accepted = HttpResponse(status=202)
-    with transaction.atomic():  # one commit for the count, the notification and its task
-        return _take_notification(request, sub, body, accepted)
-
-
-def _take_notification(
-    request: HttpRequest, sub: WebSubSubscription, body: bytes, accepted: HttpResponse
-) -> HttpResponse:
-    if sub.state == WebSubSubscription.State.UNSUBSCRIBED:
-        logger.info("A notification for the ended subscription of %s was ignored", sub.channel)
+    if not websub.signature_ok(sub.secret, body, request.headers.get("X-Hub-Signature")):
+        # Acknowledged as the spec asks (the sender must not learn it was refused), ignored:
+        # nothing is stored or counted.
+        logger.warning(
+            "A notification for %s with a bad or missing signature was ignored", sub.channel_id
+        )
         return accepted
-    if not sub.take_notification(timezone.now()):
-        logger.warning("Too many notifications for %s: answered 429", sub.channel)
+    taken = await websub.in_store_thread(websub.take_notification, sub, body)
+    if taken is websub.Taken.GONE:
+        websub.forget_subscriber(token)
+        raise Http404("No such subscription.")
+    if taken is websub.Taken.ENDED:
+        logger.info("A notification for the ended subscription of %s was ignored", sub.channel_id)
+    elif taken is websub.Taken.LIMITED:
+        logger.warning("Too many notifications for %s: answered 429", sub.channel_id)
         response = HttpResponse("Too many notifications.", status=429, content_type="text/plain")
         response["Retry-After"] = "60"
         return response
-    if not websub.signature_ok(sub.secret, body, request.headers.get("X-Hub-Signature")):
-        # Acknowledged as the spec asks (the sender must not learn it was refused), ignored.
-        logger.warning(
-            "A notification for %s with a bad or missing signature was ignored", sub.channel
-        )
-        return accepted
-    websub.store_notification(sub, body)
     return accepted
 
 
-def _verify_websub(request: HttpRequest, sub: WebSubSubscription) -> HttpResponse:
+def _verify_websub(request: HttpRequest, token: str) -> HttpResponse:
+    sub = get_object_or_404(WebSubSubscription, token=token)
     mode = request.GET.get("hub.mode", "")
     topic = request.GET.get("hub.topic", "")
     if mode == "denied" and topic == sub.topic:

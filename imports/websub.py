@@ -18,16 +18,22 @@
 
 from __future__ import annotations
 
+import asyncio
 import email.utils
+import enum
 import hashlib
 import hmac
 import logging
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
 
 import requests
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from imports.feeds import FeedEntry, FeedError, entries_in, parse_xml
@@ -43,6 +49,7 @@ from imports.models import (
 from imports.models.websub import push_enabled
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 TOMBSTONE_NS = {
     "at": "http://purl.org/atompub/tombstones/1.0",
@@ -330,6 +337,93 @@ def run_due(now: datetime | None = None, session: requests.Session | None = None
     return {"sent": sent, "ended": ended, "handled": handled}
 
 
+# -- the callback ------------------------------------------------------------------------------
+#
+# The hub's requests are answered by an asynchronous view (imports/views.py `websub_callback`);
+# its database work runs in STORE_THREADS long-lived threads of the web process, each keeping
+# its connection from one request to the next. (Django runs a synchronous view under ASGI in a
+# new thread per request, whose connection is opened and closed with the request: a connection
+# per notification, as many at once as notifications in flight.) A web process so holds at
+# most STORE_THREADS connections for push, however many notifications arrive.
+
+STORE_THREADS = 4
+_store = ThreadPoolExecutor(STORE_THREADS, thread_name_prefix="websub-store")
+# Subscriptions by token, as the callback last found them. Only what never changes is kept
+# (a token and its secret are made together and replaced together); whether the subscription
+# still exists, has ended or has room under its limit is read in the statement that counts
+# each notification.
+_subscribers: dict[str, Subscriber] = {}
+MAX_SUBSCRIBERS_KEPT = 10_000
+
+
+@dataclass(frozen=True)
+class Subscriber:
+    pk: int
+    token: str
+    secret: str
+    channel_id: str  # YouTube's, for the log
+
+
+class Taken(enum.Enum):
+    STORED = "stored"
+    LIMITED = "limited"  # over the per-minute limit: answered 429
+    ENDED = "ended"  # nobody follows the channel any more: acknowledged, ignored
+    GONE = "gone"  # no such subscription any more (its token was replaced): 404
+
+
+async def in_store_thread(func: Callable[..., T], *args: Any) -> T:
+    """Run `func(*args)` in one of the callback's store threads (it may use the database)."""
+    loop = asyncio.get_running_loop()
+    return await loop.run_in_executor(_store, _with_usable_connection, func, args)
+
+
+def _with_usable_connection(func: Callable[..., T], args: tuple) -> T:
+    # What Django does at the start of each request (close_old_connections) for a connection
+    # that failed: keep it if it still works, else drop it (the next query opens a new one).
+    # Its age does not matter: a store thread's connection is meant to last.
+    if connection.connection is not None and connection.errors_occurred:
+        if connection.is_usable():
+            connection.errors_occurred = False
+        else:
+            connection.close()
+    return func(*args)
+
+
+def close_store_connections() -> None:
+    """Close the store threads' connections (tests: before their database is dropped)."""
+    barrier = threading.Barrier(STORE_THREADS)
+
+    def close() -> None:
+        connection.close()
+        barrier.wait(timeout=30)  # each thread takes exactly one of these
+
+    for future in [_store.submit(close) for _ in range(STORE_THREADS)]:
+        future.result()
+
+
+def cached_subscriber(token: str) -> Subscriber | None:
+    return _subscribers.get(token)
+
+
+def load_subscriber(token: str) -> Subscriber | None:
+    """The subscription with this token (None: no such token), kept for the next requests."""
+    row = (
+        WebSubSubscription.objects.filter(token=token)
+        .values_list("pk", "secret", "channel__youtube_id")
+        .first()
+    )
+    if row is None:
+        return None
+    if len(_subscribers) >= MAX_SUBSCRIBERS_KEPT:
+        _subscribers.clear()
+    subscriber = _subscribers[token] = Subscriber(row[0], token, row[1], row[2])
+    return subscriber
+
+
+def forget_subscriber(token: str) -> None:
+    _subscribers.pop(token, None)
+
+
 def signature_ok(secret: str, body: bytes, header: str | None) -> bool:
     """`X-Hub-Signature: sha1=<hex HMAC-SHA1 of the raw body>`, compared in constant time
     (Google's hub signs with SHA-1 only)."""
@@ -340,13 +434,27 @@ def signature_ok(secret: str, body: bytes, header: str | None) -> bool:
     return hmac.compare_digest(expected, digest.strip().lower())
 
 
-def store_notification(sub: WebSubSubscription, body: bytes) -> WebSubNotification:
-    """Keep the signed body and queue its handling by id. In the caller's transaction: the
-    queue is in the database (django-q2's ORM broker), so the worker sees both, or neither,
-    and the request costs one commit."""
-    notification = WebSubNotification.objects.create(subscription=sub, body=body)
-    enqueue_processing(notification.pk)
-    return notification
+def take_notification(subscriber: Subscriber, body: bytes) -> Taken:
+    """Count a signed notification against its subscription's limit, keep its body and queue
+    its handling by id, in one transaction: the queue is in the database (django-q2's ORM
+    broker), so the worker sees the notification and its task, or neither. Usually three
+    statements and one commit; the reason is only looked up when the notification is not
+    taken."""
+    now = timezone.now()
+    with transaction.atomic():
+        if WebSubSubscription.take_notification(subscriber.pk, subscriber.token, now):
+            # (django-q2's broker reuses this transaction: in autocommit it would close the
+            # store thread's connection first, as a request's own would be.)
+            enqueue_processing(WebSubNotification.store(subscriber.pk, body, now))
+            return Taken.STORED
+    state = (
+        WebSubSubscription.objects.filter(pk=subscriber.pk, token=subscriber.token)
+        .values_list("state", flat=True)
+        .first()
+    )
+    if state is None:
+        return Taken.GONE
+    return Taken.ENDED if state == WebSubSubscription.State.UNSUBSCRIBED else Taken.LIMITED
 
 
 def resume_pending() -> int:

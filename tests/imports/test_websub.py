@@ -34,6 +34,14 @@ from tests.sse import stored_events
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
+@pytest.fixture(autouse=True)
+def _store_connections_closed():
+    """The callback keeps its store threads' connections open (imports/websub.py); a test that
+    calls it in this process closes them, so that the test database can be dropped."""
+    yield
+    websub.close_store_connections()
+
+
 @pytest.fixture
 def hub(settings, web_server):
     with FakeHub() as fake:
@@ -53,6 +61,9 @@ def followed(alice, make_channel, hub, videos: int = 2):
     sub = sub_of(channel)
     assert websub.send_request(sub.pk) == "subscribe accepted"
     wait_for(lambda: sub_of(channel).state == "verified", timeout=10)
+    # The row says verified as soon as the callback answers; the hub delivers once it has read
+    # the answer.
+    wait_for(lambda: hub.verified(sub.topic), timeout=10)
     return channel, sub_of(channel)
 
 
@@ -222,6 +233,41 @@ def test_a_flood_is_answered_429_per_subscription(alice, make_channel, hub, sett
         window_start=timezone.now() - timedelta(seconds=61)
     )
     assert client.post(url, body, content_type="application/atom+xml", **headers).status_code == 202
+
+
+def test_forged_notifications_do_not_use_up_the_hubs_allowance(
+    alice, make_channel, hub, settings, client
+):
+    channel, sub = followed(alice, make_channel, hub)
+    settings.CHIRP_WEBSUB_MAX_PER_MINUTE = 3
+    body = upload_body(channel.youtube_id, "forged00002", "Forged")
+    url = f"/websub/{sub.token}/"
+
+    def post(signature: str) -> int:
+        return client.post(
+            url, body, content_type="application/atom+xml", HTTP_X_HUB_SIGNATURE=signature
+        ).status_code
+
+    # Someone who learnt the callback's address floods it: acknowledged, ignored, not counted.
+    assert [post(sign("not-the-secret", body)) for _ in range(5)] == [202] * 5
+    assert WebSubNotification.objects.count() == 0
+    # The hub's own notifications still have the minute's whole allowance.
+    assert [post(sign(sub.secret, body)) for _ in range(4)] == [202, 202, 202, 429]
+    assert WebSubNotification.objects.count() == 3
+
+
+def test_a_replaced_token_is_refused_though_it_was_just_used(alice, make_channel, hub, client):
+    channel, sub = followed(alice, make_channel, hub)
+    body = upload_body(channel.youtube_id, "oldtoken001", "Old token")
+    old = {"content_type": "application/atom+xml", "HTTP_X_HUB_SIGNATURE": sign(sub.secret, body)}
+    assert client.post(f"/websub/{sub.token}/", body, **old).status_code == 202
+
+    # Unfollowed and followed again: a new subscription, with a new token and secret.
+    Follow.stop(alice, channel)
+    Follow.start(alice, channel)
+    assert sub_of(channel).token != sub.token
+    assert client.post(f"/websub/{sub.token}/", body, **old).status_code == 404
+    assert WebSubNotification.objects.count() == 1
 
 
 def test_the_callback_needs_no_session_and_no_csrf_token_and_nothing_else_does(

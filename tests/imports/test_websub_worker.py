@@ -32,6 +32,7 @@ def test_a_killed_worker_leaves_no_notified_video_behind_nor_twice(
         sub = WebSubSubscription.objects.get(channel=channel)
         websub.send_request(sub.pk)
         wait_for(lambda: WebSubSubscription.objects.get(pk=sub.pk).state == "verified", 10)
+        wait_for(lambda: hub.verified(sub.topic), 10)  # the hub has read the answer
         uploads = fake_youtube.upload(fake, 8)
         fake_youtube.add_fault(kinds={"timedtext"}, delay=0.3)  # enrichment takes a while
         bodies = [upload_body(fake.channel_id, v.id, v.title, v.published) for v in uploads]
