@@ -9,11 +9,18 @@
    ffmpeg (CHIRP_FFMPEG, or imageio-ffmpeg's binary). Every request, media included, waits for
    its turn at the shared limiter (the client's gate). A download cut short (a shutdown, a kill,
    a lost connection) leaves its `.part` files there, and the next attempt continues them.
-2. The finished file is streamed into Django's default storage (the local media folder or S3,
-   whichever is configured) under `media/<channel id>/<video id>/<uuid>.<ext>`, its SHA-256
-   computed as it is read; the stored copy is then checked (read back: size and SHA-256; on S3,
-   which verified each part's checksum as it arrived, its size: chirp/storages.py), the
-   `MediaFile` recorded, and the scratch folder deleted.
+   Its SHA-256 is computed beside the download, from what yt-dlp has just written (a thread of
+   its own: _FollowingHash), when it is one file fetched in order; otherwise (two streams
+   merged) from the finished file.
+2. The finished file goes into Django's default storage (the local media folder or S3,
+   whichever is configured) under `media/<channel id>/<video id>/<uuid>.<ext>`: the media
+   folder moves it into place (a rename, when the scratch folder is on the same filesystem),
+   S3 is sent it in parts (hashed as they are read, if it was not hashed yet). The stored copy
+   is then checked by size and SHA-256: a moved file is the very file that was hashed, if it was
+   not written since (its device, inode, size and modification time); S3 verified each part's
+   checksum as it arrived, so its size (chirp/storages.py); anything else is read back. Then
+   the `MediaFile` is recorded and the scratch folder deleted. A storage that refuses the file
+   leaves it in the scratch folder for a retry.
 
 The file is stored once per (video, quality): a second request finds the `MediaFile`; two
 downloads of it at once on one machine take turns (a lock beside the scratch folder), and on two
@@ -31,6 +38,7 @@ import hashlib
 import logging
 import os
 import shutil
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -40,7 +48,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.files import File
-from django.core.files.storage import default_storage
+from django.core.files.storage import FileSystemStorage, default_storage
 from django.db import IntegrityError, transaction
 from yt_dlp.networking.exceptions import HTTPError
 from yt_dlp.postprocessor.common import PostProcessor
@@ -58,6 +66,14 @@ PROGRESS_INTERVAL = 0.5
 # A media URL answered 403 (its signature expired): ask for fresh URLs this many times.
 FRESH_URL_ATTEMPTS = 2
 READ_CHUNK = 1024 * 1024
+# yt-dlp's first read on each connection (each of YouTube's 10 MB ranges); it then sizes its
+# reads to about a second of data, up to 4 MB. (Its default starts at 1 KB: a dozen tiny reads,
+# writes and progress reports per range. Not a fixed megabyte either: a read waits until its
+# buffer is full, and a stop is seen between reads: 10 s apart on a 100 kB/s link.)
+YTDLP_FIRST_READ = 64 * 1024
+# Seconds between yt-dlp's own progress lines: formatted at every read even when nobody sees
+# them (quiet), a tenth of the download's CPU time on a fast connection.
+YTDLP_PROGRESS_EVERY = 3600.0
 LOCK_POLL = 0.2  # seconds between looks at another download's lock
 
 
@@ -176,8 +192,10 @@ class _ProgressHook:
         self.files: dict[str, tuple[int, int | None]] = {}  # filename -> (done, total)
         self.expected: int | None = None  # all requested streams, once known
         self.last = 0.0
+        self.hasher = _FollowingHash()
 
     def __call__(self, d: dict[str, Any]) -> None:
+        self.hasher.report(d)
         if self.interrupted is not None and self.interrupted():
             raise DownloadInterrupted()
         name = d.get("filename") or ""
@@ -203,6 +221,133 @@ class _ProgressHook:
         )
 
 
+class _FollowingHash:
+    """The SHA-256 of the file yt-dlp is downloading, computed beside the download: a thread
+    reads from the .part file what each progress report says was written (still in the page
+    cache) and hashes it (hashlib and file reads let go of the interpreter lock), so that the
+    finished file needs no pass of its own before it is stored.
+
+    Followed: one file fetched over HTTP(S), which yt-dlp writes in order, appending chunk after
+    chunk (a resumed .part file is read from its start). Anything else switches it off, and the
+    finished file is hashed on its own: streams to be merged (the merged file is another), a
+    fragmented download, a second file, a download starting over from zero (yt-dlp truncates
+    the file when a server ignores the range asked: the reported size falls back to its first
+    read, YTDLP_FIRST_READ, or less), a file renamed over or grown since (`digest_of` compares
+    the inode and the size with what was read)."""
+
+    def __init__(self) -> None:
+        self._changed = threading.Condition()
+        self._off = False
+        self._name: str | None = None  # the .part file being written
+        self._file: Any = None
+        self._identity: tuple[int, int] | None = None  # (device, inode) of that file
+        self._written = 0  # bytes yt-dlp says it wrote
+        self._finished: str | None = None  # the finished file, renamed from the .part one
+        self._done = False
+        self._sha256 = hashlib.sha256()
+        self._hashed = 0
+        self._thread: threading.Thread | None = None
+
+    def off(self) -> None:
+        with self._changed:
+            self._off = True
+            self._changed.notify_all()
+
+    def report(self, d: dict[str, Any]) -> None:
+        """(yt-dlp's thread, from the progress hook.)"""
+        with self._changed:
+            if self._off:
+                return
+            protocol = (d.get("info_dict") or {}).get("protocol")
+            status = d.get("status")
+            if protocol not in ("http", "https") or status not in ("downloading", "finished"):
+                self._switch_off()
+            elif status == "downloading":
+                self._downloading(d.get("tmpfilename"), d.get("downloaded_bytes") or 0)
+            elif self._name is None or self._finished is not None:
+                self._switch_off()  # found complete, never downloaded here; or a second file
+            else:
+                self._finished = d.get("filename")
+            self._changed.notify_all()
+
+    def _downloading(self, name: str | None, written: int) -> None:
+        if self._name is None and name:
+            try:
+                self._file = open(name, "rb", buffering=0)  # noqa: SIM115 (closed in close())
+            except OSError:
+                self._switch_off()
+                return
+            stat = os.fstat(self._file.fileno())
+            self._name, self._identity = name, (stat.st_dev, stat.st_ino)
+            self._thread = threading.Thread(target=self._run, name="media-sha256", daemon=True)
+            self._thread.start()
+        elif name != self._name or written <= max(self._written, YTDLP_FIRST_READ):
+            self._switch_off()  # another file, or the same one started over
+            return
+        self._written = written
+
+    def _switch_off(self) -> None:
+        self._off = True
+
+    def _run(self) -> None:
+        try:
+            self._hash()
+        finally:  # whatever stopped it, digest_of does not wait for it any longer
+            with self._changed:
+                if not self._done:
+                    self._off = True
+                self._changed.notify_all()
+
+    def _hash(self) -> None:
+        """(Its own thread.) Up to what was reported written (the last read may still be in
+        yt-dlp's file buffer: read again at the next report), then to the end once finished."""
+        buffer = bytearray(READ_CHUNK)
+        view = memoryview(buffer)
+        tried = 0
+        while True:
+            with self._changed:
+                while not self._off and self._finished is None and self._written <= tried:
+                    self._changed.wait()
+                if self._off:
+                    return
+                finished, goal = self._finished is not None, self._written
+            while finished or self._hashed < goal:
+                wanted = READ_CHUNK if finished else min(READ_CHUNK, goal - self._hashed)
+                read = self._file.readinto(view[:wanted])
+                if not read:
+                    break
+                self._sha256.update(view[:read])
+                self._hashed += read
+            tried = goal
+            if finished:
+                self._done = True
+                return
+
+    def digest_of(self, path: Path) -> tuple[str, int] | None:
+        """(SHA-256, size) of `path` if it is the file followed, whole and unchanged."""
+        with self._changed:
+            if self._off or self._finished is None or Path(self._finished) != path:
+                return None
+            while not self._done and not self._off:
+                self._changed.wait()
+            if self._off:
+                return None
+        try:
+            stat = os.stat(path)
+        except OSError:
+            return None
+        if (stat.st_dev, stat.st_ino) != self._identity or stat.st_size != self._hashed:
+            return None
+        return self._sha256.hexdigest(), self._hashed
+
+    def close(self) -> None:
+        self.off()
+        if self._thread is not None:
+            self._thread.join()
+        if self._file is not None:
+            self._file.close()
+
+
 class _CheckBeforeDownload(PostProcessor):
     """Before a byte is downloaded: the announced size against the limit and the free space."""
 
@@ -213,6 +358,8 @@ class _CheckBeforeDownload(PostProcessor):
 
     def run(self, info: dict[str, Any]) -> tuple[list[str], dict[str, Any]]:
         formats = info.get("requested_formats") or [info]
+        if len(formats) > 1:  # merged afterwards: that file is hashed once made
+            self.hook.hasher.off()
         sizes = [f.get("filesize") or f.get("filesize_approx") for f in formats]
         announced = sum(sizes) if all(sizes) else None
         self.hook.expected = announced
@@ -239,6 +386,7 @@ class _CheckBeforeDownload(PostProcessor):
 class Downloaded:
     path: Path
     info: dict[str, Any]
+    digest: tuple[str, int] | None = None  # (SHA-256, size), if computed during the download
 
 
 def download(
@@ -262,6 +410,8 @@ def download(
         "fixup": "never",  # the fixups need ffprobe, which imageio-ffmpeg does not ship
         "ffmpeg_location": ffmpeg_location(settings.CHIRP_MEDIA_SCRATCH_DIR),
         "ratelimit": settings.CHIRP_MEDIA_RATE_LIMIT or None,
+        "buffersize": YTDLP_FIRST_READ,
+        "progress_delta": YTDLP_PROGRESS_EVERY,
         "progress_hooks": [hook],
         # Only the video extractor: a YoutubeDL loading all ~1,800 of yt-dlp's spends ~35 ms
         # doing so, and one is built per download (tests/benchmarks/bench_media.py).
@@ -270,12 +420,32 @@ def download(
         "extractor_args": {},
     }
     url = f"{YOUTUBE}/watch?v={video.youtube_id}"
+    try:
+        info = _download_with_fresh_urls(video, client, params, hook, scratch, url)
+        paths = [d.get("filepath") for d in (info or {}).get("requested_downloads") or ()]
+        found = [Path(p) for p in paths if p and Path(p).exists()]
+        if not found:
+            raise YouTubeError(
+                Reason.UNKNOWN, "yt-dlp downloaded nothing", "No file was downloaded."
+            )
+        return Downloaded(found[0], info, hook.hasher.digest_of(found[0]))
+    finally:
+        hook.hasher.close()
+
+
+def _download_with_fresh_urls(
+    video: Video,
+    client: YouTube,
+    params: dict[str, Any],
+    hook: _ProgressHook,
+    scratch: Path,
+    url: str,
+) -> dict[str, Any]:
     for attempt in range(FRESH_URL_ATTEMPTS + 1):
         with client.downloader(params) as ydl:
             ydl.add_post_processor(_CheckBeforeDownload(hook, scratch), when="before_dl")
             try:
-                info = ydl.extract_info(url, download=True)
-                break
+                return ydl.extract_info(url, download=True)
             except TooLarge as exc:  # no use resuming it: the partial files go
                 shutil.rmtree(scratch, ignore_errors=True)
                 limit = _megabytes(settings.CHIRP_MEDIA_MAX_BYTES)
@@ -305,11 +475,7 @@ def download(
                 if not error.transient:  # nobody will resume it: the partial files go
                     shutil.rmtree(scratch, ignore_errors=True)
                 raise error from exc
-    paths = [d.get("filepath") for d in (info or {}).get("requested_downloads") or ()]
-    found = [Path(p) for p in paths if p and Path(p).exists()]
-    if not found:
-        raise YouTubeError(Reason.UNKNOWN, "yt-dlp downloaded nothing", "No file was downloaded.")
-    return Downloaded(found[0], info)
+    raise AssertionError("unreachable: the last attempt returns or raises")
 
 
 def _media_forbidden(exc: BaseException) -> bool:
@@ -358,25 +524,81 @@ def _sha256_of(read: Callable[[int], bytes]) -> tuple[str, int]:
     return digest.hexdigest(), size
 
 
-def store_file(video: Video, path: Path) -> tuple[str, int, str]:
-    """`path` streamed into the default storage under a new key: (key, size, sha256), checked
-    against the stored copy (see verified_on_upload). StorageError when the storage refuses;
-    ChecksumMismatch (the stored copy deleted) when what it holds is not what was sent."""
-    size = path.stat().st_size
+class _ScratchFile(File):
+    """The downloaded file as given to the storage: the media folder (FileSystemStorage) moves
+    it into place by its path (Django's temporary_file_path: a rename on one filesystem, else a
+    copy); any other storage reads it."""
+
+    def __init__(self, file, path: Path) -> None:  # type: ignore[no-untyped-def]
+        super().__init__(file, name=path.name)
+        self.path = path
+
+    def temporary_file_path(self) -> str:
+        return str(self.path)
+
+
+def _sha256_of_file(path: Path) -> tuple[str, int]:
+    with path.open("rb", buffering=0) as file:
+        return _sha256_of(file.read)
+
+
+def _mark(path: Path) -> tuple[int, int, int, int]:
+    """(device, inode, size, modification time) of `path`, its modification time first set a
+    minute back if it is more recent: any write from now on sets it to the present, so a file
+    with the same four later has not been written since (yt-dlp's time, the Last-Modified of
+    the media, is usually long past and kept)."""
+    stat = os.stat(path)
+    latest = time.time_ns() - 60 * 10**9
+    if stat.st_mtime_ns > latest:
+        os.utime(path, ns=(stat.st_atime_ns, latest))
+        stat = os.stat(path)
+    return stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns
+
+
+def _stored_mark(key: str) -> tuple[int, int, int, int] | None:
+    if not isinstance(default_storage, FileSystemStorage):
+        return None
+    try:
+        stat = os.stat(default_storage.path(key))
+    except OSError:
+        return None
+    return stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns
+
+
+def store_file(
+    video: Video, path: Path, digest: tuple[str, int] | None = None
+) -> tuple[str, int, str]:
+    """`path` put into the default storage under a new key: (key, size, sha256), checked
+    against the stored copy. `digest`: (SHA-256, size) of `path` if known already (computed
+    during the download); else computed here, in the pass that sends the file to S3, or before
+    the media folder moves it. The media folder moves the file (it leaves the scratch folder);
+    anything else copies it. StorageError when the storage refuses (the file stays where it
+    was); ChecksumMismatch (the stored copy deleted) when what it holds is not what was sent."""
     key = MediaFile.new_key(video, path.suffix.lstrip(".") or "bin")
+    moving = isinstance(default_storage, FileSystemStorage)
+    if digest is None and moving:
+        digest = _sha256_of_file(path)
+    mark = _mark(path) if moving else None
+    size = path.stat().st_size
     with path.open("rb") as raw:
-        hashing = _HashingFile(raw)
+        hashing = _HashingFile(raw) if digest is None else None
         try:
-            key = default_storage.save(key, File(hashing, name=path.name))
+            content = _ScratchFile(raw if hashing is None else hashing, path)
+            key = default_storage.save(key, content)
         except Exception as exc:  # whatever the backend raises: OSError, botocore's errors
             raise StorageError(_storage_problem(exc)) from exc
-    if hashing.gap or hashing.hashed != size:
-        with path.open("rb") as again:
-            sha256, _ = _sha256_of(again.read)
-    else:
-        sha256 = hashing.sha256.hexdigest()
+    if hashing is not None:
+        if hashing.gap or hashing.hashed != size:  # not read in order: hashed on its own
+            digest = _sha256_of_file(path)
+        else:
+            digest = hashing.sha256.hexdigest(), size
+    assert digest is not None
+    sha256, size = digest
     try:
-        if verified_on_upload(default_storage):  # S3 checked each part's bytes: the size will do
+        if mark is not None and _stored_mark(key) == mark:
+            # The file hashed, moved into place and not written since: what was hashed.
+            stored_sha256, stored_size = sha256, size
+        elif verified_on_upload(default_storage):  # S3 checked each part: the size will do
             stored_sha256, stored_size = sha256, default_storage.size(key)
         else:
             with default_storage.open(key, "rb") as stored:
@@ -532,7 +754,7 @@ def _download_and_store(
     interrupted: Callable[[], bool] | None,
 ) -> MediaFile:
     downloaded = download(video, quality, client, on_progress=on_progress, interrupted=interrupted)
-    key, size, sha256 = store_file(video, downloaded.path)
+    key, size, sha256 = store_file(video, downloaded.path, downloaded.digest)
     info = downloaded.info
     try:
         with transaction.atomic():

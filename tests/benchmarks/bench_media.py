@@ -7,7 +7,8 @@ going to S3, and Chirp's own cost per video on a whole channel.
 
 Targets:
 1. Throughput: downloading and storing a 200 MB file from the fake media host over loopback
-   (`store_media`: yt-dlp into the scratch folder, then streamed into the storage and checked)
+   (`store_media`: yt-dlp into the scratch folder, hashed beside it, then moved into the media
+   folder or sent to S3, and checked)
    at >= 80 % of a plain HTTP fetch of the same bytes to a file with local storage, >= 60 % with
    a loopback S3 (moto server). Runs are interleaved (plain, local, S3) ROUNDS times; the
    median of each is compared. For scale, the time boto3 alone takes to upload the file to the

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
+from pathlib import Path
 
 import pytest
 from django.core.files.storage import default_storage
@@ -144,6 +147,57 @@ def test_with_request_checksums_turned_off_the_s3_copy_is_read_back(s3_media, mo
 
     assert "GetObject" in [operation for operation, _ in sent]
     assert sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.fixture
+def other_filesystem(settings, tmp_path):
+    """A media folder in /dev/shm (a tmpfs), away from the scratch folder's filesystem."""
+    folder = Path(tempfile.mkdtemp(prefix="chirp-media-", dir="/dev/shm"))
+    assert os.stat(folder).st_dev != os.stat(tmp_path).st_dev
+    settings.MEDIA_ROOT = folder
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.mark.django_db
+def test_a_media_folder_on_another_filesystem_takes_a_copy_checked_by_reading_it(
+    other_filesystem, tmp_path
+):
+    """The media folder takes the downloaded file (a rename on one filesystem: see
+    test_media.py); from another one it gets a copy, which is no longer the file hashed and is
+    read back to be checked (a disk that flips a byte is caught: FlippingStorage)."""
+    path = tmp_path / "scratch" / "video.mp4"
+    path.parent.mkdir()
+    content = os.urandom(3 * MB + 1)
+    path.write_bytes(content)
+    channel = Channel.objects.create(youtube_id="UCstorecheck0000000000", title="Checks")
+    video = Video.objects.create(youtube_id="storecheck1", channel=channel, title="Stored")
+
+    key, size, sha256 = store_file(video, path)
+
+    stored = other_filesystem / key
+    assert stored.read_bytes() == content
+    assert (size, sha256) == (len(content), hashlib.sha256(content).hexdigest())
+    assert not path.exists()  # moved (copied, then removed), as on one filesystem
+
+
+@pytest.mark.django_db
+def test_a_flipped_byte_in_a_copy_on_another_filesystem_is_caught(
+    other_filesystem, settings, tmp_path
+):
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "default": {"BACKEND": "tests.imports.test_media.FlippingStorage"},
+    }
+    path = tmp_path / "video.mp4"
+    path.write_bytes(os.urandom(MB))
+    channel = Channel.objects.create(youtube_id="UCstorecheck0000000000", title="Checks")
+    video = Video.objects.create(youtube_id="storecheck1", channel=channel, title="Stored")
+
+    with pytest.raises(ChecksumMismatch, match="SHA-256"):
+        store_file(video, path)
+
+    assert [p for p in other_filesystem.rglob("*") if p.is_file()] == []  # deleted
 
 
 @pytest.mark.parametrize(

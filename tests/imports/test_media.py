@@ -8,8 +8,11 @@ file goes to the storage the settings name. In-process runs of the engine here; 
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import itertools
+import os
+import shutil
 import threading
 import time
 from pathlib import Path
@@ -22,7 +25,7 @@ from django.urls import reverse
 from chirp import engine
 from chirp.jobs import IllegalTransition
 from imports.limiter import Limiter
-from imports.media import enqueue_download
+from imports.media import DownloadInterrupted, enqueue_download, store_media
 from imports.models import Channel, ImportJob, ImportJobItem, MediaFile, Video
 from imports.youtube import parse_channel_input
 from tests.imports.media_clips import probe
@@ -413,15 +416,19 @@ def test_the_bandwidth_limit_slows_each_download(alice, media, media_clips, sett
     assert time.monotonic() - started > 0.8 * size / 2_000_000
 
 
+@pytest.mark.parametrize(
+    ("quality", "suffix"),
+    [("720", ".mp4"), ("audio", ".m4a")],  # merged, then hashed; hashed as it downloaded
+)
 def test_a_storage_that_refuses_the_file_fails_the_download_and_keeps_it(
-    alice, media, settings, tmp_path
+    alice, media, settings, tmp_path, quality, suffix
 ):
     blocked = tmp_path / "not-a-folder"
     blocked.write_text("a file where the media folder should be")
     settings.MEDIA_ROOT = blocked
     media.add_channel("nowhere", videos=1)
 
-    job = run_import(alice, "@nowhere", media_quality="720")
+    job = run_import(alice, "@nowhere", media_quality=quality)
 
     assert (job.done, job.failed) == (0, 1)
     video = Video.objects.get()
@@ -429,7 +436,7 @@ def test_a_storage_that_refuses_the_file_fails_the_download_and_keeps_it(
     assert video.error.startswith("Could not store the file in the media folder:")
     assert video.transcript  # the metadata stays
     kept = scratch_files(settings)
-    assert [p.suffix for p in kept] == [".mp4"]  # the merged download, kept for a retry
+    assert [p.suffix for p in kept] == [suffix]  # the download, kept for a retry
     sent = media.media_bytes_sent
 
     # The storage is back: a retry stores the kept file without downloading it again.
@@ -442,6 +449,93 @@ def test_a_storage_that_refuses_the_file_fails_the_download_and_keeps_it(
     media_file = MediaFile.objects.get()
     assert media_file.sha256 == sha256(stored_path(media_file))
     assert media.media_bytes_sent == sent and scratch_files(settings) == []
+
+
+def padded(clip: Path, dest: Path, size: int) -> Path:
+    """`clip` followed by a top-level MP4 `free` box of random bytes bringing it to `size`."""
+    shutil.copyfile(clip, dest)
+    filler = size - clip.stat().st_size
+    with dest.open("ab") as out:
+        out.write(filler.to_bytes(4, "big") + b"free" + os.urandom(filler - 8))
+    return dest
+
+
+def test_an_interrupted_download_resumed_is_moved_into_the_media_folder_whole(
+    alice, media, media_clips, settings, tmp_path, youtube
+):
+    """One file fetched in order (the audio) is hashed as it downloads, a resumed one from its
+    start; the media folder then takes the downloaded file itself (a rename, not a copy)."""
+    audio = padded(media_clips[140].path, tmp_path / "140.m4a", 3 * 1024 * 1024 + 12_345)
+    media.serve_media({140: dataclasses.replace(media_clips[140], path=audio)})
+    media.add_channel("resumed", videos=1)
+    run_import(alice, "@resumed")  # the metadata
+    video = Video.objects.get()
+    reports: list[int] = []
+
+    def stop_at_the_second_report() -> bool:  # a shutdown, a few reads in
+        reports.append(1)
+        return len(reports) >= 2
+
+    with pytest.raises(DownloadInterrupted):
+        store_media(video, "audio", youtube, interrupted=stop_at_the_second_report)
+    (part,) = settings.CHIRP_MEDIA_SCRATCH_DIR.rglob("*.part")
+    partial, inode = part.stat().st_size, part.stat().st_ino
+    assert 0 < partial < audio.stat().st_size
+
+    media_file = store_media(video, "audio", youtube)
+
+    path = stored_path(media_file)
+    assert path.read_bytes() == audio.read_bytes()
+    assert (media_file.size, media_file.sha256) == (audio.stat().st_size, sha256(audio))
+    assert path.stat().st_ino == inode  # the very file yt-dlp wrote, moved into place
+    ranges = [r.headers.get("Range", "") for r in media.requests if r.kind == "media"]
+    assert ranges[0].startswith("bytes=0-") and ranges[-1].startswith(f"bytes={partial}-")
+    assert scratch_files(settings) == []
+
+
+def test_a_download_that_starts_over_is_not_taken_for_what_was_hashed_before(tmp_path):
+    """yt-dlp truncates its .part file and writes it again from zero when a server ignores the
+    range of a resumed chunk (`open_mode = "wb"`): the SHA-256 computed beside the download is
+    then dropped (the file is hashed once finished), never that of the bytes overwritten. Its
+    reports, driven here as yt-dlp sends them, with a first and a second content."""
+    from imports.media import YTDLP_FIRST_READ, _FollowingHash
+
+    READ = YTDLP_FIRST_READ  # yt-dlp's first read on a connection
+
+    part, final = tmp_path / "clip.m4a.part", tmp_path / "clip.m4a"
+    hasher = _FollowingHash()
+
+    def write(content: bytes, blocks: int) -> None:
+        with part.open("wb") as out:
+            for written in range(1, blocks + 1):
+                out.write(content * READ)
+                out.flush()
+                hasher.report(
+                    {
+                        "status": "downloading",
+                        "tmpfilename": str(part),
+                        "filename": str(final),
+                        "downloaded_bytes": written * READ,
+                        "info_dict": {"protocol": "https"},
+                    }
+                )
+
+    try:
+        write(b"a", 3)
+        deadline = time.monotonic() + 10
+        while hasher._hashed < 3 * READ and time.monotonic() < deadline:
+            time.sleep(0.01)  # the hasher has read the first content
+        write(b"b", 4)  # started over, with another content, and further
+        part.rename(final)
+        hasher.report(
+            {"status": "finished", "filename": str(final), "info_dict": {"protocol": "https"}}
+        )
+        digest = hasher.digest_of(final)
+    finally:
+        hasher.close()
+
+    assert final.read_bytes() == b"b" * 4 * READ
+    assert digest in (None, (sha256(final), 4 * READ))
 
 
 def test_a_stored_file_whose_checksum_differs_is_deleted_and_the_video_failed(
