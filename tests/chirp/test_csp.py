@@ -263,7 +263,10 @@ def test_htmx_still_posts_searches_and_updates_live_under_the_policy(alice, brow
     row = page.locator(f"#{first.dom_id}")
     row.get_by_role("button", name=re.compile("cancel", re.I)).click()
     expect(row.locator(".chip")).to_have_attribute("data-status", "cancelled")
-    # A live update: the job's row is replaced by the event the server sends.
+    # A live update: the job's row, sent by the web server with the item's cancel, arrives
+    # (before the next change, so the two senders' updates reach the page in order).
+    expect(page.locator(f"#{upload.dom_id}")).to_contain_text("1 cancelled")
+    # Another: the job's row is replaced by the event the server sends.
     upload.refresh_from_db()
     upload.cancel()
     expect(page.locator(f"#{upload.dom_id} .chip")).to_have_attribute("data-status", "cancelled")
