@@ -14,7 +14,8 @@ Videos and channels imported before Chirp kept artwork have none: `backfill` fet
 missing, a bounded batch at a time, every request through the shared limiter, for the channels
 someone sees (the "Fetch missing artwork" schedule every 10 minutes, CHIRP_ARTWORK_BACKFILL_BATCH
 pictures a run; `manage.py fetch_artwork [--channel ID]` for all at once). Each one is tried
-once, then again after RETRY_AFTER if it could not be had.
+once, then again after RETRY_AFTER if it could not be had. A picture it stores replaces its
+placeholder live on the pages open (`_show`), as an import's card changes do.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from django.core.files.storage import default_storage
 from django.db.models import F, Q
 from django.utils import timezone
 
+from chirp import live
 from imports.youtube import Reason, YouTubeError
 from uploads.images import ImageError, decode_image, make_thumbnail
 
@@ -189,7 +191,8 @@ def backfill(
                 except YouTubePaused as paused:
                     report.pause = paused.pause
                     break
-                _record(wanted, name)
+                if _record(wanted, name):
+                    _show(wanted)
                 if name:
                     limiter.succeeded()
                     report.stored[wanted.kind] += 1
@@ -231,11 +234,40 @@ def _missing(limit: int, channel_id: int | None, tried_before: datetime) -> Iter
         yield _Wanted(Video, row["pk"], "thumbnail", url)
 
 
-def _record(wanted: _Wanted, name: str | None) -> None:
+def _record(wanted: _Wanted, name: str | None) -> bool:
     """The picture stored (if it was had), and that it was tried: not asked for again before
-    RETRY_AFTER. A picture stored meanwhile (an import) is kept."""
+    RETRY_AFTER. A picture stored meanwhile (an import) is kept. Whether this one was."""
     model = wanted.model
     now = timezone.now()
     model.objects.filter(pk=wanted.pk).update(artwork_tried=now)
-    if name:
+    if not name:
+        return False
+    return bool(
         model.objects.filter(pk=wanted.pk, **{wanted.kind: ""}).update(**{wanted.kind: name})
+    )
+
+
+def _show(wanted: _Wanted) -> None:
+    """A picture just stored, in place of its placeholder on the pages open now, for everyone
+    who sees the channel (as an import's card changes are): a thumbnail's video card; an
+    avatar's or banner's channel page header and row in the channel list. Never raises: a lost
+    live update is a reload away."""
+    from imports.models import Channel, Video
+
+    try:
+        if wanted.model is Video:
+            video = Video.objects.for_cards().filter(pk=wanted.pk).first()
+            if video is not None:
+                video.publish_to(*Channel.viewer_ids(video.channel_id))
+            return
+        channel = Channel.objects.filter(pk=wanted.pk).first()
+        if channel is None:
+            return
+        header = channel.artwork_fragments()
+        for user_id in Channel.viewer_ids(channel.pk):
+            row = channel.row_fragment(user_id)
+            live.publish(user_id, header + ([row] if row else []))
+    except Exception:
+        logger.exception(
+            "Could not show the %s stored for %s %s", wanted.kind, wanted.model.__name__, wanted.pk
+        )

@@ -321,32 +321,32 @@ def _shared_media_refusal(request: HttpRequest, channel_id: int) -> str:
     return ""
 
 
-@require_POST
-def remove_video_media(request: HttpRequest, pk: int) -> HttpResponse:
-    video = _get_video_for_user(request, pk)
-    if refused := _shared_media_refusal(request, video.channel_id):
+def _remove_media(request: HttpRequest, channel_id: int, files: QuerySet, back) -> HttpResponse:
+    """Remove `files` (stored media of one channel) unless others use them, saying what
+    happened; back to `back`'s page."""
+    if refused := _shared_media_refusal(request, channel_id):
         messages.warning(request, refused)
-        return redirect(video)
-    removed = video.media_files.all().remove()
+        return redirect(back)
+    removed = files.remove()
     messages.success(
         request,
         f"Removed {removed} stored file{pluralize(removed)}." if removed else "Nothing was stored.",
     )
-    return redirect(video)
+    return redirect(back)
+
+
+@require_POST
+def remove_video_media(request: HttpRequest, pk: int) -> HttpResponse:
+    video = _get_video_for_user(request, pk)
+    return _remove_media(request, video.channel_id, video.media_files.all(), video)
 
 
 @require_POST
 def remove_channel_media(request: HttpRequest, pk: int) -> HttpResponse:
     channel = _get_channel_for_user(request, pk)
-    if refused := _shared_media_refusal(request, channel.pk):
-        messages.warning(request, refused)
-        return redirect(channel)
-    removed = MediaFile.objects.filter(video__channel=channel).remove()
-    messages.success(
-        request,
-        f"Removed {removed} stored file{pluralize(removed)}." if removed else "Nothing was stored.",
+    return _remove_media(
+        request, channel.pk, MediaFile.objects.filter(video__channel=channel), channel
     )
-    return redirect(channel)
 
 
 @require_POST

@@ -172,6 +172,27 @@ class Channel(models.Model):
         html = render_to_string("imports/channel_detail.html#channel_stats", context)
         return (self.stats_dom_id, html)
 
+    def row_fragment(self, user: Any) -> tuple[str, str] | None:
+        """The channel's row in `user`'s channel list (None when they do not see it)."""
+        row = channels_of(user).filter(pk=self.pk).first()
+        if row is None:
+            return None
+        return (
+            row.dom_id,
+            render_to_string("imports/channel_list.html#channel_row", {"channel": row}),
+        )
+
+    def artwork_fragments(self) -> list[tuple[str, str]]:
+        """The channel page's banner and avatar, each its own event (the same for everyone)."""
+        context = {"channel": self}
+        return [
+            (
+                f"{self.dom_id}-{kind}",
+                render_to_string(f"imports/channel_detail.html#channel_{kind}", context),
+            )
+            for kind in ("banner", "avatar")
+        ]
+
     @staticmethod
     def seen(user: Any, channel: Any) -> Exists:
         """Whether `user` sees `channel` (either may be an OuterRef): the one rule behind every

@@ -236,7 +236,7 @@ class ImportJob(Job):
             .filter(stage__in=[Video.Stage.CREATED, Video.Stage.METADATA])
             .exclude(pk__in=others)
         )
-        videos = list(doomed.only("pk"))
+        videos = list(doomed.only("pk", "youtube_id", "channel_id", "title"))
         if not videos:
             return 0
         pks = [video.pk for video in videos]
@@ -244,10 +244,13 @@ class ImportJob(Job):
         # One another import took meanwhile was kept (the filters are checked again): its card
         # stays.
         kept = set(Video.objects.filter(pk__in=pks).values_list("pk", flat=True))
-        fragments = [video.removal_fragment() for video in videos if video.pk not in kept]
+        gone = [video for video in videos if video.pk not in kept]
+        # Each card's removal for the pages, and `video:dropped` for API clients of the stream.
+        fragments = [video.removal_fragment() for video in gone]
+        fragments += [video.dropped_event() for video in gone]
         for user_id in self.audience():
             live.publish(user_id, fragments)
-        return len(fragments)
+        return len(gone)
 
     @classmethod
     def start_download(cls, owner, videos: list[Video], quality: str) -> tuple[ImportJob, bool]:

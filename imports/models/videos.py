@@ -423,6 +423,20 @@ class Video(models.Model):
             render_to_string("imports/channel_detail.html#video_card_gone", {"video": self}),
         )
 
+    def dropped_event(self) -> tuple[str, str]:
+        """`video:dropped`: a video a backfill listed (its card sent, its `video-<pk>` event)
+        and then dropped by its exact date, deleted: it is no longer in Chirp. The JSON twin of
+        removal_fragment, to the same users."""
+        return live.json_event(
+            "video:dropped",
+            {
+                "id": self.pk,
+                "videoId": self.youtube_id,
+                "channelId": self.channel_id,
+                "title": self.title,
+            },
+        )
+
     def publish_to(self, *user_ids: int) -> None:
         """Send this video's card (rendered once) to these users' streams now."""
         fragments = [(self.dom_id, self.card_html())]

@@ -19,10 +19,11 @@ from django_q.models import Schedule
 from chirp import engine
 from chirp.signals import create_schedules
 from imports.limiter import Limiter
-from imports.models import Channel, ImportJob, Video
+from imports.models import Channel, Follow, ImportJob, Video
 from imports.tasks import fetch_missing_artwork
 from imports.youtube import parse_channel_input
 from tests.imports.test_artwork import YOUTUBE_IMAGE_HOSTS, img_sources
+from tests.sse import stored_events
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -77,6 +78,34 @@ def test_the_schedule_fetches_what_is_missing_and_pages_show_chirps_copies(
     fake_youtube.clear_requests()
     assert fetch_missing_artwork() == "Stored no picture."
     assert fake_youtube.count() == 0
+
+
+def test_pictures_the_backfill_stores_replace_the_placeholders_of_open_pages_live(
+    alice, bob, staff, alice_client, fake_youtube
+):
+    channel = imported_before_artwork(alice, fake_youtube, "shown", videos=2)
+    Follow.start(bob, channel)  # bob sees it too; staff does not
+    page = alice_client.get(channel.get_absolute_url()).content.decode()
+    for target in (f"{channel.dom_id}-avatar", f"{channel.dom_id}-banner"):
+        assert f'id="{target}" sse-swap="{target}" hx-swap="outerHTML"' in page
+    before = {user: len(stored_events(user)) for user in (alice, bob, staff)}
+
+    fetch_missing_artwork()
+
+    page = alice_client.get(channel.get_absolute_url()).content.decode()
+    avatar = re.search(r'<img class="avatar large" src="([^"]*)"', page)[1]
+    banner = re.search(r'<img class="channel-banner" src="([^"]*)"', page)[1]
+    for user in (alice, bob):
+        events = dict(stored_events(user)[before[user] :])  # each element's last event
+        assert f'<img class="avatar large" src="{avatar}"' in events[f"{channel.dom_id}-avatar"]
+        assert f'<img class="channel-banner" src="{banner}"' in events[f"{channel.dom_id}-banner"]
+        assert f'id="{channel.dom_id}"' in events[channel.dom_id]  # the channel list's row
+        assert f'src="{avatar}"' in events[channel.dom_id]
+        for video in channel.videos.all():
+            thumbnail = re.search(rf'id="{video.dom_id}".*?<img[^>]*\ssrc="([^"]*)"', page, re.S)[1]
+            assert "/artwork/" in thumbnail
+            assert f'src="{thumbnail}"' in events[video.dom_id]
+    assert stored_events(staff)[before[staff] :] == []
 
 
 def test_a_run_fetches_a_bounded_batch_through_the_limiter(alice, fake_youtube, settings):

@@ -46,6 +46,11 @@ def removes_card(html: str, pk: int) -> bool:
     return f'id="video-{pk}"' in html and 'hx-swap-oob="delete"' in html
 
 
+def dropped_events(user) -> list[dict]:
+    """The `video:dropped` JSON events in `user`'s stream."""
+    return [json.loads(data) for _, data in stored_events(user, "video:dropped")]
+
+
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize(
     ("fake_youtube_shape", "layout"),
@@ -89,6 +94,11 @@ def test_a_backfill_imports_only_what_was_published_since_and_stops_listing_earl
     assert len(gone) == job.dropped
     assert all(removes_card(cards[pk], pk) for pk in gone)
     assert not any(removes_card(cards[pk], pk) for pk in kept)
+    # API clients of the stream are told too, in JSON: `video:dropped`, once per dropped video.
+    dropped = dropped_events(alice)
+    assert sorted(d["id"] for d in dropped) == sorted(gone)
+    assert all(d["channelId"] == job.channel_id for d in dropped)
+    assert {d["videoId"] for d in dropped}.isdisjoint(wanted) and all(d["title"] for d in dropped)
     day = f"{since.day} {since:%b %Y}"
     steps = " ".join(html for _, html in stored_events(alice, job.dom_id))
     assert f"Found {job.total} videos since {day} (listing stopped at " in steps
@@ -140,6 +150,7 @@ def test_a_dropped_video_another_import_has_is_kept(alice, bob, fake_youtube):
     # Nothing was deleted, so no card is removed from either page.
     for user in (alice, bob):
         assert not any(removes_card(html, pk) for pk, html in last_card_events(user).items())
+        assert dropped_events(user) == []
 
 
 @pytest.mark.django_db(transaction=True)
@@ -160,6 +171,7 @@ def test_the_dropped_cards_leave_the_pages_of_everyone_who_sees_the_channel(
     gone = set(cards) - set(Video.objects.values_list("pk", flat=True))
     assert len(gone) == job.dropped
     assert all(removes_card(cards[pk], pk) for pk in gone)
+    assert sorted(d["id"] for d in dropped_events(bob)) == sorted(gone)
 
 
 def api_post(client, url: str, data) -> object:

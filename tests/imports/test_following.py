@@ -12,6 +12,7 @@ from django.utils import timezone
 from chirp import engine
 from imports import following
 from imports.feeds import FeedEntry, parse_feed
+from imports.limiter import Limiter
 from imports.models import Channel, ChannelWatch, Follow, ImportJob, ImportJobItem, Video
 from imports.youtube import parse_channel_input
 from tests.sse import stored_events
@@ -177,6 +178,32 @@ def test_polls_are_spread_evenly_over_the_interval(alice, settings, make_channel
     due = watch.next_poll
     assert watch.claim_poll(due) and watch.next_poll == due + timedelta(minutes=15)
     assert not other_worker.claim_poll(due)  # taken once
+
+
+def test_each_poll_waits_its_turn_at_the_shared_limiter_and_a_429_pauses_it(
+    alice, fake_youtube, settings
+):
+    settings.CHIRP_YOUTUBE_SPACING = 0.3
+    settings.CHIRP_YOUTUBE_PAUSE_SECONDS = 60.0
+    for n in range(3):
+        fake_youtube.add_channel(f"polled{n}", videos=1)
+        run_import(alice, f"@polled{n}")
+    for channel in Channel.objects.all():
+        Follow.start(alice, channel)
+    fake_youtube.clear_requests()
+    later = timezone.now() + timedelta(minutes=20)  # every poll is due
+
+    assert following.poll_due(later)["polled"] == 3
+
+    times = sorted(r.at for r in fake_youtube.requests if r.kind == "feed")
+    assert len(times) == 3
+    assert min(b - a for a, b in pairwise(times)) >= 0.25  # spaced like every request
+    # YouTube's 429 on a feed pauses the limiter shared with imports: nothing more is asked.
+    fake_youtube.add_fault(kinds={"feed"}, status=429, times=1)
+    fake_youtube.clear_requests()
+    following.poll_due(later + timedelta(minutes=20))
+    assert Limiter().current_pause() is not None
+    assert fake_youtube.count("feed") == 1
 
 
 def test_a_full_check_lists_until_the_first_known_video(alice, fake_youtube, imported):

@@ -108,6 +108,44 @@ def test_lower_qualities_and_audio_only(alice, media, media_clips):
     assert sound.size == media_clips[140].size  # the audio stream as served, not re-encoded
 
 
+def test_without_h264_and_aac_the_vp9_and_opus_streams_are_merged_into_webm(
+    alice, media, media_clips
+):
+    # A video YouTube offers only in VP9 and Opus (each a WebM stream): still one playable file.
+    media.serve_media({itag: media_clips[itag] for itag in (243, 251)})
+    media.add_channel("webm", videos=1)
+
+    job = run_import(alice, "@webm", media_quality="720")
+
+    assert (job.status, job.done, job.failed) == ("completed", 1, 0)
+    stored = MediaFile.objects.get()
+    assert (stored.kind, stored.height, stored.container) == ("video", 360, "webm")
+    assert stored.key.endswith(".webm")
+    streams = probe(stored_path(stored))
+    assert streams.video == [("vp9", 640, 360)] and streams.audio == ["opus"]
+
+
+def test_a_configured_ffmpeg_is_the_one_that_merges(alice, media, settings, tmp_path):
+    import imageio_ffmpeg
+
+    # A system ffmpeg (CHIRP_FFMPEG): here a wrapper that notes each call, then runs the real one.
+    calls = tmp_path / "ffmpeg-calls"
+    wrapper = tmp_path / "bin" / "system-ffmpeg"
+    wrapper.parent.mkdir()
+    wrapper.write_text(
+        f'#!/bin/sh\necho "$@" >> {calls}\nexec {imageio_ffmpeg.get_ffmpeg_exe()} "$@"\n'
+    )
+    wrapper.chmod(0o755)
+    settings.CHIRP_FFMPEG = str(wrapper)
+    media.add_channel("system", videos=1)
+
+    job = run_import(alice, "@system", media_quality="720")
+
+    assert (job.status, job.done) == ("completed", 1)
+    assert probe(stored_path(MediaFile.objects.get())).video == [("h264", 1280, 720)]
+    assert calls.exists() and "-c copy" in calls.read_text()  # it merged the two streams
+
+
 def test_without_a_quality_no_media_is_downloaded(alice, media):
     media.add_channel("plain", videos=2)
     job = run_import(alice, "@plain")

@@ -306,6 +306,28 @@ def test_removing_a_channels_media_frees_its_files_only(alice, make_channel, med
     assert list(MediaFile.objects.all()) == [kept] and (media_root / kept.key).exists()
 
 
+def test_a_channels_media_others_watch_stays_and_an_empty_removal_says_so(
+    alice, bob, make_channel, media_root
+):
+    channel = make_channel(alice, videos=2)
+    stored_file = store(channel.videos.first())
+    empty = make_channel(alice, videos=1)
+    url = reverse("imports:remove_channel_media", args=[channel.pk])
+    ImportJob.objects.create(owner=bob, channel=channel, channel_url="https://www.youtube.com/@x")
+
+    response = client_for(alice).post(url, follow=True)
+
+    assert response.redirect_chain[-1][0] == channel.get_absolute_url()
+    assert "so it stays: ask an administrator to remove it." in response.content.decode()
+    assert list(MediaFile.objects.all()) == [stored_file]
+    assert (media_root / stored_file.key).exists()
+    for url in (
+        reverse("imports:remove_channel_media", args=[empty.pk]),
+        reverse("imports:remove_video_media", args=[empty.videos.get().pk]),
+    ):
+        assert "Nothing was stored." in client_for(alice).post(url, follow=True).content.decode()
+
+
 def test_the_admin_removes_media_of_videos_and_channels(staff, alice, make_channel, media_root):
     channel, other = make_channel(alice, videos=2), make_channel(alice, videos=1)
     first, second = (store(video) for video in channel.videos.order_by("pk"))
