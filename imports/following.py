@@ -101,10 +101,10 @@ def handle_entries(
         # One batch of a channel at a time: a second delivery waits, then finds the videos.
         ChannelWatch.objects.select_for_update().filter(channel=channel).first()
         existing = {
-            youtube_id: (pk, title, description)
-            for youtube_id, pk, title, description in Video.objects.filter(
+            youtube_id: (pk, title, description, feed_updated)
+            for youtube_id, pk, title, description, feed_updated in Video.objects.filter(
                 youtube_id__in=[e.video_id for e in entries]
-            ).values_list("youtube_id", "pk", "title", "description")
+            ).values_list("youtube_id", "pk", "title", "description", "feed_updated")
         }
         new = [
             e
@@ -113,7 +113,9 @@ def handle_entries(
         ]
         for entry in _unique(entries):
             if entry.video_id in existing:
-                outcome.refreshed += _refresh(*existing[entry.video_id], entry)
+                outcome.refreshed += _refresh(
+                    *existing[entry.video_id], entry, pushed=method == CheckMethod.PUSH
+                )
         if new:
             outcome.created = create_videos(channel, [_as_listing_entry(e) for e in new])
             _enqueue(channel, outcome.created)
@@ -163,15 +165,34 @@ def _as_listing_entry(entry: FeedEntry) -> ChannelEntry:
     )
 
 
-def _refresh(pk: int, title: str, description: str, entry: FeedEntry) -> int:
+def _refresh(
+    pk: int,
+    title: str,
+    description: str,
+    feed_updated: datetime | None,
+    entry: FeedEntry,
+    *,
+    pushed: bool,
+) -> int:
     """A known video's title and description as the entry has them (1 when they changed);
-    its card goes to whoever sees the channel. Nothing is fetched from YouTube."""
-    changes = {}
+    its card goes to whoever sees the channel. Nothing is fetched from YouTube. An entry
+    older than one applied before (by its `updated` time: the hub may deliver an old edit
+    after a newer one) changes nothing; an entry without the time (a listing's) is current.
+    A push's time is kept even when nothing changed (a late older push must not undo it); a
+    poll's only with a change (a feed is current when fetched, and its 15 entries' times move
+    on with every poll: no write per entry per poll)."""
+    if entry.updated and feed_updated and entry.updated <= feed_updated:
+        return 0
+    changes: dict = {}
+    if entry.updated:
+        changes["feed_updated"] = entry.updated
     if entry.title and entry.title[:500] != title:
         changes["title"] = entry.title[:500]
     if entry.description and entry.description != description:
         changes["description"] = entry.description
-    if not changes:
+    if not changes.keys() - {"feed_updated"}:
+        if changes and pushed:
+            Video.objects.filter(pk=pk).update(**changes)  # nothing to show: no card sent
         return 0
     Video.objects.filter(pk=pk).update(**changes, updated=timezone.now())
     video = Video.objects.for_cards().get(pk=pk)

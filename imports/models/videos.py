@@ -165,6 +165,9 @@ class Video(models.Model):
     enriched = models.DateTimeField(null=True, blank=True)
     # YouTube said the video was deleted (a WebSub tombstone): kept, with a badge and the time.
     removed_at = models.DateTimeField("removed on YouTube", null=True, blank=True)
+    # The `updated` time of the newest feed or push entry whose title and description were
+    # applied: an older entry delivered late (the hub does not keep order) changes nothing.
+    feed_updated = models.DateTimeField(null=True, blank=True, editable=False)
     # PostgreSQL: the transcript's words are not in `search_document` yet (the worker stores a
     # transcript without building its search vector: refresh_search_documents does it).
     search_stale = models.BooleanField(default=False, db_default=False, editable=False)

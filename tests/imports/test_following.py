@@ -122,6 +122,56 @@ def test_the_same_entry_twice_changes_nothing(alice, fake_youtube, imported):
     assert len(toasts_for(alice)) == 1
 
 
+def test_an_older_edit_delivered_after_a_newer_one_changes_nothing(alice, fake_youtube, imported):
+    # The hub does not keep order: YouTube's edits of a title can arrive newest first.
+    fake, channel = imported
+    Follow.start(alice, channel)
+    video = fake.videos[2]
+    now = timezone.now()
+
+    def edit(title: str, updated) -> FeedEntry:
+        return FeedEntry(
+            video_id=video.id,
+            channel_id=fake.channel_id,
+            title=title,
+            published=video.published,
+            updated=updated,
+        )
+
+    newer = following.handle_entries(channel, [edit("Second title", now)], "push")
+    older = following.handle_entries(
+        channel, [edit("First title", now - timedelta(minutes=5))], "push"
+    )
+
+    assert (newer.refreshed, older.refreshed) == (1, 0)
+    assert Video.objects.get(youtube_id=video.id).title == "Second title"
+    sent = " ".join(html for _, html in stored_events(alice))
+    assert "Second title" in sent and "First title" not in sent
+
+
+def test_a_late_push_cannot_undo_a_title_a_newer_push_confirmed(alice, fake_youtube, imported):
+    # The newer push carries the title Chirp already has (its metadata stage read it): nothing
+    # changes, but an older push delivered after it still must not bring the old title back.
+    fake, channel = imported
+    Follow.start(alice, channel)
+    video = fake.videos[3]
+    stored = Video.objects.get(youtube_id=video.id)
+    now = timezone.now()
+
+    def edit(title: str, updated) -> FeedEntry:
+        return FeedEntry(
+            video_id=video.id, channel_id=fake.channel_id, title=title, updated=updated
+        )
+
+    same = following.handle_entries(channel, [edit(stored.title, now)], "push")
+    late = following.handle_entries(
+        channel, [edit("A title from before", now - timedelta(hours=1))], "push"
+    )
+
+    assert (same.refreshed, late.refreshed) == (0, 0)
+    assert Video.objects.get(youtube_id=video.id).title == stored.title
+
+
 def test_a_video_published_before_the_follow_is_not_new(alice, fake_youtube, imported):
     fake, channel = imported
     (old,) = fake_youtube.upload(fake, 1, at=timezone.now() - timedelta(days=3))
