@@ -127,6 +127,29 @@ def test_following_subscribes_and_the_hub_verifies(alice, make_channel, hub, web
     assert "Push (WebSub): verified until" in html
 
 
+def test_a_subscription_the_hub_never_verifies_says_so(
+    alice, staff, make_channel, hub, web_server, client
+):
+    hub.verify_delay = 3600  # the hub accepts, and never calls back
+    channel = make_channel(alice)
+    Follow.start(alice, channel)
+    sub = sub_of(channel)
+    assert websub.send_request(sub.pk) == "subscribe accepted"
+
+    page = requests.Session()
+    page.cookies.update(session_cookie(alice))
+    html = page.get(web_server.url + channel.get_absolute_url(), timeout=10).text
+    assert "Push (WebSub): pending: asked at " in html
+    assert "not verified by the hub yet" in html
+    assert "verified until" not in html
+
+    client.force_login(staff)
+    admin = client.get("/admin/imports/websubsubscription/")
+    assert admin.status_code == 200
+    assert "not verified by the hub yet" in admin.content.decode()
+    assert sub_of(channel).state == "pending"
+
+
 def session_cookie(user):
     from tests.conftest import session_cookie_for
 
