@@ -620,6 +620,10 @@ def store_file(
 
 def _storage_problem(exc: Exception) -> str:
     """The storage's refusal, in words: what went wrong and where."""
+    from urllib.parse import urlsplit
+
+    from botocore.exceptions import ConnectionError as S3ConnectionError
+
     where = "S3" if getattr(default_storage, "bucket_name", None) else "the media folder"
     code = (
         getattr(exc, "response", {}).get("Error", {}).get("Code")
@@ -631,9 +635,16 @@ def _storage_problem(exc: Exception) -> str:
         "InvalidAccessKeyId": "the access key is wrong",
         "SignatureDoesNotMatch": "the secret key is wrong",
         "AccessDenied": "access is denied",
+        # A HEAD request's refusal has no body, hence no code: the wrong access key, the wrong
+        # secret key or a missing permission, S3 does not say which.
+        "403": "access was refused (403 Forbidden): check the access key, the secret key "
+        "and the bucket's permissions",
     }.get(code or "")
     if problem is None and isinstance(exc, OSError) and exc.errno == 28:
         problem = "the disk is full"
+    if problem is None and isinstance(exc, S3ConnectionError):  # down, or a wrong address
+        url = urlsplit(getattr(exc, "kwargs", {}).get("endpoint_url") or "")
+        problem = f"cannot connect to {url.scheme}://{url.netloc}" if url.netloc else None
     return f"Could not store the file in {where}: {problem or exc}."
 
 
