@@ -63,10 +63,16 @@ def publish(user_id: int, fragments: Fragments) -> None:
 
 
 def publish_on_commit(
-    user_id: int, render: Callable[[], Fragments], lock: threading.Lock | None = None
+    user_id: int,
+    render: Callable[[], Fragments],
+    lock: threading.Lock | None = None,
+    recheck: Callable[[], Fragments] | None = None,
 ) -> None:
     """Render and send once the current transaction commits (at once outside one).
-    `lock` keeps two senders of the same element in order."""
+    `lock` keeps two senders of the same element in order within this process. Across
+    processes nothing does: another process's newer state, committed after this render, can
+    be sent before it. `recheck`, called after the send, returns what to send again if the
+    state rendered moved meanwhile (nothing if it did not)."""
 
     def send() -> None:
         with lock or contextlib.nullcontext():
@@ -74,6 +80,14 @@ def publish_on_commit(
                 fragments = render()
             except Exception:
                 logger.exception("Could not render live fragments for user %s", user_id)
+                return
+            publish(user_id, fragments)
+            if recheck is None:
+                return
+            try:
+                fragments = recheck()
+            except Exception:
+                logger.exception("Could not recheck live fragments for user %s", user_id)
                 return
             publish(user_id, fragments)
 

@@ -462,3 +462,39 @@ def test_a_cancel_from_another_process_during_a_monitor_tick_is_the_rows_last_wo
     tick.join(10)
 
     assert 'data-status="cancelled"' in row_events()[-1]
+
+
+def test_a_job_sent_by_one_process_while_another_ends_it_ends_on_the_page(alice, monkeypatch):
+    """The web server sends a job's row (an item of it cancelled) while the worker fails the
+    job: the worker's send of the failed row can come first, then the web server's older one,
+    which nothing would ever replace."""
+    job = make_job(alice)
+    read, go = threading.Event(), threading.Event()
+    render = DemoJob.live_fragments
+
+    def slow_send(self):
+        if threading.current_thread().name == "web":
+            read.set()  # the web server has read the job as it was: pending
+            go.wait(5)
+        return render(self)
+
+    monkeypatch.setattr(DemoJob, "live_fragments", slow_send)
+
+    def row_events() -> list[str]:
+        return [html for name, html in stored_events(alice) if name == job.dom_id]
+
+    def web() -> None:
+        try:
+            DemoJob.objects.get(pk=job.pk).publish()
+        finally:
+            connection.close()
+
+    sender = threading.Thread(target=web, name="web")
+    sender.start()
+    assert read.wait(5)
+    DemoJob.objects.get(pk=job.pk).fail("gave up")  # the worker, with its own instance
+    assert 'data-status="failed"' in row_events()[-1]
+    go.set()  # the web server sends the job as it read it, before the failure
+    sender.join(10)
+
+    assert 'data-status="failed"' in row_events()[-1]
