@@ -299,13 +299,11 @@ class Monitor(threading.Thread):
             if job.status not in job.active_statuses():
                 ctx.stop_reason = ctx.stop_reason or "cancelled"
                 return
-            counts = (job.status, job.done, job.skipped, job.failed, job.cancelled, job.total)
-            shown = (*counts, job.step)
+            shown = self.shown_of(job)
+            counts = shown[:-1]
             if shown != self._shown:
                 if self._shown is not None:
-                    from chirp import live
-
-                    live.publish(job.owner_id, job.all_fragments())
+                    self.send_job(job)
                 self._shown = shown
             elif started:
                 # Items started and nothing else moved: what counts them, once for all.
@@ -314,6 +312,28 @@ class Monitor(threading.Thread):
                 live.publish(job.owner_id, job.started_fragments())
             self.show_totals(job, counts, now)
         ctx.job.upkeep()
+
+    @staticmethod
+    def shown_of(job: Job) -> tuple:
+        """What of the job the monitor sends again when it moves."""
+        return (job.status, job.done, job.skipped, job.failed, job.cancelled, job.total, job.step)
+
+    def send_job(self, job: Job) -> None:
+        """Send the running job's fragments as this tick read it, then check it still runs.
+
+        The live lock orders this process's sends only: a person's cancel (or pause, or a
+        failure) committed by the web server between this tick's read and its send was sent
+        by the web server first, so the running row sent here would arrive last and stay on
+        the page for good (the next tick finds the job ended and sends nothing). A job still
+        running heals by itself: the next tick sees the counts moved and sends them."""
+        from chirp import live
+
+        live.publish(job.owner_id, job.all_fragments())
+        model = type(job)
+        status = model.objects.filter(pk=job.pk).values_list("status", flat=True).first()
+        if status is not None and status not in job.active_statuses():
+            ended = model.objects.get(pk=job.pk)
+            live.publish(ended.owner_id, ended.all_fragments())
 
     def show_totals(self, job: Job, shown: tuple, now: float) -> None:
         """Send the owner's dashboard totals (and the job's own, `totals_fragments`) if the

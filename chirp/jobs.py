@@ -330,7 +330,9 @@ class Job(models.Model):
         """Send this job's fragments to its owner once the transaction commits. `moved`: its
         status changed, so the owner's dashboard is sent again too (the job changes section);
         `line_moved`: it left its lane's line (see dashboard.publish_on_commit)."""
-        live.publish_on_commit(self.owner_id, self._fresh_fragments, self.live_lock)
+        live.publish_on_commit(
+            self.owner_id, self._fresh_fragments, self.live_lock, self._moved_since_sent
+        )
         if moved or line_moved:
             from chirp import dashboard
 
@@ -347,6 +349,17 @@ class Job(models.Model):
         self.refresh_from_db()
         self.__dict__.pop("place_in_line", None)
         return self.all_fragments()
+
+    def _moved_since_sent(self) -> list[tuple[str, str]]:
+        """After a send of _fresh_fragments(): the job again if its status changed since it
+        was read. That change was sent by whoever made it (another process: the worker
+        ending the job, a person cancelling it), possibly before the older state just sent,
+        which would then stay on the page. One small query."""
+        model = type(self)
+        status = model.objects.filter(pk=self.pk).values_list("status", flat=True).first()
+        if status is None or status == self.status:
+            return []
+        return self._fresh_fragments()
 
     def advance(self, status: str, token: str, step: str = "") -> None:
         """Move from one working status to the next, by the worker holding the lease."""

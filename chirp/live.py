@@ -63,10 +63,16 @@ def publish(user_id: int, fragments: Fragments) -> None:
 
 
 def publish_on_commit(
-    user_id: int, render: Callable[[], Fragments], lock: threading.Lock | None = None
+    user_id: int,
+    render: Callable[[], Fragments],
+    lock: threading.Lock | None = None,
+    recheck: Callable[[], Fragments] | None = None,
 ) -> None:
     """Render and send once the current transaction commits (at once outside one).
-    `lock` keeps two senders of the same element in order."""
+    `lock` keeps two senders of the same element in order within this process. Across
+    processes nothing does: another process's newer state, committed after this render, can
+    be sent before it. `recheck`, called after the send, returns what to send again if the
+    state rendered moved meanwhile (nothing if it did not)."""
 
     def send() -> None:
         with lock or contextlib.nullcontext():
@@ -74,6 +80,14 @@ def publish_on_commit(
                 fragments = render()
             except Exception:
                 logger.exception("Could not render live fragments for user %s", user_id)
+                return
+            publish(user_id, fragments)
+            if recheck is None:
+                return
+            try:
+                fragments = recheck()
+            except Exception:
+                logger.exception("Could not recheck live fragments for user %s", user_id)
                 return
             publish(user_id, fragments)
 
@@ -306,6 +320,7 @@ class EventRelay:
     """
 
     window_seconds = 5.0
+    page = 1000
 
     def __init__(self, deliver: Callable[[str, object], None], interval: float) -> None:
         self.deliver = deliver
@@ -366,21 +381,28 @@ class EventRelay:
         from django_eventstream.event import Event
         from django_eventstream.models import Event as EventRow
 
-        rows = list(
-            EventRow.objects.filter(id__gt=self.floor)
-            .order_by("id")
-            .values_list("id", "channel", "type", "data", "eid", "created")[:1000]
-        )
         cutoff = timezone.now() - timedelta(seconds=self.window_seconds)
         delivered = 0
-        for row_id, channel, kind, data, eid, created in rows:
-            if row_id not in self.seen:
-                self.seen.add(row_id)
-                if eid:  # eid 0 is the storage's placeholder row, not an event
-                    self.deliver(channel, Event(channel, kind, json.loads(data), id=eid))
-                    delivered += 1
-            if created < cutoff:
-                self.floor = max(self.floor, row_id)
+        after = self.floor
+        while True:
+            # Read in pages: the window can hold more rows than one read (a busy worker), and
+            # the rows past the first page would otherwise wait for it to age out.
+            rows = list(
+                EventRow.objects.filter(id__gt=after)
+                .order_by("id")
+                .values_list("id", "channel", "type", "data", "eid", "created")[: self.page]
+            )
+            for row_id, channel, kind, data, eid, created in rows:
+                if row_id not in self.seen:
+                    self.seen.add(row_id)
+                    if eid:  # eid 0 is the storage's placeholder row, not an event
+                        self.deliver(channel, Event(channel, kind, json.loads(data), id=eid))
+                        delivered += 1
+                if created < cutoff:
+                    self.floor = max(self.floor, row_id)
+                after = row_id
+            if len(rows) < self.page:
+                break
         self.seen = {i for i in self.seen if i > self.floor}
         return delivered
 

@@ -416,3 +416,85 @@ def test_a_failing_upkeep_never_fails_the_job(alice, monkeypatch, caplog):
     job.refresh_from_db()
     assert (job.status, job.done, job.error) == ("completed", 3, "")
     assert "The final upkeep of" in caplog.text
+
+
+def test_a_cancel_from_another_process_during_a_monitor_tick_is_the_rows_last_word(
+    alice, monkeypatch
+):
+    """The monitor's lock orders its own process's sends; a person's cancel comes from the web
+    server. If it commits and is sent between the tick's read of the running job and the
+    tick's send, the running row arrives last: the page showed a running job for good."""
+    make_job(alice)
+    token = engine.new_token()
+    slot = engine.claim_slot("demo", token)
+    job, _ = engine.claim_job(DemoJob, token)
+    monitor = engine.Monitor(slot, token)
+    monitor.watch(engine.RunContext(job, token, time.monotonic() + 60))
+    monitor._shown = ()  # the tick sends whatever it reads
+    read, go = threading.Event(), threading.Event()
+    render = DemoJob.live_fragments
+
+    def slow_tick(self):
+        if threading.current_thread().name == "tick":
+            read.set()  # the tick has read the job as it was: running
+            go.wait(5)
+        return render(self)
+
+    monkeypatch.setattr(DemoJob, "live_fragments", slow_tick)
+
+    def row_events() -> list[str]:
+        return [html for name, html in stored_events(alice) if name == job.dom_id]
+
+    def cancel_elsewhere() -> None:
+        try:
+            DemoJob.objects.get(pk=job.pk).cancel()  # its own instance: another process's
+        finally:
+            connection.close()
+
+    tick = threading.Thread(target=lambda: (monitor.check(), connection.close()), name="tick")
+    tick.start()
+    assert read.wait(5)
+    cancel = threading.Thread(target=cancel_elsewhere)
+    cancel.start()
+    cancel.join(10)
+    wait_for(lambda: 'data-status="cancelled"' in (row_events() or [""])[-1], timeout=10)
+    go.set()  # the tick sends what it read before the cancel
+    tick.join(10)
+
+    assert 'data-status="cancelled"' in row_events()[-1]
+
+
+def test_a_job_sent_by_one_process_while_another_ends_it_ends_on_the_page(alice, monkeypatch):
+    """The web server sends a job's row (an item of it cancelled) while the worker fails the
+    job: the worker's send of the failed row can come first, then the web server's older one,
+    which nothing would ever replace."""
+    job = make_job(alice)
+    read, go = threading.Event(), threading.Event()
+    render = DemoJob.live_fragments
+
+    def slow_send(self):
+        if threading.current_thread().name == "web":
+            read.set()  # the web server has read the job as it was: pending
+            go.wait(5)
+        return render(self)
+
+    monkeypatch.setattr(DemoJob, "live_fragments", slow_send)
+
+    def row_events() -> list[str]:
+        return [html for name, html in stored_events(alice) if name == job.dom_id]
+
+    def web() -> None:
+        try:
+            DemoJob.objects.get(pk=job.pk).publish()
+        finally:
+            connection.close()
+
+    sender = threading.Thread(target=web, name="web")
+    sender.start()
+    assert read.wait(5)
+    DemoJob.objects.get(pk=job.pk).fail("gave up")  # the worker, with its own instance
+    assert 'data-status="failed"' in row_events()[-1]
+    go.set()  # the web server sends the job as it read it, before the failure
+    sender.join(10)
+
+    assert 'data-status="failed"' in row_events()[-1]

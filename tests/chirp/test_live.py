@@ -132,6 +132,22 @@ def test_the_relay_delivers_rows_that_commit_out_of_order():
     assert [kind for _, kind in delivered if kind in "ab"] == ["b", "a"]
 
 
+def test_the_relay_delivers_a_burst_of_more_rows_than_it_reads_at_once_in_one_poll():
+    """A busy worker can store more events within the relay's window (5 s) than one read
+    takes (1000): the rows past the first read waited until the first had aged out."""
+    delivered: list[int] = []
+    relay = live.EventRelay(lambda channel, event: delivered.append(event.id), 1)
+    now = timezone.now()
+    EventRow.objects.bulk_create(
+        EventRow(channel="user-1", type="row", data='"x"', eid=eid, created=now)
+        for eid in range(1, 2501)
+    )
+    for _ in range(3):  # 0.3 s of the relay's polls
+        relay.poll()
+
+    assert delivered == list(range(1, 2501))
+
+
 def test_the_relay_replaces_django_eventstreams_listener_manager(settings):
     from django_eventstream import views
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import threading
+import time
 from datetime import timedelta
 from http.server import BaseHTTPRequestHandler
 
@@ -189,3 +190,52 @@ def test_marking_a_face_as_not_a_face_updates_the_review_in_place(alice, browser
     assert page.evaluate("window.notReloaded") is True
     page.locator(".face-row.not-a-face button").click()
     expect(page.locator("h1")).to_have_text("review.jpg · 2 faces")
+
+
+def test_a_job_cancelled_while_the_worker_sends_its_progress_stays_cancelled_on_the_page(
+    alice, browser_for, monkeypatch
+):
+    """The worker's monitor reads the running job, the person cancels it on the page (the web
+    server sends the cancelled row), then the monitor sends what it read: the page must end
+    with the cancelled job, not the running one (which nothing would ever replace)."""
+    from django.db import connection
+
+    from chirp import engine, live
+
+    from .conftest import make_job
+
+    make_job(alice, ["queued", "queued"])
+    token = engine.new_token()
+    slot = engine.claim_slot(ScrapeJob.lane, token)
+    job, _ = engine.claim_job(ScrapeJob, token)
+    # The runner's monitor, in this process (the web server is another): its ticks run here.
+    monitor = engine.Monitor(slot, token)
+    monitor.watch(engine.RunContext(job, token, time.monotonic() + 60))
+    monitor._shown = ()  # the tick sends whatever it reads
+    read, go = threading.Event(), threading.Event()
+    render = ScrapeJob.live_fragments
+
+    def slow_tick(self):
+        if threading.current_thread().name == "tick":
+            read.set()  # the tick has read the job as it was: running
+            go.wait(30)
+        return render(self)
+
+    monkeypatch.setattr(ScrapeJob, "live_fragments", slow_tick)
+    page = browser_for(alice)
+    page.goto(job.get_absolute_url())
+    chip = page.locator(f"#{job.dom_id} .chip")
+    expect(chip).not_to_have_attribute("data-status", "cancelled")
+
+    tick = threading.Thread(target=lambda: (monitor.check(), connection.close()), name="tick")
+    tick.start()
+    assert read.wait(10)
+    with page.expect_navigation():  # the cancel reloads the page
+        page.locator(f"#{job.dom_id}").get_by_role("button", name="Cancel").click()
+    expect(chip).to_have_attribute("data-status", "cancelled")
+    go.set()  # the tick sends the job as it read it, before the cancel
+    tick.join(30)
+    # Events arrive in order: once this toast is in, whatever the tick sent has been swapped.
+    live.publish(alice.pk, [live.toast("Marker", key="marker")])
+    expect(page.locator("#toasts .toast", has_text="Marker")).to_have_count(1)
+    assert chip.get_attribute("data-status") == "cancelled"
