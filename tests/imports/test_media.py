@@ -227,6 +227,27 @@ def test_progress_is_shown_live_on_the_video_card(alice, media, settings):
     assert len(downloading) <= 12  # throttled: about two a second
 
 
+def test_progress_is_shown_live_for_a_single_file_fetched_by_chirp(
+    alice, media, media_clips, tmp_path
+):
+    audio = padded(media_clips[140].path, tmp_path / "140.m4a", 3 * 1024 * 1024)
+    clip = dataclasses.replace(media_clips[140], path=audio)
+    media.serve_media({140: clip}, bandwidth=2_000_000)  # about a second and a half
+    media.add_channel("audioprogress", videos=1)
+    run_import(alice, "@audioprogress", media_quality="audio")
+
+    video = Video.objects.get()
+    downloading = [
+        " ".join(html.split())
+        for _, html in stored_events(alice, video.dom_id)
+        if 'data-stage="download"' in html
+    ]
+    assert any("Downloading " in t and " MB of 3.1 MB" in t and " MB/s" in t for t in downloading)
+    assert any(" s left" in t for t in downloading)
+    assert len(downloading) <= 12  # throttled: about two a second
+    assert MediaFile.objects.get().sha256 == sha256(audio)
+
+
 def media_badges(user, video: Video) -> list[str]:
     """The stored-media badge of each card of `video` sent live to `user` ("" for none)."""
     return [
