@@ -464,6 +464,24 @@ def test_a_single_file_of_unannounced_size_is_stopped_when_it_passes_the_limit(
     assert MediaFile.objects.count() == 0 and scratch_files(settings) == []
 
 
+def test_a_connection_lost_midway_is_continued_where_it_stopped(
+    alice, media, media_clips, settings, tmp_path, youtube
+):
+    audio = padded(media_clips[140].path, tmp_path / "140.m4a", 3 * 1024 * 1024)
+    media.serve_media({140: dataclasses.replace(media_clips[140], path=audio)})
+    media.add_channel("lost", videos=1)
+    run_import(alice, "@lost")  # the metadata
+    media.cut_media(after=1_000_000)
+
+    media_file = store_media(Video.objects.get(), "audio", youtube)
+
+    assert (media_file.size, media_file.sha256) == (audio.stat().st_size, sha256(audio))
+    ranges = [r.headers.get("Range", "") for r in media.requests if r.kind == "media"]
+    assert len(ranges) == 2 and ranges[1].startswith("bytes=1000000-")
+    assert media.media_bytes_sent == audio.stat().st_size  # nothing fetched twice
+    assert scratch_files(settings) == []
+
+
 def test_the_bandwidth_limit_slows_a_single_file_fetched_by_chirp(
     alice, media, media_clips, settings, tmp_path, youtube
 ):
