@@ -517,11 +517,13 @@ def _fetch(ydl: Any, info: dict[str, Any], hook: _ProgressHook) -> dict[str, Any
     bandwidth limit, progress reports to `hook`, which stops it at the size limit or when told
     to), with fewer costs: one buffer reused for every read, written where it belongs, and no
     per-read bookkeeping. A 200 MB file over loopback (tests/benchmarks/bench_media.py, on a
-    busy 2-core machine): the whole stage took 1.8x the time of a plain fetch with yt-dlp's
-    downloader, 1.4x with this; 0.56 s of CPU (this process and the media host's), 0.37 s with
-    this, against the plain fetch's 0.29 s. Requests go through yt-dlp's (the transport, the gate,
-    its headers); an HTTP error is raised as yt-dlp raises it (a 403 asks for fresh URLs, a 429
-    pauses the lane); a connection lost midway is continued, FETCH_RETRIES times."""
+    2-core machine busy with other work, so in ranges): the whole stage took 1.8-2.4x the time
+    of a plain fetch with yt-dlp's downloader, 1.4-2.0x with this, and this process 0.36-0.42 s
+    of CPU, 0.27-0.31 s with this (the plain fetch: 0.12 s; the SHA-256 alone is 0.12 s).
+    Requests go through yt-dlp's (the transport, the gate, its headers); an HTTP error is
+    raised as yt-dlp raises it (a 403 asks for fresh URLs, a 429 pauses the lane); an answer
+    cut short is continued from where it stopped (a read that fails, or a range answered with
+    nothing, FETCH_RETRIES times at most)."""
     path = Path(ydl.prepare_filename(info))
     part = path.with_name(path.name + ".part")
     report = {"filename": str(path), "tmpfilename": str(part), "info_dict": info}
