@@ -1759,6 +1759,9 @@ class FakeYouTube:
         self.clips: dict[int, Clip] | None = None
         self.media_bandwidth: float | None = None  # bytes per second, per response
         self.media_bytes_sent = 0  # clips' bytes written to clients, in total
+        # The next `cut_media(times=...)` clips' responses end after this many bytes, their
+        # connection closed (a connection lost midway): (bytes, how many responses more).
+        self._media_cut: tuple[int, int] | None = None
         # Clips' responses being sent now, and the most that were at once.
         self.media_in_flight = 0
         self.media_most_in_flight = 0
@@ -1814,6 +1817,20 @@ class FakeYouTube:
             itag: dataclasses.replace(c, announced=announced) for itag, c in clips.items()
         }
         self.media_bandwidth = bandwidth
+
+    def cut_media(self, after: int, times: int = 1) -> None:
+        """The next `times` responses with a clip's bytes stop after `after` bytes of their
+        body, the full length announced, and close their connection."""
+        with self._lock:
+            self._media_cut = (after, times)
+
+    def _take_media_cut(self) -> int | None:
+        with self._lock:
+            if self._media_cut is None:
+                return None
+            after, times = self._media_cut
+            self._media_cut = (after, times - 1) if times > 1 else None
+            return after
 
     def _count_media_bytes(self, sent: int) -> None:
         with self._lock:
@@ -2324,6 +2341,9 @@ class _Handler(BaseHTTPRequestHandler):
         (media_in_flight) until the last slice is written."""
         bandwidth = self.fake.media_bandwidth
         step = max(1, int(bandwidth / 10)) if bandwidth else 64 * 1024
+        cut = self.fake._take_media_cut()
+        if cut is not None:  # the rest never comes: the connection closes (close_connection)
+            body = body[:cut]
         self.fake._media_response(+1)
         try:
             for offset in range(0, len(body), step):

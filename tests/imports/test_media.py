@@ -265,6 +265,27 @@ def test_progress_is_shown_live_on_the_video_card(alice, media, settings):
     assert len(downloading) <= 12  # throttled: about two a second
 
 
+def test_progress_is_shown_live_for_a_single_file_fetched_by_chirp(
+    alice, media, media_clips, tmp_path
+):
+    audio = padded(media_clips[140].path, tmp_path / "140.m4a", 3 * 1024 * 1024)
+    clip = dataclasses.replace(media_clips[140], path=audio)
+    media.serve_media({140: clip}, bandwidth=2_000_000)  # about a second and a half
+    media.add_channel("audioprogress", videos=1)
+    run_import(alice, "@audioprogress", media_quality="audio")
+
+    video = Video.objects.get()
+    downloading = [
+        " ".join(html.split())
+        for _, html in stored_events(alice, video.dom_id)
+        if 'data-stage="download"' in html
+    ]
+    assert any("Downloading " in t and " MB of 3.1 MB" in t and " MB/s" in t for t in downloading)
+    assert any(" s left" in t for t in downloading)
+    assert len(downloading) <= 12  # throttled: about two a second
+    assert MediaFile.objects.get().sha256 == sha256(audio)
+
+
 def media_badges(user, video: Video) -> list[str]:
     """The stored-media badge of each card of `video` sent live to `user` ("" for none)."""
     return [
@@ -358,11 +379,16 @@ def test_a_video_youtube_refuses_fails_its_download_and_keeps_its_metadata(
     assert (item.status, item.attempts) == ("failed", 1)  # not retried by itself
 
 
-def test_an_expired_media_url_is_fetched_fresh_and_the_download_goes_on(alice, media):
+# "720": two streams, downloaded by yt-dlp and merged; "audio": one file, fetched by Chirp.
+BOTH_DOWNLOADERS = pytest.mark.parametrize("quality", ["720", "audio"])
+
+
+@BOTH_DOWNLOADERS
+def test_an_expired_media_url_is_fetched_fresh_and_the_download_goes_on(alice, media, quality):
     media.add_channel("expired", videos=1)
     media.add_fault(kinds={"media"}, status=403, times=1)
 
-    job = run_import(alice, "@expired", media_quality="720")
+    job = run_import(alice, "@expired", media_quality=quality)
 
     assert (job.status, job.done, job.failed) == ("completed", 1, 0)
     assert MediaFile.objects.count() == 1
@@ -375,13 +401,16 @@ def test_an_expired_media_url_is_fetched_fresh_and_the_download_goes_on(alice, m
     assert not any("Paused" in html for html in steps)
 
 
-def test_a_429_on_the_media_pauses_the_lane_and_the_download_resumes(alice, media, settings):
+@BOTH_DOWNLOADERS
+def test_a_429_on_the_media_pauses_the_lane_and_the_download_resumes(
+    alice, media, settings, quality
+):
     settings.CHIRP_YOUTUBE_PAUSE_SECONDS = 1.0
     media.add_channel("busy", videos=1)
     media.add_fault(kinds={"media"}, status=429, times=1)
 
     started = time.monotonic()
-    job = run_import(alice, "@busy", media_quality="720")
+    job = run_import(alice, "@busy", media_quality=quality)
 
     assert (job.status, job.done, job.failed) == ("completed", 1, 0)
     assert time.monotonic() - started >= 1.0  # it waited for the pause
@@ -452,6 +481,59 @@ def test_the_bandwidth_limit_slows_each_download(alice, media, media_clips, sett
     assert job.done == 1
     size = media_clips[136].size + media_clips[140].size
     assert time.monotonic() - started > 0.8 * size / 2_000_000
+
+
+def test_a_single_file_of_unannounced_size_is_stopped_when_it_passes_the_limit(
+    alice, media, media_clips, settings, tmp_path
+):
+    """The same for one file fetched by Chirp itself (the audio alone)."""
+    settings.CHIRP_MEDIA_MAX_BYTES = 1_000_000
+    audio = padded(media_clips[140].path, tmp_path / "140.m4a", 3 * 1024 * 1024)
+    clip = dataclasses.replace(media_clips[140], path=audio)
+    media.serve_media({140: clip}, bandwidth=2_000_000, announced=False)
+    media.add_channel("unsized", videos=1)
+
+    job = run_import(alice, "@unsized", media_quality="audio")
+
+    assert (job.done, job.failed) == (0, 1)
+    video = Video.objects.get()
+    assert video.stage == "error" and "its download was stopped" in video.error
+    assert 1_000_000 < media.media_bytes_sent < audio.stat().st_size  # cut short
+    assert MediaFile.objects.count() == 0 and scratch_files(settings) == []
+
+
+def test_a_connection_lost_midway_is_continued_where_it_stopped(
+    alice, media, media_clips, settings, tmp_path, youtube
+):
+    audio = padded(media_clips[140].path, tmp_path / "140.m4a", 3 * 1024 * 1024)
+    media.serve_media({140: dataclasses.replace(media_clips[140], path=audio)})
+    media.add_channel("lost", videos=1)
+    run_import(alice, "@lost")  # the metadata
+    media.cut_media(after=1_000_000)
+
+    media_file = store_media(Video.objects.get(), "audio", youtube)
+
+    assert (media_file.size, media_file.sha256) == (audio.stat().st_size, sha256(audio))
+    ranges = [r.headers.get("Range", "") for r in media.requests if r.kind == "media"]
+    assert len(ranges) == 2 and ranges[1].startswith("bytes=1000000-")
+    assert media.media_bytes_sent == audio.stat().st_size  # nothing fetched twice
+    assert scratch_files(settings) == []
+
+
+def test_the_bandwidth_limit_slows_a_single_file_fetched_by_chirp(
+    alice, media, media_clips, settings, tmp_path, youtube
+):
+    settings.CHIRP_MEDIA_RATE_LIMIT = 2_000_000
+    audio = padded(media_clips[140].path, tmp_path / "140.m4a", 3 * 1024 * 1024)
+    media.serve_media({140: dataclasses.replace(media_clips[140], path=audio)})
+    media.add_channel("slowaudio", videos=1)
+    run_import(alice, "@slowaudio")  # the metadata
+
+    started = time.monotonic()
+    media_file = store_media(Video.objects.get(), "audio", youtube)
+
+    assert time.monotonic() - started > 0.8 * audio.stat().st_size / 2_000_000
+    assert media_file.sha256 == sha256(audio)
 
 
 @pytest.mark.parametrize(
