@@ -746,6 +746,11 @@ def store_file(
             content = _ScratchFile(raw if hashing is None else hashing, path)
             key = default_storage.save(key, content)
         except Exception as exc:  # whatever the backend raises: OSError, botocore's errors
+            if moving:
+                # A copy across disks cut short (the disk full) leaves its part at the key, which
+                # no record names: gone now. (S3's multipart upload is aborted by boto3.)
+                with contextlib.suppress(OSError):
+                    default_storage.delete(key)
             raise StorageError(_storage_problem(exc)) from exc
     if hashing is not None:
         if hashing.gap or hashing.hashed != size:  # not read in order: hashed on its own

@@ -271,6 +271,8 @@ def test_a_full_disk_fails_the_download_and_a_retry_once_there_is_room_stores_it
     assert video.error == message
     assert escape(message) in shown(alice_client, video)
     assert len(kept(tmp_path)) == 1
+    # Nothing half-written is left in the media folder (no record would ever remove it).
+    assert [p for p in (tiny_disk / "media").rglob("*") if p.is_file()] == []
     sent = fake_youtube.media_bytes_sent
     assert worker.popen.poll() is None
 
