@@ -9,5 +9,10 @@ from chirp.bodylimit import RequestBodyLimit
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "chirp.settings")
 
-# Oversized bodies are refused before Django reads them (chirp/bodylimit.py).
-application = RequestBodyLimit(get_asgi_application(), settings.CHIRP_MAX_REQUEST_BYTES)
+django_application = get_asgi_application()
+
+from imports.websub import CallbackRoute  # noqa: E402 (once Django is set up)
+
+# Oversized bodies are refused before Django reads them (chirp/bodylimit.py); the WebSub hub's
+# notifications are answered in front of Django (imports/websub.py `CallbackRoute`).
+application = RequestBodyLimit(CallbackRoute(django_application), settings.CHIRP_MAX_REQUEST_BYTES)

@@ -20,8 +20,9 @@ connection, and its latency counts from the time it was due. The notifications a
 CALLBACK_CHANNELS followed channels (YouTube notifies per channel, and the per-subscription
 limit stays at its default of 60 a minute: one channel cannot send 100 a second). Printed with
 each run: the 1-minute load average (the machine may be shared), the CPU time the web
-processes and the worker spent per notification, and the web processes' database connections
-(before, at the peak, after).
+processes (during the load) and the worker (until it has handled them all) spent per
+notification, how long after the load the worker was done, and the web processes' database
+connections (before, at the peak, after).
 """
 
 from __future__ import annotations
@@ -266,11 +267,18 @@ def callback_under_load(channels, web: subprocess.Popen, port: int, worker_pid: 
     sampler = threading.Thread(target=sample)
     sampler.start()
     results = offer_load(requests, port, RATE, tmp)
+    web_cpu = _cpu_seconds(_tree(web.pid)) - web_cpu
+    load_after = os.getloadavg()[0]
+    # The worker's CPU counts once it has handled every notification of the load: read at the
+    # end of the load, it left out the backlog, the more so the more the worker fell behind.
+    ended = time.monotonic()
+    pending = WebSubNotification.objects.filter(processed__isnull=True)
+    while pending.exists() and time.monotonic() - ended < 300:
+        time.sleep(0.2)
+    backlog_s = time.monotonic() - ended
+    worker_cpu = _cpu_seconds(_tree(worker_pid)) - worker_cpu
     done.set()
     sampler.join()
-    web_cpu = _cpu_seconds(_tree(web.pid)) - web_cpu
-    worker_cpu = _cpu_seconds(_tree(worker_pid)) - worker_cpu
-    load_after = os.getloadavg()[0]
     time.sleep(1)
     after = _db_connections(web.pid, connection)
     return (
@@ -283,6 +291,8 @@ def callback_under_load(channels, web: subprocess.Popen, port: int, worker_pid: 
             "stored": WebSubNotification.objects.count() - stored_before,
             "web_cpu_ms_per_notification": web_cpu * 1000 / len(results),
             "worker_cpu_ms_per_notification": worker_cpu * 1000 / len(results),
+            "worker_done_after_load_s": backlog_s,
+            "unhandled": pending.count(),
             "db_connections_before": before,
             "db_connections_mean": sum(samples) / len(samples) if samples else float(before),
             "db_connections_peak": peak,
