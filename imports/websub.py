@@ -284,6 +284,9 @@ def enqueue_processing(notification_id: int) -> None:
         "imports.tasks.process_websub_notification",
         notification_id,
         task_name="websub notification",
+        # The notification's row says it was handled (or why not): no Success row besides it
+        # (with its pruning), a write less per notification.
+        save=False,
     )
 
 
