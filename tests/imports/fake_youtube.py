@@ -50,7 +50,6 @@ refuses every other host loudly, so a test can never reach the network.
 from __future__ import annotations
 
 import base64
-import contextlib
 import dataclasses
 import functools
 import hashlib
@@ -2311,6 +2310,8 @@ class _Handler(BaseHTTPRequestHandler):
     fake: FakeYouTube
     server_version = "FakeYouTube/1.0"
     protocol_version = "HTTP/1.1"
+    # A kept media connection left idle is closed after this long (its thread ends).
+    timeout = 30
 
     def _serve(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
@@ -2319,21 +2320,27 @@ class _Handler(BaseHTTPRequestHandler):
         answer = self.fake.handle(
             self.command, host.lower(), self.path, body, dict(self.headers.items())
         )
-        self.close_connection = True
+        # The media host keeps its connections open between a download's ranges, as
+        # googlevideo.com does; everything else answers once and closes.
+        keep_alive = answer.media and self.command == "GET"
+        self.close_connection = not keep_alive
         self.send_response(answer.status)
         self.send_header("Content-Type", answer.content_type)
         self.send_header("Content-Length", str(len(answer.body)))
-        self.send_header("Connection", "close")
+        if not keep_alive:
+            self.send_header("Connection", "close")
         for name, value in answer.headers.items():
             self.send_header(name, value)
         self.end_headers()
         if self.command != "HEAD":
-            # A client that gave up (a timeout test) is not an error.
-            with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+            try:
                 if answer.media:
                     self._send_media(answer.body)
                 else:
                     self.wfile.write(answer.body)
+            except (BrokenPipeError, ConnectionResetError):
+                # A client that gave up (a timeout test) is not an error.
+                self.close_connection = True
 
     def _send_media(self, body: bytes) -> None:
         """In slices of a tenth of a second at the fake's bandwidth, each one counted once
@@ -2342,8 +2349,9 @@ class _Handler(BaseHTTPRequestHandler):
         bandwidth = self.fake.media_bandwidth
         step = max(1, int(bandwidth / 10)) if bandwidth else 64 * 1024
         cut = self.fake._take_media_cut()
-        if cut is not None:  # the rest never comes: the connection closes (close_connection)
+        if cut is not None:  # the rest never comes: the connection closes
             body = body[:cut]
+            self.close_connection = True
         self.fake._media_response(+1)
         try:
             for offset in range(0, len(body), step):
@@ -2401,6 +2409,48 @@ class _ForwardingRH(RequestHandler):
                 f"the fake YouTube refuses {host!r}: tests never reach the network"
             )
 
+    # The media host's connection of each thread, kept between requests as yt-dlp's own
+    # handlers (requests, urllib3's pool) keep theirs: a download's ranges go over one
+    # connection, not one each.
+    _media = threading.local()
+
+    def _send_media(self, target, method, path, data, headers, timeout):
+        last = getattr(self._media, "last", None)
+        self._media.last = None
+        connection = None
+        if last is not None:
+            kept, response = last
+            # Reusable only once its answer was read to the end (an answer closed early leaves
+            # its unread bytes on the socket) and the server keeps the connection open.
+            if (
+                (kept.host, kept.port) == (target.hostname, target.port)
+                and response.isclosed()
+                and response.length == 0
+                and not response.will_close
+            ):
+                connection = kept
+                if kept.sock is not None:
+                    kept.sock.settimeout(timeout)
+            else:
+                kept.close()
+        for fresh in (False, True) if connection is not None else (True,):
+            if fresh:
+                connection = http.client.HTTPConnection(
+                    target.hostname, target.port, timeout=timeout
+                )
+            assert connection is not None
+            try:
+                connection.request(method, path, body=data, headers=headers)
+                raw = connection.getresponse()
+            except (OSError, http.client.HTTPException) as exc:
+                connection.close()
+                if not fresh:
+                    continue  # the kept connection was closed by the server: a new one
+                raise TransportError(cause=exc) from exc
+            self._media.last = (connection, raw)
+            return raw
+        raise AssertionError("unreachable")
+
     def _send(self, request: Request) -> Response:
         host, path = _forward_target(self.base_url, request.url)
         target = urllib.parse.urlsplit(self.base_url)
@@ -2412,20 +2462,23 @@ class _ForwardingRH(RequestHandler):
         data = request.data
         if data is not None and hasattr(data, "read"):
             data = data.read()
-        connection = http.client.HTTPConnection(
-            target.hostname, target.port, timeout=self._calculate_timeout(request)
-        )
+        timeout = self._calculate_timeout(request)
         # Media is streamed as it arrives (yt-dlp writes its .part file as it reads, so a
         # download cut short keeps what came), the rest read at once.
         stream = host.endswith("googlevideo.com") and host != "manifest.googlevideo.com"
-        try:
-            connection.request(request.method, path, body=data, headers=headers)
-            raw = connection.getresponse()
-            body = raw if stream else io.BytesIO(raw.read())
-        except (OSError, http.client.HTTPException) as exc:
-            raise TransportError(cause=exc) from exc
-        finally:
-            connection.close()  # a streamed body keeps its socket until it is read or closed
+        if stream:
+            raw = self._send_media(target, request.method, path, data, headers, timeout)
+            body = raw
+        else:
+            connection = http.client.HTTPConnection(target.hostname, target.port, timeout=timeout)
+            try:
+                connection.request(request.method, path, body=data, headers=headers)
+                raw = connection.getresponse()
+                body = io.BytesIO(raw.read())
+            except (OSError, http.client.HTTPException) as exc:
+                raise TransportError(cause=exc) from exc
+            finally:
+                connection.close()
         cookiejar.extract_cookies(raw, urllib.request.Request(request.url))
         response = Response(
             body,
