@@ -2310,8 +2310,6 @@ class _Handler(BaseHTTPRequestHandler):
     fake: FakeYouTube
     server_version = "FakeYouTube/1.0"
     protocol_version = "HTTP/1.1"
-    # A kept media connection left idle is closed after this long (its thread ends).
-    timeout = 30
 
     def _serve(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
