@@ -391,12 +391,6 @@ CHIRP_IMAGE_THREADS = env_int("CHIRP_IMAGE_THREADS", 2, minimum=1)
 CHIRP_WORKER_ASYNC_COMMIT = env_bool("CHIRP_WORKER_ASYNC_COMMIT", True)
 
 _q_timeout = env_int("CHIRP_TASK_TIMEOUT", 1800, minimum=30)
-# The worker's CPU priority (nice, 0-19): background work yields the CPU to the web processes
-# (pages, live streams, the hub's callback) when the machine is busy. 0: the same as the web.
-CHIRP_WORKER_NICE = env_int("CHIRP_WORKER_NICE", 10, minimum=0)
-if CHIRP_WORKER_NICE > 19:
-    raise ImproperlyConfigured("CHIRP_WORKER_NICE must be between 0 and 19.")
-
 Q_CLUSTER = {
     "name": "chirp",
     "orm": "default",

@@ -75,38 +75,3 @@ def test_two_clusters_run_one_job_at_a_time_per_lane(alice, start_worker):
     for (_, finished), (started, _) in pairwise(spans):
         assert finished <= started, "two jobs of one lane overlapped"
     assert [j.pk for j in sorted(jobs, key=lambda j: j.started)] == [j.pk for j in jobs]
-
-
-def cluster_priorities(worker) -> dict[int, int]:
-    """The CPU priority (nice) of every process of the worker's cluster (its session)."""
-    import os
-    from pathlib import Path
-
-    priorities = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
-            continue  # gone meanwhile
-        if int(fields[3]) == worker.pid:  # its session id (fields from the state on)
-            pid = int(stat.parent.name)
-            priorities[pid] = os.getpriority(os.PRIO_PROCESS, pid)
-    return priorities
-
-
-def test_the_worker_yields_the_cpu_to_the_web_processes(alice, start_worker):
-    import os
-
-    base = os.getpriority(os.PRIO_PROCESS, 0)
-    job = DemoJob.objects.create(owner=alice, size=3, delay=0.05)
-    worker = start_worker()
-    wake_lane("demo")
-    wait_for(lambda: job_state(job).status == "completed", timeout=60)
-
-    priorities = cluster_priorities(worker)
-    assert len(priorities) >= 3  # the cluster, its sentinel and workers
-    assert set(priorities.values()) == {min(base + 10, 19)}  # CHIRP_WORKER_NICE's default
-
-    same = start_worker(CHIRP_WORKER_NICE="0")
-    wait_for(lambda: len(cluster_priorities(same)) >= 3, timeout=60)
-    assert set(cluster_priorities(same).values()) == {base}

@@ -10,7 +10,6 @@ from __future__ import annotations
 import multiprocessing
 import os
 
-from django.conf import settings
 from django_q.cluster import Cluster
 from django_q.management.commands import qcluster
 
@@ -28,10 +27,6 @@ class Command(qcluster.Command):
     def handle(self, *args, **options) -> None:
         # Created before the cluster forks its sentinel and workers, so they all share it.
         engine.shutdown_event = multiprocessing.get_context("fork").Event()
-        # Lower priority for the cluster and every process it forks (CHIRP_WORKER_NICE): a busy
-        # worker does not slow the web's answers. Relative to the priority it was started at.
-        if settings.CHIRP_WORKER_NICE:
-            os.nice(settings.CHIRP_WORKER_NICE)
         if options.get("cluster_name"):
             os.environ["Q_CLUSTER_NAME"] = options["cluster_name"]
         cluster = ChirpCluster()
