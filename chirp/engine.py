@@ -319,7 +319,8 @@ class Monitor(threading.Thread):
         return (job.status, job.done, job.skipped, job.failed, job.cancelled, job.total, job.step)
 
     def send_job(self, job: Job) -> None:
-        """Send the running job's fragments as this tick read it, then check it still runs.
+        """Send the running job's fragments as this tick read it, then again if its status
+        moved meanwhile (Job.moved_since_sent, as the job's own sends do).
 
         The live lock orders this process's sends only: a person's cancel (or pause, or a
         failure) committed by the web server between this tick's read and its send was sent
@@ -329,11 +330,7 @@ class Monitor(threading.Thread):
         from chirp import live
 
         live.publish(job.owner_id, job.all_fragments())
-        model = type(job)
-        status = model.objects.filter(pk=job.pk).values_list("status", flat=True).first()
-        if status is not None and status not in job.active_statuses():
-            ended = model.objects.get(pk=job.pk)
-            live.publish(ended.owner_id, ended.all_fragments())
+        live.publish(job.owner_id, job.moved_since_sent())
 
     def show_totals(self, job: Job, shown: tuple, now: float) -> None:
         """Send the owner's dashboard totals (and the job's own, `totals_fragments`) if the

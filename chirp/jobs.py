@@ -331,7 +331,7 @@ class Job(models.Model):
         status changed, so the owner's dashboard is sent again too (the job changes section);
         `line_moved`: it left its lane's line (see dashboard.publish_on_commit)."""
         live.publish_on_commit(
-            self.owner_id, self._fresh_fragments, self.live_lock, self._moved_since_sent
+            self.owner_id, self._fresh_fragments, self.live_lock, self.moved_since_sent
         )
         if moved or line_moved:
             from chirp import dashboard
@@ -350,7 +350,7 @@ class Job(models.Model):
         self.__dict__.pop("place_in_line", None)
         return self.all_fragments()
 
-    def _moved_since_sent(self) -> list[tuple[str, str]]:
+    def moved_since_sent(self) -> list[tuple[str, str]]:
         """After a send of _fresh_fragments(): the job again if its status changed since it
         was read. That change was sent by whoever made it (another process: the worker
         ending the job, a person cancelling it), possibly before the older state just sent,

@@ -76,20 +76,15 @@ def publish_on_commit(
 
     def send() -> None:
         with lock or contextlib.nullcontext():
-            try:
-                fragments = render()
-            except Exception:
-                logger.exception("Could not render live fragments for user %s", user_id)
-                return
-            publish(user_id, fragments)
-            if recheck is None:
-                return
-            try:
-                fragments = recheck()
-            except Exception:
-                logger.exception("Could not recheck live fragments for user %s", user_id)
-                return
-            publish(user_id, fragments)
+            for make in (render, recheck):
+                if make is None:
+                    return
+                try:
+                    fragments = make()
+                except Exception:
+                    logger.exception("Could not render live fragments for user %s", user_id)
+                    return
+                publish(user_id, fragments)
 
     transaction.on_commit(send)
 

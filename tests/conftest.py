@@ -300,27 +300,28 @@ def browser_for(chromium, web_server):
 S3_BUCKET = "chirp-media"
 
 
-@pytest.fixture
-def s3(tmp_path):
-    """A loopback S3 (moto server) with an empty bucket S3_BUCKET: (endpoint URL, client)."""
+def s3_client(url: str, key: str, secret: str):  # type: ignore[no-untyped-def]
     import boto3
 
-    from tests.chirp.test_settings import CLEAN
-
-    port = free_port()
-    server = Process(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-        CLEAN,
-        tmp_path / "moto.log",
-    )
-    url = f"http://127.0.0.1:{port}"
-    client = boto3.client(
+    return boto3.client(
         "s3",
         endpoint_url=url,
         region_name="us-east-1",
-        aws_access_key_id="test",
-        aws_secret_access_key="test",
+        aws_access_key_id=key,
+        aws_secret_access_key=secret,
     )
+
+
+def start_moto(log: Path, port: int | None = None):  # type: ignore[no-untyped-def]
+    """A loopback S3 (moto server) with an empty bucket S3_BUCKET: (process, URL, client)."""
+    from tests.chirp.test_settings import CLEAN
+
+    port = port or free_port()
+    server = Process(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)], CLEAN, log
+    )
+    url = f"http://127.0.0.1:{port}"
+    client = s3_client(url, "test", "test")  # moto takes any key unless told to check
 
     def up() -> bool:
         try:
@@ -331,5 +332,12 @@ def s3(tmp_path):
 
     wait_for(up, timeout=30)
     client.create_bucket(Bucket=S3_BUCKET)
+    return server, url, client
+
+
+@pytest.fixture
+def s3(tmp_path):
+    """A loopback S3 (moto server) with an empty bucket S3_BUCKET: (endpoint URL, client)."""
+    server, url, client = start_moto(tmp_path / "moto.log")
     yield url, client
     server.terminate(10)

@@ -362,7 +362,10 @@ def test_kick_queues_a_runner_only_for_lanes_with_work(alice):
     assert OrmQ.objects.count() == 1
 
 
-def test_a_monitor_tick_never_sends_an_older_state_after_the_job_ends(alice, monkeypatch):
+def held_tick(alice, monkeypatch):
+    """A running job and its monitor, whose tick (in a thread named "tick") sets `read` once
+    it has read the job, then waits for `go` before it sends what it read:
+    (job, token, monitor, read, go)."""
     make_job(alice)
     token = engine.new_token()
     slot = engine.claim_slot("demo", token)
@@ -380,6 +383,11 @@ def test_a_monitor_tick_never_sends_an_older_state_after_the_job_ends(alice, mon
         return render(self)
 
     monkeypatch.setattr(DemoJob, "live_fragments", slow_tick)
+    return job, token, monitor, read, go
+
+
+def test_a_monitor_tick_never_sends_an_older_state_after_the_job_ends(alice, monkeypatch):
+    job, token, monitor, read, go = held_tick(alice, monkeypatch)
 
     def in_a_thread(target, name: str) -> threading.Thread:
         def run() -> None:
@@ -424,23 +432,7 @@ def test_a_cancel_from_another_process_during_a_monitor_tick_is_the_rows_last_wo
     """The monitor's lock orders its own process's sends; a person's cancel comes from the web
     server. If it commits and is sent between the tick's read of the running job and the
     tick's send, the running row arrives last: the page showed a running job for good."""
-    make_job(alice)
-    token = engine.new_token()
-    slot = engine.claim_slot("demo", token)
-    job, _ = engine.claim_job(DemoJob, token)
-    monitor = engine.Monitor(slot, token)
-    monitor.watch(engine.RunContext(job, token, time.monotonic() + 60))
-    monitor._shown = ()  # the tick sends whatever it reads
-    read, go = threading.Event(), threading.Event()
-    render = DemoJob.live_fragments
-
-    def slow_tick(self):
-        if threading.current_thread().name == "tick":
-            read.set()  # the tick has read the job as it was: running
-            go.wait(5)
-        return render(self)
-
-    monkeypatch.setattr(DemoJob, "live_fragments", slow_tick)
+    job, _, monitor, read, go = held_tick(alice, monkeypatch)
 
     def row_events() -> list[str]:
         return [html for name, html in stored_events(alice) if name == job.dom_id]

@@ -15,7 +15,6 @@ import hashlib
 import json
 import os
 import subprocess
-import sys
 from collections.abc import Iterator
 from html import escape
 from pathlib import Path
@@ -26,7 +25,7 @@ import requests
 from django.urls import reverse
 
 from imports.models import MediaFile, Video
-from tests.conftest import S3_BUCKET, Process, free_port, wait_for
+from tests.conftest import S3_BUCKET, Process, free_port, s3_client, start_moto, wait_for
 from tests.imports.test_media_worker import folders, s3_env, start, state
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
@@ -34,36 +33,8 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
 def moto_server(tmp_path: Path, port: int) -> tuple[Process, str]:
     """A moto server on `port` with the empty bucket S3_BUCKET, as the `s3` fixture starts it."""
-    from tests.chirp.test_settings import CLEAN
-
-    server = Process(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-        CLEAN,
-        tmp_path / f"moto-{port}.log",
-    )
-    url = f"http://127.0.0.1:{port}"
-    client = s3_client(url, "test", "test")
-
-    def up() -> bool:
-        try:
-            client.list_buckets()
-        except Exception:
-            return False
-        return True
-
-    wait_for(up, timeout=30)
-    client.create_bucket(Bucket=S3_BUCKET)
+    server, url, _ = start_moto(tmp_path / f"moto-{port}.log", port)
     return server, url
-
-
-def s3_client(url: str, key: str, secret: str):  # type: ignore[no-untyped-def]
-    return boto3.client(
-        "s3",
-        endpoint_url=url,
-        region_name="us-east-1",
-        aws_access_key_id=key,
-        aws_secret_access_key=secret,
-    )
 
 
 def stored_in_s3(client, media_file: MediaFile) -> str:  # type: ignore[no-untyped-def]
