@@ -29,7 +29,7 @@ def test_a_submitted_page_shows_its_images_go_queued_processing_completed_live(
 
     def gated(data: bytes):
         def handler(request: BaseHTTPRequestHandler) -> None:
-            release.wait(60)
+            release.wait(170)
             request.send_response(200)
             request.send_header("Content-Type", "image/jpeg")
             request.send_header("Content-Length", str(len(data)))
@@ -42,7 +42,9 @@ def test_a_submitted_page_shows_its_images_go_queued_processing_completed_live(
     local_http_server.respond("/photos.html", f"<h1>Photos</h1>{tags}".encode())
     for name in PICTURES:
         local_http_server.route(f"/{name}.jpg", gated(sample_jpegs[name]))
-    start_worker()
+    # The held pictures must outlast a slow first render: by default a fetch gives up after 15 s
+    # without a byte, and then the next two would be processing and none queued.
+    start_worker(CHIRP_FETCH_READ_TIMEOUT="150", CHIRP_FETCH_TIMEOUT="180")
 
     stranger = browser_for(bob)
     stranger.goto("/uploads/")

@@ -27,7 +27,7 @@ def test_a_job_started_through_the_api_shows_on_the_dashboard_live(
 
     def gated(name: str):
         def handler(request: BaseHTTPRequestHandler) -> None:
-            gates[name].wait(60)
+            gates[name].wait(170)
             data = sample_jpegs[name]
             request.send_response(200)
             request.send_header("Content-Type", "image/jpeg")
@@ -41,7 +41,8 @@ def test_a_job_started_through_the_api_shows_on_the_dashboard_live(
     local_http_server.respond("/photos.html", f"<h1>Photos</h1>{tags}".encode())
     for name in PICTURES:
         local_http_server.route(f"/{name}.jpg", gated(name))
-    start_worker()
+    # Held pictures outlast a slow run (a fetch gives up after 15 s without a byte by default).
+    start_worker(CHIRP_FETCH_READ_TIMEOUT="150", CHIRP_FETCH_TIMEOUT="180")
 
     stranger = browser_for(bob)
     stranger.goto("/")
