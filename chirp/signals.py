@@ -5,10 +5,14 @@ import logging
 from django.contrib import messages
 from django.contrib.auth.signals import user_logged_out
 from django.db.models.signals import post_migrate, post_save
-from django.dispatch import receiver
+from django.dispatch import Signal, receiver
 from django_q.signals import post_spawn
 
 logger = logging.getLogger(__name__)
+
+# Sent once by `manage.py qcluster` as the cluster starts, before it forks its processes: for
+# what a killed cluster may have left behind (a receiver's exceptions are its own to log).
+cluster_starting = Signal()
 
 
 @receiver(post_migrate)

@@ -6,18 +6,15 @@ logger = logging.getLogger(__name__)
 
 
 def resume_websub_at_start(sender, **kwargs) -> None:
-    """A worker process just started: the push notifications a killed one left unhandled are
-    queued again (handling one twice changes nothing)."""
-    from django.db import connections
-
+    """The cluster is starting: the push notifications a killed one left unhandled are queued
+    again (handling one twice changes nothing). Once per cluster, not per worker process: a
+    recycled worker lost nothing, and each re-queued notification is a task to run."""
     from imports import websub
 
     try:
         websub.resume_pending()
     except Exception:
-        logger.exception("Could not resume WebSub notifications at worker start")
-    finally:
-        connections.close_all()
+        logger.exception("Could not resume WebSub notifications at the cluster's start")
 
 
 def sweep_deleted_import(sender, instance, **kwargs) -> None:
@@ -37,11 +34,11 @@ class ImportsConfig(AppConfig):
 
     def ready(self) -> None:
         from django.db.models.signals import pre_delete
-        from django_q.signals import post_spawn
 
         from chirp import schedules
+        from chirp.signals import cluster_starting
 
-        post_spawn.connect(resume_websub_at_start, dispatch_uid="imports.resume_websub")
+        cluster_starting.connect(resume_websub_at_start, dispatch_uid="imports.resume_websub")
         pre_delete.connect(
             sweep_deleted_import, sender="imports.ImportJob", dispatch_uid="imports.sweep_deleted"
         )

@@ -11,7 +11,7 @@ zero spacing, Redis on); callback p99 under 50 ms at 100 notifications/s, the we
 database connections unchanged.
 
 The web server is the README's production command (`uvicorn chirp.asgi:application --workers
-2`, chirp.settings, DEBUG off, its access log on), the worker (`manage.py qcluster`) runs
+2`, chirp.settings, DEBUG off, its access log on), the worker (`manage.py qcluster`, DEBUG off) runs
 meanwhile and handles what the callback stores, the fake hub is on loopback.
 
 The callback's load is offered open-loop (tests/benchmarks/openloop.py, in a process of its
@@ -359,12 +359,18 @@ def main(which: str = "") -> None:
             Follow.start(user, c)
         WebSubSubscription.objects.filter(channel__in=loaded).update(state="verified")
 
+        # DEBUG is off for the worker too, as in production (no query log; the cards it renders
+        # name their static files from the manifest that collectstatic writes).
+        os.environ["CHIRP_STATIC_ROOT"] = str(tmp / "static")
+        subprocess.run(
+            [sys.executable, "manage.py", "collectstatic", "--noinput", "-v0"], cwd=ROOT, check=True
+        )
         web = start_production_server(port, tmp / "uvicorn.log", env)
         log = (tmp / "qcluster.log").open("wb")
         worker = subprocess.Popen(
             [sys.executable, "manage.py", "qcluster"],
             cwd=ROOT,
-            env={**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings", "DEBUG": "1"},
+            env={**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings", "DEBUG": "0"},
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,

@@ -6,6 +6,9 @@ from __future__ import annotations
 import time
 
 import pytest
+from django.utils import timezone
+from django_q.models import OrmQ
+from django_q.signals import post_spawn
 
 from imports import websub
 from imports.models import Follow, ImportJobItem, Video, WebSubNotification, WebSubSubscription
@@ -62,3 +65,46 @@ def test_a_killed_worker_leaves_no_notified_video_behind_nor_twice(
         assert Video.objects.filter(youtube_id=youtube_id).count() == 1
         assert ImportJobItem.objects.filter(video__youtube_id=youtube_id).count() == 1
     assert Video.objects.filter(channel=channel).count() == 10
+
+
+def test_a_notification_whose_task_was_lost_is_handled_as_the_cluster_starts(
+    alice, settings, make_channel, start_worker
+):
+    settings.CHIRP_PUBLIC_URL, settings.CHIRP_WEBSUB_HUB = (
+        "http://127.0.0.1:9",
+        "http://127.0.0.1:9/",
+    )
+    channel = make_channel(alice, videos=1, youtube_id="UClostnotification0000", title="Lost")
+    video = channel.videos.get()
+    Follow.start(alice, channel)
+    sub = WebSubSubscription.objects.get(channel=channel)
+    # Stored by the callback, its task gone with a killed cluster (which had taken it).
+    body = upload_body(channel.youtube_id, video.youtube_id, "A title edited on YouTube")
+    lost = WebSubNotification.store(sub.pk, body, timezone.now())
+    OrmQ.objects.all().delete()
+
+    start_worker()
+    # Handled at once, not a minute later by the periodic task (which leaves a notification
+    # 30 s for its own task).
+    wait_for(lambda: WebSubNotification.objects.get(pk=lost).processed is not None, 20)
+    video.refresh_from_db()
+    assert video.title == "A title edited on YouTube"
+
+
+def test_a_recycled_worker_process_queues_no_notification_again(alice, settings, make_channel):
+    settings.CHIRP_PUBLIC_URL, settings.CHIRP_WEBSUB_HUB = (
+        "http://127.0.0.1:9",
+        "http://127.0.0.1:9/",
+    )
+    channel = make_channel(alice, videos=0, youtube_id="UCrecycledworker000000", title="Busy")
+    Follow.start(alice, channel)
+    sub = WebSubSubscription.objects.get(channel=channel)
+    for n in range(3):  # a backlog, each with its task queued
+        body = upload_body(channel.youtube_id, f"backlog{n:04d}", f"Backlog {n}")
+        websub.enqueue_processing(WebSubNotification.store(sub.pk, body, timezone.now()))
+    queued = OrmQ.objects.count()
+
+    # What django-q2 sends in each new worker process, a recycled one's mid-run included.
+    post_spawn.send(sender="django_q", proc_name="Process-1:7")
+
+    assert OrmQ.objects.count() == queued  # no second task for any of them

@@ -10,10 +10,12 @@ from __future__ import annotations
 import multiprocessing
 import os
 
+from django.db import connections
 from django_q.cluster import Cluster
 from django_q.management.commands import qcluster
 
 from chirp import engine
+from chirp.signals import cluster_starting
 
 
 class ChirpCluster(Cluster):
@@ -29,6 +31,13 @@ class Command(qcluster.Command):
         engine.shutdown_event = multiprocessing.get_context("fork").Event()
         if options.get("cluster_name"):
             os.environ["Q_CLUSTER_NAME"] = options["cluster_name"]
+        # Once per cluster, before it forks: work a killed cluster left behind is queued again
+        # here, not by every worker process as it spawns (django-q2's post_spawn comes again
+        # with each recycled worker, mid-run, when nothing was lost).
+        try:
+            cluster_starting.send(sender=self.__class__)
+        finally:
+            connections.close_all()  # not shared with the forked processes
         cluster = ChirpCluster()
         cluster.start()
         if options.get("run_once"):
