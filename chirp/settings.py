@@ -389,6 +389,9 @@ CHIRP_IMAGE_THREADS = env_int("CHIRP_IMAGE_THREADS", 2, minimum=1)
 # On PostgreSQL the worker's commits do not wait for the disk: its work can be redone
 # (chirp/db.py says what a crash of PostgreSQL would cost). Web requests stay durable.
 CHIRP_WORKER_ASYNC_COMMIT = env_bool("CHIRP_WORKER_ASYNC_COMMIT", True)
+# The worker's processes keep their database connections this long (seconds; 0: a new one per
+# task, as the web's DATABASE_CONN_MAX_AGE default does per request).
+CHIRP_WORKER_CONN_MAX_AGE = env_int("CHIRP_WORKER_CONN_MAX_AGE", 600, minimum=0)
 
 _q_timeout = env_int("CHIRP_TASK_TIMEOUT", 1800, minimum=30)
 Q_CLUSTER = {

@@ -20,9 +20,13 @@ def send_websub_request(subscription_id: int) -> str:
 
 
 def process_websub_notification(notification_id: int) -> str:
+    from chirp.db import worker_commits
     from imports import websub
 
-    return websub.process_notification(notification_id)
+    # Handling one again changes nothing, and one whose mark was lost is handled again: its
+    # commits need not wait for the disk (chirp/db.py).
+    with worker_commits():
+        return websub.process_notification(notification_id)
 
 
 def run_websub_due() -> dict[str, int]:

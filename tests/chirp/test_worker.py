@@ -7,6 +7,7 @@ from itertools import pairwise
 
 import pytest
 from django.db.models import Max
+from django_q.tasks import async_task, result
 
 from chirp.engine import wake_lane
 from tests.conftest import wait_for
@@ -75,3 +76,17 @@ def test_two_clusters_run_one_job_at_a_time_per_lane(alice, start_worker):
     for (_, finished), (started, _) in pairwise(spans):
         assert finished <= started, "two jobs of one lane overlapped"
     assert [j.pk for j in sorted(jobs, key=lambda j: j.started)] == [j.pk for j in jobs]
+
+
+def test_a_worker_process_keeps_its_database_connection_from_task_to_task(start_worker):
+    worker = start_worker(CHIRP_WORKERS="1")  # one worker process runs both tasks
+    first = async_task("tests.demo.tasks.connections_opened")
+    assert result(first, wait=30_000) == 1
+    second = async_task("tests.demo.tasks.connections_opened")
+    assert result(second, wait=30_000) == 1  # the same connection: none opened for it
+    worker.terminate(30)
+
+    start_worker(CHIRP_WORKERS="1", CHIRP_WORKER_CONN_MAX_AGE="0")  # one per task, if asked
+    opened = [result(async_task("tests.demo.tasks.connections_opened"), wait=30_000)]
+    opened.append(result(async_task("tests.demo.tasks.connections_opened"), wait=30_000))
+    assert opened[1] is not None and opened[1] > 1
