@@ -82,15 +82,12 @@ def handle_entries(
     if began is None or not entries:
         return Outcome()
     ids = [e.video_id for e in entries]
-    known_before = set(
-        Video.objects.filter(youtube_id__in=ids).values_list("youtube_id", flat=True)
-    )
     outcome = Outcome()
     if (
         fill_gap
         and len(entries) >= FEED_SIZE
-        and not known_before
         and all(e.published is not None and e.published >= began for e in entries)
+        and not Video.objects.filter(youtube_id__in=ids).exists()
     ):
         gap = _list_gap(channel, exclude=set(ids))
         if gap:

@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import requests
 from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from imports import following, websub
@@ -430,3 +431,28 @@ def test_push_turned_on_later_subscribes_the_watched_channels(alice, make_channe
     assert websub.run_due()["sent"] == 1
     assert hub.requests[0].topic == topic_for(channel.youtube_id)
     wait_for(lambda: sub_of(channel).state == "verified", timeout=10)
+
+
+def test_handling_a_pushed_edit_takes_a_fixed_few_statements(alice, bob, make_channel, settings):
+    settings.CHIRP_PUBLIC_URL, settings.CHIRP_WEBSUB_HUB = (
+        "http://127.0.0.1:9",
+        "http://127.0.0.1:9/",
+    )
+    channel = make_channel(alice, videos=3)
+    for user in (alice, bob):
+        Follow.start(user, channel)
+    video = channel.videos.order_by("pk").first()
+    body = upload_body(channel.youtube_id, video.youtube_id, "Edited on YouTube")
+    notification = WebSubNotification.store(sub_of(channel).pk, body, timezone.now())
+
+    with CaptureQueriesContext(connection) as queries:
+        assert websub.process_notification(notification) == "0 new, 1 refreshed, 0 removed"
+
+    video.refresh_from_db()
+    assert video.title == "Edited on YouTube"
+    # Claimed, the channel's follows read, the video updated and read for its card with who
+    # may see it, the check recorded, marked done: Chirp's own statements (the live events'
+    # are the store's, one per follower without Redis). A notification names a video or two:
+    # nothing is read for the gap a whole feed of new videos could leave.
+    own = [q["sql"] for q in queries if "imports_" in q["sql"]]
+    assert len(own) <= 13, "\n".join(sql[:120] for sql in own)
