@@ -347,8 +347,8 @@ def run_due(now: datetime | None = None, session: requests.Session | None = None
 # its database work runs in STORE_THREADS long-lived threads of the web process, each keeping
 # its connection from one request to the next. (Django runs a synchronous view under ASGI in a
 # new thread per request, whose connection is opened and closed with the request: a connection
-# per notification, as many at once as notifications in flight.) A web process so holds at
-# most STORE_THREADS connections for push, however many notifications arrive.
+# per notification, as many at once as notifications in flight.) From its first notification
+# on, a web process so holds STORE_THREADS connections for push, however many arrive.
 
 STORE_THREADS = 4
 _store = ThreadPoolExecutor(STORE_THREADS, thread_name_prefix="websub-store")
@@ -375,10 +375,40 @@ class Taken(enum.Enum):
     GONE = "gone"  # no such subscription any more (its token was replaced): 404
 
 
+_warmed = False
+
+
 async def in_store_thread(func: Callable[..., T], *args: Any) -> T:
-    """Run `func(*args)` in one of the callback's store threads (it may use the database)."""
+    """Run `func(*args)` in one of the callback's store threads (it may use the database).
+    The first call opens every store thread's connection: from then on the process holds
+    the same STORE_THREADS connections for push, none opened while a burst is answered."""
+    global _warmed
+    if not _warmed:
+        _warmed = True
+        _on_every_store_thread(_connect)
     loop = asyncio.get_running_loop()
     return await loop.run_in_executor(_store, _with_usable_connection, func, args)
+
+
+def _connect() -> None:
+    try:
+        connection.ensure_connection()
+    except Exception:  # the next notification tries again, and is answered 500 if it fails
+        logger.exception("A WebSub store thread could not connect to the database")
+
+
+def _on_every_store_thread(func: Callable[[], None]) -> list:
+    """Run `func` once in each store thread (each waits for the others, so no thread runs
+    two); the futures, to wait for or not."""
+    barrier = threading.Barrier(STORE_THREADS)
+
+    def run() -> None:
+        try:
+            func()
+        finally:
+            barrier.wait(timeout=30)
+
+    return [_store.submit(run) for _ in range(STORE_THREADS)]
 
 
 def _with_usable_connection(func: Callable[..., T], args: tuple) -> T:
@@ -395,14 +425,10 @@ def _with_usable_connection(func: Callable[..., T], args: tuple) -> T:
 
 def close_store_connections() -> None:
     """Close the store threads' connections (tests: before their database is dropped)."""
-    barrier = threading.Barrier(STORE_THREADS)
-
-    def close() -> None:
-        connection.close()
-        barrier.wait(timeout=30)  # each thread takes exactly one of these
-
-    for future in [_store.submit(close) for _ in range(STORE_THREADS)]:
+    global _warmed
+    for future in _on_every_store_thread(lambda: connection.close()):  # each thread's own
         future.result()
+    _warmed = False
 
 
 def cached_subscriber(token: str) -> Subscriber | None:

@@ -341,3 +341,24 @@ def s3(tmp_path):
     server, url, client = start_moto(tmp_path / "moto.log")
     yield url, client
     server.terminate(10)
+
+
+def database_handles(server) -> int:
+    """Connections the web server holds to the test database: PostgreSQL backends, or open
+    file handles on the SQLite file (/proc/<pid>/fd)."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                "AND pid <> pg_backend_pid()"
+            )
+            return cursor.fetchone()[0]
+    database = os.path.realpath(connection.settings_dict["NAME"])
+    fds = f"/proc/{server.process.pid}/fd"
+    count = 0
+    for fd in os.listdir(fds):
+        try:
+            count += os.readlink(f"{fds}/{fd}") == database
+        except FileNotFoundError:
+            continue  # closed while we looked
+    return count

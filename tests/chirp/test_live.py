@@ -12,7 +12,7 @@ from django.utils import timezone
 from django_eventstream.models import Event as EventRow
 
 from chirp import live
-from tests.conftest import session_cookie_for, start_web_server, wait_for
+from tests.conftest import database_handles, session_cookie_for, start_web_server, wait_for
 from tests.demo.models import DemoJob
 from tests.sse import SSEClient, stored_events
 
@@ -208,31 +208,10 @@ def test_a_stream_request_django_eventstream_cannot_read_is_400(
     assert message in response.content.decode()
 
 
-def _database_handles(server) -> int:
-    """Connections the web server holds to the test database: PostgreSQL backends, or open
-    file handles on the SQLite file (/proc/<pid>/fd)."""
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute(
-                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-                "AND pid <> pg_backend_pid()"
-            )
-            return cursor.fetchone()[0]
-    database = os.path.realpath(connection.settings_dict["NAME"])
-    fds = f"/proc/{server.process.pid}/fd"
-    count = 0
-    for fd in os.listdir(fds):
-        try:
-            count += os.readlink(f"{fds}/{fd}") == database
-        except FileNotFoundError:
-            continue  # closed while we looked
-    return count
-
-
 def _settled_handles(server, baseline: int, timeout: float = 5) -> int:
     """The handle count once back to `baseline`, or what it still is after `timeout`."""
     deadline = time.monotonic() + timeout
-    while (count := _database_handles(server)) > baseline and time.monotonic() < deadline:
+    while (count := database_handles(server)) > baseline and time.monotonic() < deadline:
         time.sleep(0.2)
     return count
 
@@ -248,7 +227,7 @@ def test_fifty_streams_hold_no_database_handle_open_or_closed(mode, alice, tmp_p
         first.next_event("stream-open")
         first.close()
         time.sleep(0.5)
-        baseline = _database_handles(server)
+        baseline = database_handles(server)
 
         def open_stream(_: int) -> SSEClient:
             stream = SSEClient(server.url + "/events/", cookie)

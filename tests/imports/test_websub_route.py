@@ -6,6 +6,7 @@ rest of the body."""
 from __future__ import annotations
 
 import socket
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 import pytest
@@ -14,7 +15,7 @@ from django.utils import timezone
 
 from imports import websub
 from imports.models import Follow, Video, WebSubNotification, WebSubSubscription
-from tests.conftest import start_web_server
+from tests.conftest import database_handles, start_web_server, wait_for
 from tests.imports.fake_hub import sign, upload_body
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -149,3 +150,18 @@ def test_a_host_django_would_refuse_is_refused(subscribed):
     )
     assert answer.status_code == 400
     assert WebSubNotification.objects.count() == 0
+
+
+def test_the_callbacks_database_connections_are_opened_once_and_kept(subscribed, server):
+    channel, sub, url = subscribed
+    before = database_handles(server)  # the web server's, before any notification
+    body = upload_body(channel.youtube_id, "route000009", "First")
+    assert deliver(url, body, sign(sub.secret, body)).status_code == 202
+    # The first one opens every store thread's connection, at once.
+    wait_for(lambda: database_handles(server) == before + websub.STORE_THREADS, timeout=10)
+
+    # A burst, answered (429 past the minute's allowance) without one connection more.
+    with ThreadPoolExecutor(8) as pool:
+        statuses = list(pool.map(lambda _: deliver(url, body, sign(sub.secret, body)), range(40)))
+    assert {answer.status_code for answer in statuses} == {202, 429}
+    assert database_handles(server) == before + websub.STORE_THREADS
