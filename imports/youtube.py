@@ -834,6 +834,35 @@ class _YoutubeDL(yt_dlp.YoutubeDL):
             return self.build_request_director(self._chirp_handlers)
         return yt_dlp.YoutubeDL._request_director.func(self)
 
+    @functools.cached_property
+    def _js_runtimes(self):  # type: ignore[override]
+        """yt-dlp's JavaScript runtimes, the process's own: each runtime asks its binary for
+        its version once (`deno --version`, a subprocess of this whole process: ~7 ms), and
+        yt-dlp makes new ones for every YoutubeDL, of which a download builds one."""
+        runtimes = yt_dlp.YoutubeDL._js_runtimes.func(self)
+        return {
+            name: runtime
+            if runtime is None
+            else _JS_RUNTIMES.setdefault((name, type(runtime), runtime._path), runtime)
+            for name, runtime in runtimes.items()
+        }
+
+    def _forceprint(self, key, info_dict):  # type: ignore[no-untyped-def]
+        """Nothing, unless something is to be printed at `key` (Chirp prints nothing): yt-dlp
+        renders the tables of formats, thumbnails and subtitles, for its print templates, at
+        every step of every extraction (a few milliseconds each time). The `video` step's
+        copy is used for other printing (`forcetitle`...): that one is left to yt-dlp."""
+        if (
+            key != "video"
+            and not self.params["forceprint"].get(key)
+            and not self.params["print_to_file"].get(key)
+        ):
+            return None
+        return super()._forceprint(key, info_dict)
+
+
+_JS_RUNTIMES: dict[tuple[str, type, str | None], Any] = {}
+
 
 def _deno_path() -> str | None:
     try:

@@ -67,7 +67,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, ClassVar
 from xml.sax.saxutils import escape as xml_escape
 
 import requests
@@ -2407,30 +2407,35 @@ class _ForwardingRH(RequestHandler):
                 f"the fake YouTube refuses {host!r}: tests never reach the network"
             )
 
-    # The media host's connection of each thread, kept between requests as yt-dlp's own
-    # handlers (requests, urllib3's pool) keep theirs: a download's ranges go over one
-    # connection, not one each.
-    _media = threading.local()
+    # The media host's connections, kept between requests as yt-dlp's own handlers (requests,
+    # urllib3's pool) keep theirs, and shared by the threads as that pool is: a download's
+    # ranges go over the connections it has, not one each. Each with the answer it carried
+    # last, reused once that answer was read to the end.
+    _media: ClassVar[list[tuple[http.client.HTTPConnection, http.client.HTTPResponse]]] = []
+    _media_lock = threading.Lock()
+
+    def _kept_media_connection(self, target, timeout) -> http.client.HTTPConnection | None:
+        with self._media_lock:
+            for entry in list(self._media):
+                kept, response = entry
+                if not response.isclosed():
+                    continue  # still being read
+                self._media.remove(entry)
+                # Reusable only once its answer was read to the end (an answer closed early
+                # leaves its unread bytes on the socket) and the server keeps it open.
+                if (
+                    (kept.host, kept.port) == (target.hostname, target.port)
+                    and response.length == 0
+                    and not response.will_close
+                ):
+                    if kept.sock is not None:
+                        kept.sock.settimeout(timeout)
+                    return kept
+                kept.close()
+        return None
 
     def _send_media(self, target, method, path, data, headers, timeout):
-        last = getattr(self._media, "last", None)
-        self._media.last = None
-        connection = None
-        if last is not None:
-            kept, response = last
-            # Reusable only once its answer was read to the end (an answer closed early leaves
-            # its unread bytes on the socket) and the server keeps the connection open.
-            if (
-                (kept.host, kept.port) == (target.hostname, target.port)
-                and response.isclosed()
-                and response.length == 0
-                and not response.will_close
-            ):
-                connection = kept
-                if kept.sock is not None:
-                    kept.sock.settimeout(timeout)
-            else:
-                kept.close()
+        connection = self._kept_media_connection(target, timeout)
         for fresh in (False, True) if connection is not None else (True,):
             if fresh:
                 connection = http.client.HTTPConnection(
@@ -2445,7 +2450,8 @@ class _ForwardingRH(RequestHandler):
                 if not fresh:
                     continue  # the kept connection was closed by the server: a new one
                 raise TransportError(cause=exc) from exc
-            self._media.last = (connection, raw)
+            with self._media_lock:
+                self._media.append((connection, raw))
             return raw
         raise AssertionError("unreachable")
 

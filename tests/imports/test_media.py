@@ -520,6 +520,54 @@ def test_a_connection_lost_midway_is_continued_where_it_stopped(
     assert scratch_files(settings) == []
 
 
+RANGE = 10 * 1024 * 1024  # yt-dlp's chunk size for YouTube's formats
+
+
+def test_each_range_is_asked_for_while_the_one_before_is_read(
+    alice, media, media_clips, settings, tmp_path, youtube
+):
+    audio = padded(media_clips[140].path, tmp_path / "140.m4a", 2 * RANGE + 1_000_000)
+    media.serve_media({140: dataclasses.replace(media_clips[140], path=audio)})
+    media.media_bandwidth = 40_000_000  # a quarter of a second a range
+    media.add_channel("ranges", videos=1)
+    run_import(alice, "@ranges")  # the metadata
+
+    media_file = store_media(Video.objects.get(), "audio", youtube)
+
+    size = audio.stat().st_size
+    assert (media_file.size, media_file.sha256) == (size, sha256(audio))
+    ranges = [r.headers.get("Range") for r in media.requests if r.kind == "media"]
+    assert ranges == [
+        f"bytes=0-{RANGE - 1}",
+        f"bytes={RANGE}-{2 * RANGE - 1}",
+        f"bytes={2 * RANGE}-{size - 1}",
+    ]
+    assert media.media_most_in_flight == 2  # the next one on its way while one was sent
+    assert media.media_bytes_sent == size  # nothing fetched twice
+    assert scratch_files(settings) == []
+
+
+def test_a_range_cut_short_is_continued_and_the_next_one_asked_for_already_is_read_after_it(
+    alice, media, media_clips, settings, tmp_path, youtube
+):
+    audio = padded(media_clips[140].path, tmp_path / "140.m4a", RANGE + 1_000_000)
+    media.serve_media({140: dataclasses.replace(media_clips[140], path=audio)})
+    media.add_channel("cutrange", videos=1)
+    run_import(alice, "@cutrange")  # the metadata
+    media.cut_media(after=1_000_000)
+
+    media_file = store_media(Video.objects.get(), "audio", youtube)
+
+    size = audio.stat().st_size
+    assert (media_file.size, media_file.sha256) == (size, sha256(audio))
+    ranges = [r.headers.get("Range") for r in media.requests if r.kind == "media"]
+    assert sorted(ranges) == sorted(
+        [f"bytes=0-{RANGE - 1}", f"bytes=1000000-{RANGE - 1}", f"bytes={RANGE}-{size - 1}"]
+    )
+    assert media.media_bytes_sent == size  # nothing fetched twice
+    assert scratch_files(settings) == []
+
+
 def test_the_bandwidth_limit_slows_a_single_file_fetched_by_chirp(
     alice, media, media_clips, settings, tmp_path, youtube
 ):

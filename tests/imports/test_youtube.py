@@ -574,6 +574,48 @@ def test_cookies_file_is_sent(fake_youtube, tmp_path):
     assert "VISITOR_INFO1_LIVE=fakevisitor" in fake_youtube.requests[0].headers.get("Cookie", "")
 
 
+@pytest.mark.parametrize("fake_youtube_shape", ["classic"])
+def test_each_download_does_not_ask_the_javascript_runtime_its_version_again(
+    fake_youtube, youtube, monkeypatch
+):
+    """yt-dlp asks `deno --version` (a subprocess) once per YoutubeDL; a download builds one."""
+    from yt_dlp.utils import _jsruntime
+
+    video = fake_youtube.add_channel("probed", videos=1).videos[0]
+    monkeypatch.setattr("imports.youtube._JS_RUNTIMES", {})
+    asked = []
+    probe = _jsruntime._get_exe_version_output
+
+    def counting(path, *args, **kwargs):  # type: ignore[no-untyped-def]
+        asked.append(path)
+        return probe(path, *args, **kwargs)
+
+    monkeypatch.setattr(_jsruntime, "_get_exe_version_output", counting)
+
+    for _ in range(3):
+        with youtube.downloader({"format": "b"}) as ydl:
+            info = ydl.extract_info(f"https://www.youtube.com/watch?v={video.id}", download=False)
+        assert info["id"] == video.id
+
+    assert len(asked) == 1
+
+
+@pytest.mark.parametrize("fake_youtube_shape", ["classic"])
+def test_an_extraction_renders_no_tables_that_nobody_prints(fake_youtube, youtube, monkeypatch):
+    video = fake_youtube.add_channel("tables", videos=1).videos[0]
+    rendered = []
+    monkeypatch.setattr(
+        yt_dlp.YoutubeDL, "render_formats_table", lambda self, info: rendered.append(info)
+    )
+
+    youtube.fetch_video(video.id)
+    with youtube.downloader({"format": "b"}) as ydl:
+        info = ydl.extract_info(f"https://www.youtube.com/watch?v={video.id}", download=False)
+
+    assert info["id"] == video.id
+    assert rendered == []
+
+
 # --- Errors -------------------------------------------------------------------------------------
 
 
